@@ -1,0 +1,77 @@
+# Everything a fresh machine needs is installed from here: `make run` and `make test` are the quickstart.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export CLV_DATA_DIR ?= $(CURDIR)/data
+export PYTHONUNBUFFERED := 1
+CLV := $(BIN)/clv
+DEMO_CUSTOMERS ?= 20000
+DEMO_DAYS ?= 730
+
+.PHONY: setup instance data features train promote-clv promote-segment serve-api serve-dashboard dev run test lint bench mlflow-ui browser clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP) instance
+
+instance:
+	@mkdir -p $(DAGSTER_HOME) $(CLV_DATA_DIR)
+	@cp -u dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# Headless Chromium for the dashboard's browser tests (Debian package; Playwright's own download is not used).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+data: setup
+	$(CLV) generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS)
+
+features: setup
+	$(CLV) materialize features
+
+train: setup
+	$(CLV) materialize train
+
+promote-clv: setup
+	$(CLV) promote clv
+
+promote-segment: setup
+	$(CLV) promote segment
+
+serve-api: setup
+	$(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$${API_PORT:-8000} 'api:create_app()'
+
+serve-dashboard: setup
+	$(BIN)/streamlit run dashboards/streamlit_app.py --server.headless true --server.port $${DASHBOARD_PORT:-8501}
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_DATA_DIR)/mlflow.db --port $${MLFLOW_PORT:-5000}
+
+# Dagster UI: webserver and daemon as two processes (dagster dev does not stop cleanly on SIGTERM).
+dev: setup
+	$(BIN)/dagster-daemon run -w workspace.yaml & \
+	trap 'kill %1' EXIT; \
+	$(BIN)/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
+
+run: setup
+	$(CLV) run --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(CLV) bench all
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,31 @@
+"""DuckDB warehouse access: one file, schemas raw/staging/features/models/serving, SQL kept in sql/*.sql."""
+
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+SQL_DIR = Path(__file__).parent / "sql"
+SCHEMAS = ("raw", "staging", "features", "models", "serving")
+
+
+@cache
+def read_sql(name: str) -> str:
+    """Text of lib/sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (creating its folder) with every schema and table in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        ensure_tables(con)
+    return con
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(read_sql("ddl"))
