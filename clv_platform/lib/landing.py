@@ -1,0 +1,72 @@
+"""Landing-folder bookkeeping: which daily files are there, and which are new or changed since last look."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from clv_platform.lib.schema import LANDING_FILE_RE
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    day: date
+    fingerprint: str  # "<size>:<mtime_ns>"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_landing_files(landing_dir: Path) -> list[LandingFile]:
+    """Files named transactions_YYYY-MM-DD.csv|parquet, by date. Other names are left for the loader to report."""
+    files = []
+    if not landing_dir.is_dir():
+        return files
+    for path in sorted(landing_dir.iterdir()):
+        match = LANDING_FILE_RE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        stat = path.stat()
+        files.append(LandingFile(path, day, f"{stat.st_size}:{stat.st_mtime_ns}"))
+    return files
+
+
+def changed_files(landing_dir: Path, cursor: str | None) -> tuple[list[LandingFile], str]:
+    """Files that are new or whose content changed since `cursor`, and the new cursor.
+
+    The cursor maps file name -> [fingerprint, sha256]. A file is only re-hashed when its size or
+    mtime moved, so a tick over years of history stays cheap; an identical re-delivery is not a change.
+    """
+    seen: dict[str, list[str]] = json.loads(cursor) if cursor else {}
+    changed = []
+    for landing_file in list_landing_files(landing_dir):
+        previous = seen.get(landing_file.path.name)
+        if previous and previous[0] == landing_file.fingerprint:
+            continue
+        digest = sha256_of(landing_file.path)
+        if not previous or previous[1] != digest:
+            changed.append(landing_file)
+        seen[landing_file.path.name] = [landing_file.fingerprint, digest]
+    return changed, json.dumps(seen, sort_keys=True)
+
+
+def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """[d1, d2, d3, d7] -> [(d1, d3), (d7, d7)]: consecutive days become one ranged (single-run) backfill."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges

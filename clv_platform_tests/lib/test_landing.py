@@ -1,0 +1,31 @@
+from datetime import date
+
+from clv_platform.lib.landing import changed_files, contiguous_ranges, list_landing_files
+
+
+def test_contiguous_ranges():
+    d = date.fromisoformat
+    days = [d("2024-01-03"), d("2024-01-01"), d("2024-01-02"), d("2024-01-05"), d("2024-01-05")]
+    assert contiguous_ranges(days) == [(d("2024-01-01"), d("2024-01-03")), (d("2024-01-05"), d("2024-01-05"))]
+    assert contiguous_ranges([]) == []
+
+
+def test_only_well_named_files_are_listed(tmp_path):
+    for name in ("transactions_2024-01-01.csv", "transactions_2024-01-02.parquet", "transactions_2024-13-01.csv",
+                 "transactions_20240103.csv", "readme.md"):
+        (tmp_path / name).write_text("x")
+    assert [f.day.isoformat() for f in list_landing_files(tmp_path)] == ["2024-01-01", "2024-01-02"]
+    assert list_landing_files(tmp_path / "missing") == []
+
+
+def test_changed_files_tracks_content_not_timestamps(tmp_path):
+    path = tmp_path / "transactions_2024-01-01.csv"
+    path.write_text("a")
+    changed, cursor = changed_files(tmp_path, None)
+    assert len(changed) == 1
+    path.write_text("a")  # same bytes, new mtime
+    changed, cursor = changed_files(tmp_path, cursor)
+    assert changed == []
+    path.write_text("b")
+    changed, _ = changed_files(tmp_path, cursor)
+    assert [f.path.name for f in changed] == [path.name]
