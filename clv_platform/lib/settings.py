@@ -33,7 +33,9 @@ class Settings:
 
     @property
     def snapshot_root(self) -> Path:
-        return self.data_dir / "serving"
+        # CLV_SNAPSHOT_ROOT points readers (API, dashboard) at another snapshot root, e.g. in tests.
+        override = os.environ.get("CLV_SNAPSHOT_ROOT")
+        return Path(override).expanduser().resolve() if override else self.data_dir / "serving"
 
 
 def get_settings() -> Settings:
