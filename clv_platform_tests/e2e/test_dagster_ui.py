@@ -1,0 +1,121 @@
+"""The Dagster UI as a user runs it (`make dev`): dagster-webserver + dagster-daemon as two processes.
+
+Landing files are dropped in, the daemon's landing_files_sensor launches an ingestion run on its own,
+and the webserver's GraphQL API shows the asset graph, partitions, sensor, schedules and the finished run.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+HEADER = "order_id,line_number,customer_id,order_ts,category,quantity,unit_price,channel,country,original_order_id\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture()
+def dagster_ui(tmp_path):
+    home, data = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    landing = data / "landing"
+    landing.mkdir(parents=True)
+    for day in ("2024-05-01", "2024-05-02"):
+        rows = [f"O{day}-{i},1,C{i:03d},{day}T1{i % 10}:00:00,books,1,12.50,web,US,\n" for i in range(20)]
+        (landing / f"transactions_{day}.csv").write_text(HEADER + "".join(rows))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(data)}
+    port = free_port()
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("daemon", "webserver")}
+    procs = [
+        subprocess.Popen([BIN / "dagster-daemon", "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                         stdout=logs["daemon"], stderr=subprocess.STDOUT, start_new_session=True),
+        subprocess.Popen([BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                         cwd=REPO, env=env, stdout=logs["webserver"], stderr=subprocess.STDOUT,
+                         start_new_session=True),
+    ]
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("webserver did not come up:\n" + (tmp_path / "webserver.log").read_text()[-3000:])
+        yield port, data, tmp_path
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for log in logs.values():
+            log.close()
+
+
+@pytest.mark.slow
+def test_sensor_launches_ingestion_and_ui_shows_everything(dagster_ui):
+    port, data, tmp = dagster_ui
+    nodes = graphql(port, "{ assetNodes { assetKey { path } groupName isPartitioned } }")["assetNodes"]
+    keys = {"/".join(node["assetKey"]["path"]): node for node in nodes}
+    for key in ("raw/transactions", "staging/transactions", "features/customer_features", "models/bgnbd",
+                "models/clv_model", "models/segment_model", "serving/customer_scores"):
+        assert key in keys, f"{key} missing from the asset graph: {sorted(keys)}"
+    assert keys["raw/transactions"]["isPartitioned"] and keys["raw/transactions"]["groupName"] == "ingestion"
+
+    repo = graphql(port, """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+        sensors { name sensorState { status } } schedules { name } } } } }""")["repositoriesOrError"]["nodes"][0]
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    assert sensors["landing_files_sensor"] == "RUNNING"
+    assert {"daily_ingestion_schedule", "weekly_training_schedule"} <= {s["name"] for s in repo["schedules"]}
+
+    # The daemon ticks the sensor, which queues one ranged run for the two consecutive days; the run queue runs it.
+    query = """{ runsOrError(filter: {pipelineName: "ingestion_job"}) { ... on Runs { results {
+        runId status tags { key value } } } } }"""
+    deadline, runs = time.time() + 240, []
+    while time.time() < deadline:
+        runs = graphql(port, query)["runsOrError"]["results"]
+        if runs and runs[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(3)
+    assert runs, "the sensor launched no run:\n" + (tmp / "daemon.log").read_text()[-3000:]
+    assert runs[0]["status"] == "SUCCESS", json.dumps(runs[0])
+    tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
+    assert tags.get("dagster/asset_partition_range_start") == "2024-05-01"
+    assert tags.get("dagster/asset_partition_range_end") == "2024-05-02"
+
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        by_day = dict(con.execute(
+            "SELECT partition_date::VARCHAR, count(*) FROM staging.transactions GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert by_day == {"2024-05-01": 20, "2024-05-02": 20}
