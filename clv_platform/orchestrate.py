@@ -36,11 +36,20 @@ class JobFailed(RuntimeError):
     pass
 
 
-def run_job(name: str, tags: dict | None = None, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
-    """Execute a job in this process; on failure raise with the failing steps' error messages."""
+def run_job(
+    name: str,
+    tags: dict | None = None,
+    partition_key: str | None = None,
+    asset_keys: list[tuple[str, ...]] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Execute a job (or some of its assets) in this process; on failure raise with the steps' errors."""
     job = definitions().resolve_job_def(name)
     result = job.execute_in_process(
-        instance=instance(), tags=tags or {}, partition_key=partition_key, raise_on_error=False
+        instance=instance(),
+        tags=tags or {},
+        partition_key=partition_key,
+        asset_selection=[dg.AssetKey(list(key)) for key in asset_keys] if asset_keys else None,
+        raise_on_error=False,
     )
     if not result.success:
         errors = [
@@ -70,3 +79,92 @@ def ingest_landing() -> tuple[date, date]:
         raise JobFailed(f"no landing files in {get_settings().landing_dir}: run `clv generate` or `clv import-cdnow`")
     ingest_range(*days)
     return days
+
+
+def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
+    """`make run`: every stage in order, each a Dagster run on the real instance."""
+    from clv_platform.lib import generator, registry
+
+    settings = get_settings()
+    if landing_range(settings.landing_dir) is None:
+        echo(f"[1/6] generating demo data: {customers:,} customers over {days} days -> {settings.landing_dir}")
+        generator.generate(settings.landing_dir, customers=customers, days=days, seed=seed)
+    else:
+        echo(f"[1/6] using the landing files already in {settings.landing_dir}")
+    start, end = landing_range(settings.landing_dir)
+    echo(f"[2/6] ingesting and validating partitions {start}..{end} (one ranged run)")
+    ingest_range(start, end)
+    echo("[3/6] training: features, BG/NBD + Gamma-Gamma, LightGBM CLV model, segment model")
+    run_job("training_job")
+    echo("[4/6] promotion: `production` goes to the new models only on the first run (later: make promote-*)")
+    for model in ("clv", "segment"):
+        if registry.has_production(model):
+            echo(f"  {model}: production already set; the new version waits as `staging` (make promote-{model})")
+        else:
+            echo("  " + registry.promote(model).message)
+    echo("[5/6] scoring every customer and publishing the serving snapshot")
+    run_job("scoring_job")
+    echo("[6/6] monthly segment history")
+    run_segment_history(end)
+    echo(summary_text())
+
+
+def run_segment_history(last_day: date, months: int = 6) -> None:
+    """Backfill the last few monthly as-of partitions of serving/segment_history (one ranged run)."""
+    from clv_platform.defs.partitions import monthly_partitions
+
+    keys = [key for key in monthly_partitions.get_partition_keys() if key <= last_day.isoformat()][-months:]
+    if keys:
+        run_job("segment_history_job", tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
+
+
+def summary_text() -> str:
+    """A short report read from the published snapshot and the warehouse (opened read-only, after the runs)."""
+    import duckdb
+
+    settings = get_settings()
+    lines = ["", "== clv_platform summary =="]
+    if settings.warehouse_path.exists():
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            partitions, read, loaded, rejected = con.execute(
+                "SELECT count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected) FROM raw.load_audit"
+            ).fetchone()
+            customers, first, last = con.execute(
+                "SELECT count(DISTINCT customer_id), min(partition_date), max(partition_date) FROM staging.transactions"
+            ).fetchone()
+        finally:
+            con.close()
+        lines.append(
+            f"warehouse   {settings.warehouse_path}\n"
+            f"partitions  {partitions:,} ({first}..{last})\n"
+            f"rows        read {read or 0:,} = loaded {loaded or 0:,} + quarantined {rejected or 0:,}\n"
+            f"customers   {customers:,}"
+        )
+    lines.extend(snapshot_lines(settings.snapshot_root))
+    lines.append(
+        "next        Dagster UI: make dev (http://127.0.0.1:3000) | MLflow: make mlflow-ui (http://127.0.0.1:5000)\n"
+        "            API: make serve-api (POST http://127.0.0.1:8000/predict) | "
+        "dashboard: make serve-dashboard (http://127.0.0.1:8501)"
+    )
+    return "\n".join(lines)
+
+
+def snapshot_lines(snapshot_root: Path) -> list[str]:
+    from clv_platform.lib.snapshot import SnapshotReader
+
+    try:
+        snapshot = SnapshotReader(snapshot_root).read()
+    except FileNotFoundError:
+        return ["snapshot    none published yet"]
+    manifest = snapshot.manifest
+    lines = [f"snapshot    {manifest['snapshot_id']} as of {manifest['as_of_date']} -> {snapshot_root}/current"]
+    metrics = snapshot.tables.get("model_metrics")
+    if metrics is not None and len(metrics):
+        lines.append("model metrics on held-out customers:")
+        lines.extend("  " + line for line in metrics.to_string(index=False, float_format="{:.3f}".format).splitlines())
+    segments = snapshot.tables.get("segment_summary")
+    if segments is not None and len(segments):
+        lines.append("segments:")
+        lines.extend("  " + line for line in segments.to_string(index=False, float_format="{:.2f}".format).splitlines())
+    return lines

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from clv_platform.defs.partitions import daily_partitions
+from clv_platform.defs.partitions import daily_partitions, monthly_partitions
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
@@ -22,4 +22,11 @@ scoring_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("features", "btyd")
     | dg.AssetSelection.assets(dg.AssetKey(["serving", "customer_scores"])),
     description="Score every customer with the `production` models and publish the serving snapshot.",
+)
+
+segment_history_job = dg.define_asset_job(
+    "segment_history_job",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["serving", "segment_history"])),
+    partitions_def=monthly_partitions,
+    description="Month-end as-of scores and segments for every customer (backfillable history).",
 )

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from clv_platform.defs.jobs import ingestion_job, training_job
+from clv_platform.defs.jobs import ingestion_job, segment_history_job, training_job
 from clv_platform.defs.resources import LandingResource
 
 
@@ -23,4 +23,10 @@ weekly_training_schedule = dg.ScheduleDefinition(
     cron_schedule="0 4 * * 1",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Retrain BTYD, CLV and segment models every Monday; promotion stays a deliberate step.",
+)
+
+monthly_segment_history_schedule = dg.build_schedule_from_partitioned_job(
+    segment_history_job,
+    name="monthly_segment_history_schedule",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
 )
