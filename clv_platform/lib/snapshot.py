@@ -1,0 +1,270 @@
+"""The serving snapshot: Parquet tables + manifest.json, published into a new folder and swapped in atomically.
+
+Layout under ``root`` (``get_settings().snapshot_root``)::
+
+    root/current                 -> symlink "snapshots/<id>" (relative), replaced with os.replace (atomic)
+    root/snapshots/<id>/         manifest.json + <table>.parquet, never modified after the swap
+
+Readers (API, dashboard) resolve ``current`` once per read and take every file from that one folder, so they
+see either the old or the new snapshot in full, never a mix. Only the last ``keep`` snapshots are kept.
+"""
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+MANIFEST = "manifest.json"
+CURRENT = "current"
+SNAPSHOTS = "snapshots"
+DEFAULT_KEEP = 5
+
+# Tables the serving contract promises (docs/architecture.md). publish() accepts others too.
+CONTRACT_TABLES = (
+    "customer_scores",
+    "segment_summary",
+    "segment_migration",
+    "model_metrics",
+    "data_quality",
+    "segment_history",
+)
+
+
+class SnapshotNotFoundError(FileNotFoundError):
+    """No snapshot has been published under this root yet (or the pointer is broken)."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def new_snapshot_id(now: datetime | None = None) -> str:
+    """Sortable, unique: UTC timestamp with microseconds + a short random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+def publish(
+    root: str | Path,
+    tables: Mapping[str, pd.DataFrame],
+    manifest: Mapping[str, Any],
+    keep: int = DEFAULT_KEEP,
+) -> Path:
+    """Write ``tables`` and a manifest into a new snapshot folder, swap ``root/current`` to it, prune old ones.
+
+    The manifest gets ``snapshot_id``, ``published_at``, ``row_counts`` and ``tables`` filled in (values given
+    by the caller for ``as_of_date``, ``model_versions``, ``metrics``, ... are kept). Returns the new folder.
+    """
+    if keep < 1:
+        raise ValueError("keep must be >= 1")
+    for name in tables:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"bad table name {name!r}")
+    root = Path(root).resolve()
+    snapshots = root / SNAPSHOTS
+    snapshots.mkdir(parents=True, exist_ok=True)
+
+    published_at = datetime.now(UTC)
+    snapshot_id = new_snapshot_id(published_at)
+    staging_dir = snapshots / f".tmp-{snapshot_id}"
+    staging_dir.mkdir()
+    try:
+        for name, df in tables.items():
+            df.to_parquet(staging_dir / f"{name}.parquet", index=False)
+        full_manifest = dict(manifest)
+        full_manifest.update(
+            snapshot_id=snapshot_id,
+            published_at=published_at.isoformat(),
+            row_counts={name: int(len(df)) for name, df in tables.items()},
+            tables=sorted(tables),
+        )
+        full_manifest.setdefault("as_of_date", None)
+        full_manifest.setdefault("model_versions", {})
+        full_manifest.setdefault("metrics", {})
+        manifest_tmp = staging_dir / f".{MANIFEST}.tmp"
+        manifest_tmp.write_text(json.dumps(full_manifest, indent=2, sort_keys=True, default=_json_default))
+        os.replace(manifest_tmp, staging_dir / MANIFEST)
+        _fsync_dir(staging_dir)
+        final_dir = snapshots / snapshot_id
+        os.rename(staging_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    _fsync_dir(snapshots)
+
+    # Atomic pointer swap: a fresh symlink under a temporary name, renamed over `current`.
+    pointer_tmp = root / f".{CURRENT}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    os.symlink(Path(SNAPSHOTS) / snapshot_id, pointer_tmp)
+    try:
+        os.replace(pointer_tmp, root / CURRENT)
+    except BaseException:
+        pointer_tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(root)
+    prune(root, keep=keep)
+    return final_dir
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def list_snapshots(root: str | Path) -> list[str]:
+    """Ids of the complete snapshots under root, oldest first."""
+    snapshots = Path(root) / SNAPSHOTS
+    if not snapshots.is_dir():
+        return []
+    return sorted(p.name for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def current_snapshot_dir(root: str | Path) -> Path:
+    """The folder ``root/current`` points to (resolved once). Raises SnapshotNotFoundError if there is none."""
+    root = Path(root)
+    pointer = root / CURRENT
+    try:
+        target = os.readlink(pointer)
+    except FileNotFoundError:
+        raise SnapshotNotFoundError(
+            f"no serving snapshot published yet under {root} (expected the pointer {pointer}); "
+            "materialise serving/snapshot (or run the pipeline) first"
+        ) from None
+    except OSError as exc:  # not a symlink
+        raise SnapshotNotFoundError(f"{pointer} is not a snapshot pointer: {exc}") from None
+    path = Path(target)
+    return path if path.is_absolute() else root / path
+
+
+def prune(root: str | Path, keep: int = DEFAULT_KEEP) -> list[str]:
+    """Delete all but the newest ``keep`` snapshots (never the current one) and stale temp folders."""
+    root = Path(root)
+    try:
+        current = current_snapshot_dir(root).name
+    except SnapshotNotFoundError:
+        current = None
+    ids = list_snapshots(root)
+    doomed = [i for i in ids[: max(len(ids) - keep, 0)] if i != current]
+    for snapshot_id in doomed:
+        shutil.rmtree(root / SNAPSHOTS / snapshot_id, ignore_errors=True)
+    return doomed
+
+
+@dataclass
+class Snapshot:
+    """One published snapshot: its folder, manifest and (lazily read, cached) tables."""
+
+    path: Path
+    manifest: dict
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest["snapshot_id"]
+
+    @property
+    def as_of_date(self) -> str | None:
+        return self.manifest.get("as_of_date")
+
+    @property
+    def model_versions(self) -> dict:
+        return self.manifest.get("model_versions", {})
+
+    @property
+    def table_names(self) -> list[str]:
+        return list(self.manifest.get("tables", []))
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""
+        with self._lock:
+            if name not in self._tables:
+                if name not in self.table_names:
+                    raise KeyError(f"snapshot {self.snapshot_id} has no table {name!r} (has {self.table_names})")
+                file = self.path / f"{name}.parquet"
+                try:
+                    self._tables[name] = pd.read_parquet(file)
+                except FileNotFoundError:
+                    raise SnapshotNotFoundError(
+                        f"snapshot {self.snapshot_id} was pruned before table {name!r} was read"
+                    ) from None
+            return self._tables[name]
+
+    def load(self, names: Iterable[str] | None = None) -> "Snapshot":
+        for name in self.table_names if names is None else names:
+            self.table(name)
+        return self
+
+
+def read_snapshot(path: str | Path, preload: Iterable[str] | None = ()) -> Snapshot:
+    """Open the snapshot in folder ``path`` and read the ``preload`` tables now (None = all)."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise SnapshotNotFoundError(f"{path} holds no {MANIFEST}") from None
+    snapshot = Snapshot(path=path, manifest=manifest)
+    names = None if preload is None else [n for n in preload if n in snapshot.table_names]
+    return snapshot.load(names)
+
+
+class SnapshotReader:
+    """Reads the current snapshot under ``root``; cached, reloaded only when the pointer moves to a new one.
+
+    Nothing is opened by the constructor (safe to build before a fork). ``get()`` resolves ``root/current``
+    once (one readlink), returns the cached Snapshot if it is the same, else reads the new manifest and the
+    ``preload`` tables (default: customer_scores) and caches that.
+    """
+
+    def __init__(self, root: str | Path, preload: Iterable[str] | None = ("customer_scores",)):
+        self.root = Path(root)
+        self.preload = None if preload is None else tuple(preload)
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self.reloads = 0
+
+    def get(self) -> Snapshot:
+        for _attempt in range(3):
+            path = current_snapshot_dir(self.root)
+            cached = self._snapshot
+            if cached is not None and cached.path == path:
+                return cached
+            with self._lock:
+                cached = self._snapshot
+                if cached is not None and cached.path == path:
+                    return cached
+                try:
+                    snapshot = read_snapshot(path, preload=self.preload)
+                except SnapshotNotFoundError:
+                    continue  # pruned between readlink and read: resolve the pointer again
+                self._snapshot = snapshot
+                self.reloads += 1
+                return snapshot
+        raise SnapshotNotFoundError(f"could not read the current snapshot under {self.root}")
+
+    def manifest(self) -> dict:
+        return self.get().manifest
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.get().table(name)
