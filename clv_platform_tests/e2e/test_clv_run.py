@@ -1,0 +1,78 @@
+"""`clv run` (what `make run` calls) end to end on a small demo, as a user runs it: a subprocess with its
+own data dir and Dagster instance. Then the pieces a user looks at next are checked: the warehouse counts
+reconcile, the snapshot is published, MLflow holds finished runs and production aliases, Dagster has the runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLV = Path(sys.executable).parent / "clv"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clv_run")
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(tmp / "data")}
+    env.pop("CLV_SNAPSHOT_ROOT", None)
+    result = subprocess.run(
+        [CLV, "run", "--customers", "3000", "--days", "400", "--seed", "7"],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return tmp, env, result.stdout
+
+
+@pytest.mark.slow
+def test_run_prints_a_summary_with_metrics_segments_and_next_steps(demo_run):
+    _, _, out = demo_run
+    for text in ("[6/6]", "partitions", "quarantined", "customers", "model metrics", "segments", "make dev",
+                 "/predict"):
+        assert text in out, f"{text!r} missing from:\n{out}"
+
+
+@pytest.mark.slow
+def test_run_reconciles_counts_and_publishes_a_snapshot(demo_run):
+    tmp, _, _ = demo_run
+    data = tmp / "data"
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        read, loaded, rejected = con.execute(
+            "SELECT sum(rows_read), sum(rows_loaded), sum(rows_rejected) FROM raw.load_audit").fetchone()
+        staged = con.execute("SELECT count(*) FROM staging.transactions").fetchone()[0]
+        quarantined = con.execute("SELECT count(*) FROM raw.rejected_transactions").fetchone()[0]
+        files = con.execute("SELECT count(*) FROM raw.load_audit").fetchone()[0]
+    finally:
+        con.close()
+    assert files == len(list((data / "landing").glob("transactions_*.csv")))
+    assert read == loaded + rejected and loaded == staged and rejected == quarantined and loaded > 10_000
+    manifest = json.loads((data / "serving" / "current" / "manifest.json").read_text())
+    assert manifest["row_counts"]["customer_scores"] > 1000
+    assert (data / "serving" / "current" / "customer_scores.parquet").exists()
+
+
+@pytest.mark.slow
+def test_run_leaves_no_mlflow_run_running_and_sets_production(demo_run):
+    tmp, env, _ = demo_run
+    code = (
+        "import mlflow, json; from mlflow import MlflowClient;"
+        "from clv_platform.lib.settings import get_settings; s = get_settings();"
+        "mlflow.set_tracking_uri(s.mlflow_uri); c = MlflowClient();"
+        "runs = mlflow.search_runs(search_all_experiments=True, output_format='list');"
+        "print(json.dumps({'statuses': sorted({r.info.status for r in runs}), 'n': len(runs),"
+        "'prod': [c.get_model_version_by_alias(m, 'production').version for m in ('clv_model', 'segment_model')]}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads(result.stdout.strip().splitlines()[-1])
+    assert state["n"] >= 2 and state["statuses"] == ["FINISHED"]
+    assert state["prod"] == ["1", "1"]
