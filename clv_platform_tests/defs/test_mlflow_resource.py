@@ -1,0 +1,122 @@
+"""MlflowResource: runs tagged with the Dagster run, always ended; compatible with end_mlflow_on_run_finished."""
+
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+from dagster_mlflow import end_mlflow_on_run_finished
+
+from clv_platform.defs.resources import MlflowResource, default_resources
+from clv_platform.lib import registry
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[MlflowResource, Path]:
+    root = tmp_path_factory.mktemp("mlflow")
+    resource = MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts"))
+    return resource, root
+
+
+def _runs(resource: MlflowResource, dagster_run_id: str):
+    c = registry.client(resource.tracking_uri)
+    experiment = c.get_experiment_by_name(resource.experiment_name)
+    return c.search_runs([experiment.experiment_id], filter_string=f"tags.dagster_run_id = '{dagster_run_id}'")
+
+
+parts = dg.StaticPartitionsDefinition(["2024-01", "2024-02"])
+
+
+@dg.asset(key=["models", "logs_something"], partitions_def=parts)
+def logs_something(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> None:
+    import mlflow as mlf
+
+    with mlflow.start_run(context, run_name="train") as run:
+        mlf.log_param("k", 3)
+        mlf.log_metric("score", 0.5)
+        mlf.log_text("hello", "notes/hello.txt")
+        context.add_output_metadata({"mlflow_run_id": run.info.run_id})
+
+
+@dg.asset(key=["models", "fails_inside_run"])
+def fails_inside_run(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> None:
+    import mlflow as mlf
+
+    with mlflow.start_run(context, run_name="boom"):
+        mlf.start_run(nested=True)  # a nested run the body forgets to end: ended too
+        raise ValueError("boom")
+
+
+@dg.asset(key=["models", "leaks_a_run"], config_schema={"fail": bool})
+def leaks_a_run(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> None:
+    # Legacy style: a run started by hand and never ended. The hook must end it.
+    import mlflow as mlf
+
+    mlf.start_run(experiment_id=mlflow.experiment_id(), tags={"dagster_run_id": context.run_id})
+    mlf.log_metric("x", 1.0)
+    if context.op_config["fail"]:
+        raise RuntimeError("failed after leaking a run")
+
+
+def test_default_resources_register_mlflow_under_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    resource = default_resources()["mlflow"]
+    assert isinstance(resource, MlflowResource)
+    assert resource.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resource.tracking_uri.startswith("sqlite:////")  # absolute
+    assert resource.artifact_root == str(tmp_path / "mlartifacts")
+    assert resource.experiment_name == "clv_platform"
+
+
+def test_materialisation_that_logs_leaves_no_run_running(store):
+    resource, root = store
+    result = dg.materialize([logs_something], resources={"mlflow": resource}, partition_key="2024-02")
+    assert result.success
+    (run,) = _runs(resource, result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dagster_asset"] == "models/logs_something"
+    assert run.data.tags["dagster_partition"] == "2024-02"
+    assert run.data.tags["mlflow.runName"] == "train"
+    assert run.data.metrics == {"score": 0.5}
+    # The experiment and the artifacts live under the artifact root, not under the working directory.
+    experiment = registry.client(resource.tracking_uri).get_experiment_by_name("clv_platform")
+    assert experiment.artifact_location == (root / "mlartifacts" / "clv_platform").as_uri()
+    assert Path(run.info.artifact_uri.removeprefix("file://"), "notes", "hello.txt").read_text() == "hello"
+    assert mlflow.active_run() is None
+
+
+def test_failing_step_marks_its_runs_failed(store):
+    resource, _ = store
+    result = dg.materialize([fails_inside_run], resources={"mlflow": resource}, raise_on_error=False)
+    assert not result.success
+    runs = _runs(resource, result.run_id)
+    assert len(runs) == 1  # the nested run has the parent's tags only through mlflow.parentRunId
+    assert {r.info.status for r in runs} == {"FAILED"}
+    c = registry.client(resource.tracking_uri)
+    children = c.search_runs(
+        [runs[0].info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{runs[0].info.run_id}'"
+    )
+    assert [r.info.status for r in children] == ["FAILED"]
+    assert mlflow.active_run() is None
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_end_mlflow_on_run_finished_hook_ends_leaked_runs(store, fail):
+    resource, _ = store
+    job = dg.define_asset_job("leaky_job", selection=[leaks_a_run], hooks={end_mlflow_on_run_finished})
+    defs = dg.Definitions(assets=[leaks_a_run], jobs=[job], resources={"mlflow": resource})
+    result = defs.resolve_job_def("leaky_job").execute_in_process(
+        run_config={"ops": {"models__leaks_a_run": {"config": {"fail": fail}}}}, raise_on_error=False
+    )
+    assert result.success is (not fail)
+    (run,) = _runs(resource, result.run_id)
+    assert run.info.status == ("FAILED" if fail else "FINISHED")
+    assert mlflow.active_run() is None
+
+
+def test_end_run_outside_dagster_ends_the_active_run(store):
+    resource, _ = store
+    registry.configure(resource.tracking_uri)
+    run = mlflow.start_run(experiment_id=resource.experiment_id())
+    assert resource.end_run() == [run.info.run_id]
+    assert registry.client(resource.tracking_uri).get_run(run.info.run_id).info.status == "FINISHED"
