@@ -1,0 +1,58 @@
+"""clv_metrics on tiny cases whose values are computed by hand (see lib/metrics.py for the definitions)."""
+
+import math
+
+import pytest
+
+from clv_platform.lib import metrics
+
+ACTUAL = [10, 0, 5, 0]
+
+
+def test_hand_computed_case():
+    m = metrics.clv_metrics(ACTUAL, [8, 1, 2, 0])
+    assert m["mae"] == pytest.approx(6 / 4)  # |8-10| + |1-0| + |2-5| + 0
+    assert m["rmse"] == pytest.approx(math.sqrt((4 + 1 + 9) / 4))
+    assert m["spearman"] == pytest.approx(math.sqrt(0.9))  # ranks (4,1.5,3,1.5) vs (4,2,3,1)
+    assert m["normalized_gini"] == pytest.approx(1.0)  # ranks customers exactly as the actuals do
+    assert m["top10_capture"] == pytest.approx(10 / 15)  # ceil(0.4) = 1 customer: the 10
+    assert m["total_bias"] == pytest.approx((11 - 15) / 15)
+
+
+def test_gini_imperfect_ranking():
+    # order by prediction: actuals 0, 5, 10, 0 -> L = 0, 1/3, 1, 1; gini = 7/3/4 - 5/8 = -1/24
+    assert metrics.gini(ACTUAL, [1, 3, 2, 0]) == pytest.approx(-1 / 24)
+    # perfect: L = 2/3, 1, 1, 1 -> 11/3/4 - 5/8 = 7/24
+    assert metrics.gini(ACTUAL, ACTUAL) == pytest.approx(7 / 24)
+    assert metrics.normalized_gini(ACTUAL, [1, 3, 2, 0]) == pytest.approx(-1 / 7)
+    assert metrics.top_capture(ACTUAL, [1, 3, 2, 0]) == pytest.approx(0.0)
+
+
+def test_ties_are_averaged_not_ordered():
+    # groups {10, 0} and {5, 0}: smoothed 5, 5, 2.5, 2.5 -> L = 1/3, 2/3, 5/6, 1 -> gini 17/24 - 15/24 = 1/12
+    assert metrics.gini(ACTUAL, [1, 1, 0, 0]) == pytest.approx(1 / 12)
+    assert metrics.normalized_gini(ACTUAL, [1, 1, 0, 0]) == pytest.approx(2 / 7)
+    # swapping actuals inside a tie group changes nothing
+    assert metrics.gini([0, 10, 0, 5], [1, 1, 0, 0]) == pytest.approx(1 / 12)
+    assert metrics.top_capture(ACTUAL, [1, 1, 0, 0]) == pytest.approx(5 / 15)
+
+
+def test_decile_mape_weighted_by_actual_decile_means():
+    predicted = list(range(20, 0, -1))  # 20..1, deciles = consecutive pairs
+    actual = [30, 0] + predicted[2:]  # first decile: mean actual 15 vs mean prediction 19.5
+    # sum of actual decile means = 15 + (18+...+1)/2 = 15 + 85.5
+    assert metrics.decile_mape(actual, predicted) == pytest.approx(4.5 / 100.5)
+    table = metrics.decile_table(actual, predicted)
+    assert [r["n"] for r in table] == [2] * 10
+    assert table[0]["mean_predicted"] == pytest.approx(19.5) and table[0]["mean_actual"] == pytest.approx(15)
+
+
+def test_all_metrics_present_and_validation():
+    m = metrics.clv_metrics([1, 2, 3], [1, 2, 3])
+    assert set(m) == set(metrics.METRIC_NAMES)
+    assert m["mae"] == 0 and m["normalized_gini"] == pytest.approx(1) and m["decile_mape"] == 0
+    with pytest.raises(ValueError):
+        metrics.clv_metrics([1, 2], [1])
+    with pytest.raises(ValueError):
+        metrics.clv_metrics([1, float("nan")], [1, 2])
+    assert math.isnan(metrics.clv_metrics([0, 0], [1, 2])["total_bias"])
