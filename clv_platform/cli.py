@@ -20,11 +20,120 @@ def bench() -> None:
 
 # --- data: generate / import-cdnow -------------------------------------------------------------
 
+
+def _data_out_dir(out: str | None):
+    from pathlib import Path
+
+    from clv_platform.lib.settings import get_settings
+
+    return Path(out).expanduser().resolve() if out else get_settings().landing_dir
+
+
+@cli.command("generate")
+@click.option("--customers", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (YYYY-MM-DD). Default: today - DAYS, so the last file is yesterday's.")
+@click.option("--days", type=click.IntRange(min=1), default=730, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: <CLV_DATA_DIR>/landing.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--clean", is_flag=True, help="Delete existing transactions_* and ground-truth files in OUT first.")
+def generate_command(customers, start, days, seed, out, fmt, clean) -> None:
+    """Simulate demo customers (BG/NBD x Gamma-Gamma) and write one landing file per day + ground_truth.json."""
+    from clv_platform.lib import generator
+
+    out_dir = _data_out_dir(out)
+    s = generator.generate(out_dir, customers=customers, start=start.date() if start else None, days=days,
+                           seed=seed, fmt=fmt, progress=True, clean=clean)
+    click.echo(f"{s.customers:,} customers, {s.orders:,} orders, {s.lines:,} lines "
+               f"({s.return_lines:,} return lines), {s.start}..{s.end}: {s.files} files in {s.out_dir}")
+    click.echo(f"{s.seconds:.1f} s, {s.customers_per_s:,.0f} customers/s; ground truth: {s.ground_truth}")
+    stale = [p for p in out_dir.glob("transactions_*") if not s.start <= p.name[13:23] <= s.end]
+    if stale:
+        click.echo(f"note: {len(stale)} other landing files in {out_dir} (use --clean to remove them)", err=True)
+
+
+@cli.command("import-cdnow")
+@click.option("--sample", is_flag=True, help="The 1/10 sample (2,357 customers) instead of all 23,570.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: <CLV_DATA_DIR>/landing.")
+def import_cdnow_command(sample, out) -> None:
+    """Write the CDNOW data shipped with lifetimes as landing files (1997-01-01..1998-06-30)."""
+    from clv_platform.lib import cdnow
+
+    s = cdnow.import_cdnow(_data_out_dir(out), sample=sample, progress=True)
+    click.echo(f"{s.source}: {s.records:,} records, {s.customers:,} customers, ${s.total_dollars}, "
+               f"{s.start}..{s.end}: {s.files} files in {s.out_dir}")
+    click.echo(f"kept {s.zero_dollar_records} records with $0.00 and {s.zero_cd_records} with 0 CDs "
+               f"(quantity 1); {s.same_day_extra_records} same-day repeat records")
+    click.echo("hint: CDNOW partitions start in 1997: set CLV_PARTITIONS_START=1997-01-01 before loading them.")
+
+
+@bench.command("ingest")
+@click.option("--customers", type=click.IntRange(min=1), default=1_000_000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=730, show_default=True)
+@click.option("--no-backfill", is_flag=True, help="Only the generator.")
+def bench_ingest_command(customers, days, no_backfill) -> None:
+    """Generator customers/s and lines, then backfill rows/s of the same files (if bench_backfill exists)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_ingest.py"
+    spec = importlib.util.spec_from_file_location("bench_ingest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = module.run(customers=customers, days=days, backfill=not no_backfill)
+    click.echo(f"generator: {r['customers']:,} customers over {r['days']} days -> {r['orders']:,} orders, "
+               f"{r['lines']:,} lines, {r['bytes_written'] / 1e6:,.0f} MB in {r['generate_seconds']:.1f} s "
+               f"({r['cpus']} CPUs)")
+    click.echo(f"  generator customers/s: {r['generator_customers_per_s']:,.0f}   "
+               f"lines/s: {r['generator_lines_per_s']:,.0f}")
+    if "backfill_rows_per_s" in r:
+        click.echo(f"backfill:  {r['backfill_rows_per_s']:,.0f} rows/s ({r['backfill_seconds']:.1f} s)")
+        click.echo(f"  ratio generator lines/s : backfill rows/s = {r['generate_to_backfill_ratio']:.2f}")
+    else:
+        click.echo(f"backfill:  {r['backfill']}")
+
 # --- ingestion + validation: validate ---------------------------------------------------------
 
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
 # --- models + registry: promote / rollback -------------------------------------------------------
+
+
+@cli.command("promote")
+@click.argument("model", type=click.Choice(["clv", "segment"]))
+@click.option("--force", is_flag=True, help="Promote even if staging is worse than production.")
+def promote_command(model: str, force: bool) -> None:
+    """Move `production` to the `staging` version if it is at least as good on the held-out metric."""
+    from clv_platform.lib import registry
+
+    spec = registry.MODELS[model]
+    try:
+        result = registry.promote(spec.name, spec.metric, spec.higher_is_better, force=force)
+    except registry.RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{spec.metric}:")
+    click.echo(f"  staging     v{result.staging_version}: {registry.format_metric(result.staging_metric)}")
+    production = f"v{result.production_version}: {registry.format_metric(result.production_metric)}"
+    click.echo(f"  production  {production if result.production_version else 'none'}")
+    click.echo(result.message)
+    already = result.production_version == result.staging_version
+    if not result.promoted and not already:
+        sys.exit(1)
+
+
+@cli.command("rollback")
+@click.argument("model", type=click.Choice(["clv", "segment"]))
+def rollback_command(model: str) -> None:
+    """Put `production` back on the previous production version."""
+    from clv_platform.lib import registry
+
+    try:
+        result = registry.rollback(registry.MODELS[model].name)
+    except registry.RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(result.message)
+
 
 # --- pipeline: run / materialize ----------------------------------------------------------------
 
