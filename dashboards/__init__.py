@@ -1,0 +1,1 @@
+"""Streamlit dashboard over the serving snapshot (run: `make serve-dashboard`)."""

@@ -1,0 +1,77 @@
+"""At-risk customers: high value, low P(alive). Sortable table and CSV download."""
+
+import streamlit as st
+
+from dashboards import common, data
+
+VALUE_MEASURES = {
+    "total_spend": "Spend so far",
+    "predicted_clv": "Predicted CLV",
+    "btyd_clv": "BTYD CLV",
+}
+
+snap = common.require_snapshot()
+common.header(snap, "At-risk customers")
+scores = common.require_table(snap, "customer_scores", "the at-risk customers")
+st.markdown("Customers who are **valuable** (top of the chosen value measure) but **probably lapsing** "
+            "(low probability of still being active). Win-back candidates.")
+
+measures = {k: v for k, v in VALUE_MEASURES.items() if k in scores}
+if not measures or "p_alive" not in scores:
+    common.missing_table(snap, "customer_scores.p_alive", "the at-risk list")
+    st.stop()
+
+c1, c2, c3 = st.columns(3)
+value_col = c1.selectbox("Value measure", list(measures), format_func=measures.get, key="risk_value")
+top_pct = c2.slider("Value in the top … % of customers", min_value=1, max_value=50, value=20, step=1,
+                    key="risk_top_pct")
+max_p_alive = c3.slider("P(alive) below", min_value=0.05, max_value=0.95, value=0.50, step=0.05,
+                        key="risk_p_alive")
+
+rows, threshold = data.at_risk(scores, value_col, 1 - top_pct / 100, max_p_alive)
+
+k1, k2, k3 = st.columns(3)
+k1.metric("At-risk customers", data.fmt_int(len(rows)), border=True,
+          help=f"{measures[value_col]} ≥ {data.fmt_money(threshold, 2)} and P(alive) < {max_p_alive:.2f}")
+k2.metric("Their spend so far", data.fmt_money(rows["total_spend"].sum()) if "total_spend" in rows else "–",
+          border=True)
+k3.metric("Their predicted CLV", data.fmt_money(rows["predicted_clv"].sum()) if "predicted_clv" in rows else "–",
+          border=True)
+st.caption(f"Threshold: {measures[value_col].lower()} ≥ {data.fmt_money(threshold, 2)} "
+           f"(top {top_pct}% of {len(scores):,} customers), P(alive) < {max_p_alive:.2f}.")
+
+if rows.empty:
+    st.success("No customer matches these thresholds.", icon=":material/check_circle:")
+    st.stop()
+
+sort_labels = {c: c.replace("_", " ") for c in rows.columns if c != "customer_id"}
+s1, s2, s3 = st.columns([2, 1, 2])
+sort_col = s1.selectbox("Sort by", list(sort_labels), format_func=sort_labels.get,
+                        index=list(sort_labels).index(value_col), key="risk_sort")
+ascending = s2.toggle("Ascending", value=False, key="risk_ascending")
+rows = rows.sort_values(sort_col, ascending=ascending, kind="stable").reset_index(drop=True)
+
+money = st.column_config.NumberColumn(format="dollar")
+st.dataframe(
+    rows,
+    hide_index=True,
+    column_config={
+        "customer_id": st.column_config.TextColumn("customer"),
+        "segment_name": st.column_config.TextColumn("segment"),
+        "total_spend": money, "predicted_clv": money, "predicted_clv_p10": money, "predicted_clv_p90": money,
+        "btyd_clv": money,
+        "p_alive": st.column_config.ProgressColumn("P(alive)", min_value=0.0, max_value=1.0, format="%.2f"),
+        "expected_purchases_90d": st.column_config.NumberColumn("exp. purchases 90 d", format="%.2f"),
+    },
+    height=min(36 * len(rows) + 40, 560),
+)
+with s3:
+    st.download_button(
+        "Download CSV",
+        data=rows.to_csv(index=False).encode(),
+        file_name=f"at_risk_customers_{data.fmt_date(snap.manifest.get('as_of_date'))}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="risk_download",
+    )

@@ -1,0 +1,94 @@
+"""Data quality: validation history per partition (pass/fail per expectation), rejected rows over time."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards import common, data
+
+snap = common.require_snapshot()
+common.header(snap, "Data quality")
+raw = common.require_table(snap, "data_quality", "the validation history")
+dq, parts = common.data_quality(snap.snapshot_id, raw)
+if dq.empty:
+    st.warning("The `data_quality` table lacks the columns this page needs "
+               "(partition_date, expectation, success).")
+    st.stop()
+
+failing = parts[parts["failed"] > 0]
+k1, k2, k3, k4 = st.columns(4)
+k1.metric("Partitions validated", data.fmt_int(len(parts)), border=True,
+          help=f"{data.fmt_date(parts['partition_date'].min())} to {data.fmt_date(parts['partition_date'].max())}")
+k2.metric("Checks per partition", data.fmt_int(dq["check"].nunique()), border=True)
+k3.metric("Partitions with failures", data.fmt_int(len(failing)), border=True)
+if "rejected_rows" in parts:
+    k4.metric("Rejected rows", data.fmt_int(parts["rejected_rows"].sum()), border=True,
+              help=f"Source: {parts['rejected_source'].iloc[0]}")
+
+dates = sorted(parts["partition_date"].unique())
+if len(dates) > 1:
+    start, end = st.select_slider("Partitions", options=dates, value=(dates[max(0, len(dates) - 90)], dates[-1]),
+                                  format_func=data.fmt_date, key="dq_range")
+else:
+    start = end = dates[0]
+in_range = dq[(dq["partition_date"] >= start) & (dq["partition_date"] <= end)]
+parts_in = parts[(parts["partition_date"] >= start) & (parts["partition_date"] <= end)]
+
+st.subheader("Pass / fail per expectation")
+grid = in_range.assign(result=in_range["success"].map({True: "pass", False: "fail"}),
+                       day=pd.to_datetime(in_range["partition_date"]))
+tooltip = [alt.Tooltip("day:T", title="partition", format="%Y-%m-%d"), "check:N", "result:N"]
+for c in ("unexpected_count", "element_count"):
+    if c in grid:
+        tooltip.append(alt.Tooltip(f"{c}:Q", format=","))
+heat = (
+    alt.Chart(grid)
+    .mark_rect(stroke="white", strokeWidth=0.5)
+    .encode(
+        x=alt.X("yearmonthdate(day):O", title="Partition", axis=alt.Axis(labelAngle=-60, labelOverlap=True)),
+        y=alt.Y("check:N", title=None),
+        color=alt.Color("result:N", scale=alt.Scale(domain=["pass", "fail"], range=["#59a14f", "#e15759"]),
+                        title=None),
+        tooltip=tooltip,
+    )
+    .properties(height=max(160, 22 * grid["check"].nunique()))
+)
+st.altair_chart(heat, width="stretch")
+
+if "rejected_rows" in parts_in:
+    st.subheader("Rejected rows over time")
+    chart_df = parts_in.assign(day=pd.to_datetime(parts_in["partition_date"]))
+    enc = [alt.Tooltip("day:T", title="partition", format="%Y-%m-%d"),
+           alt.Tooltip("rejected_rows:Q", format=",", title="rejected rows")]
+    if "rows_read" in chart_df:
+        enc.append(alt.Tooltip("rows_read:Q", format=",", title="rows read"))
+    bars = (
+        alt.Chart(chart_df)
+        .mark_bar(color="#e15759")
+        .encode(x=alt.X("day:T", title="Partition"), y=alt.Y("rejected_rows:Q", title="Rejected rows"),
+                tooltip=enc)
+        .properties(height=220)
+    )
+    st.altair_chart(bars, width="stretch")
+    st.caption(f"Source: {parts['rejected_source'].iloc[0]}.")
+
+st.subheader("Partition detail")
+default = failing["partition_date"].max() if len(failing) else dates[-1]
+chosen = st.selectbox("Partition", options=dates[::-1], index=dates[::-1].index(default), format_func=data.fmt_date,
+                    key="dq_partition", help="Defaults to the latest partition with a failure")
+detail = dq[dq["partition_date"] == chosen]
+cols = [c for c in ("expectation", "column_name", "success", "element_count", "unexpected_count", "checked_at")
+        if c in detail]
+shown = detail[cols].copy()
+shown["success"] = shown["success"].map({True: "pass", False: "FAIL"})
+shown = shown.rename(columns={"success": "result", "column_name": "column"})
+for c in ("element_count", "unexpected_count"):
+    if c in shown:
+        shown[c] = shown[c].map(data.fmt_int)
+if "checked_at" in shown:
+    shown["checked_at"] = pd.to_datetime(shown["checked_at"], errors="coerce").dt.strftime("%Y-%m-%d %H:%M")
+st.table(shown.reset_index(drop=True))
+
+with st.expander(f"All failed checks ({int((~dq['success']).sum()):,})"):
+    st.dataframe(dq[~dq["success"]].drop(columns=["check"]).sort_values("partition_date", ascending=False),
+                 hide_index=True)

@@ -1,0 +1,85 @@
+"""Overview: headline KPIs, model versions, CLV distribution, CLV model vs BTYD metrics."""
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboards import common, data
+
+snap = common.require_snapshot()
+common.header(snap, "Customer lifetime value")
+scores = common.require_table(snap, "customer_scores", "the customer scores")
+manifest = snap.manifest
+k = data.kpis(scores)
+horizon = manifest.get("clv_horizon_days") or manifest.get("horizon_days")
+clv_label = f"Total predicted CLV ({horizon} d)" if horizon else "Total predicted CLV"
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Customers", data.fmt_int(k["customers"]), border=True)
+c2.metric(clv_label, data.fmt_money(k["total_predicted_clv"]), border=True,
+          help=f"Mean per customer {data.fmt_money(k['mean_predicted_clv'], 2)}")
+c3.metric("Mean P(alive)", data.fmt_prob(k["mean_p_alive"]), border=True,
+          help="Mean probability that a customer is still active (BG/NBD)")
+c4.metric("Snapshot as of", data.fmt_date(manifest.get("as_of_date")), border=True)
+
+versions = common.model_versions(snap)
+if versions:
+    st.markdown("**Model versions** · " + " · ".join(f"`{name}` v{v}" for name, v in versions.items()))
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Predicted CLV distribution")
+    hist, clipped = common.clv_histogram(snap.snapshot_id, scores)
+    chart = (
+        alt.Chart(hist)
+        .mark_bar()
+        .encode(
+            x=alt.X("clv_from:Q", bin="binned", title="Predicted CLV ($)"),
+            x2="clv_to:Q",
+            y=alt.Y("customers:Q", title="Customers"),
+            tooltip=[alt.Tooltip("clv_from:Q", format=",.0f", title="from"),
+                     alt.Tooltip("clv_to:Q", format=",.0f", title="to"), "customers:Q"],
+        )
+        .properties(height=300)
+    )
+    st.altair_chart(chart, width="stretch")
+    if clipped:
+        st.caption(f"{clipped:,} customers above the 99th percentile are counted in the last bar.")
+with right:
+    st.subheader("Value concentration")
+    clv = np.sort(scores["predicted_clv"].to_numpy(dtype=float))[::-1]
+    total = clv.sum()
+    rows = []
+    for share in (0.01, 0.10, 0.20, 0.50):
+        n = max(1, int(round(share * len(clv))))
+        rows.append({"top customers": f"top {share:.0%} ({n:,})",
+                     "share of predicted CLV": data.fmt_prob(clv[:n].sum() / total) if total else "–"})
+    st.table(pd.DataFrame(rows).set_index("top customers"))
+    if "segment_name" in scores:
+        by_seg = scores.groupby("segment_name")["predicted_clv"].sum().sort_values(ascending=False)
+        st.caption("Predicted CLV by segment: " + ", ".join(
+            f"{name} {data.fmt_prob(v / total) if total else '–'}" for name, v in by_seg.items()))
+
+st.subheader("CLV model vs BTYD baseline")
+metrics = data.metrics_table(common.table(snap, "model_metrics"), manifest.get("metrics"))
+if metrics.empty:
+    common.missing_table(snap, "model_metrics", "the model comparison")
+else:
+    models = [c for c in metrics.columns if c != "better"]
+    formats = {"MAE": "{:,.2f}", "RMSE": "{:,.2f}", "Total bias": "{:+.1%}", "Decile MAPE": "{:.1%}"}
+
+    def _best(row: pd.Series) -> list[str]:
+        values = pd.to_numeric(row[models], errors="coerce")
+        if values.isna().all():
+            return [""] * len(row)
+        way = row["better"]
+        target = {"higher": values.max(), "lower": values.min()}.get(way, values.abs().min())
+        best = values == target if way in ("higher", "lower") else values.abs() == target
+        return [""] + ["font-weight: bold" if b else "" for b in best]
+
+    styler = metrics.style.apply(_best, axis=1)
+    for label in metrics.index:
+        styler = styler.format(formats.get(label, "{:.3f}"), subset=pd.IndexSlice[[label], models], na_rep="–")
+    st.table(styler)
+    st.caption("Held-out customers, same split for every model; the best figure of each row is in bold.")

@@ -1,0 +1,135 @@
+"""Segments: sizes and profiles, CLV vs P(alive) by segment, migration between the last two months, history."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards import common, data
+
+SCATTER_MAX = 5000
+
+snap = common.require_snapshot()
+common.header(snap, "Segments")
+scores = common.require_table(snap, "customer_scores", "the segments")
+if "segment_name" not in scores:
+    common.missing_table(snap, "customer_scores.segment_name", "the segments")
+    st.stop()
+
+order = common.segment_order(snap.snapshot_id, scores)
+colors = common.segment_colors(order)
+profiles = common.segment_profiles(snap.snapshot_id, scores)
+
+st.subheader("Sizes and profiles")
+left, right = st.columns([2, 3])
+with left:
+    sizes = profiles.reset_index()[["segment", "customers", "share"]]
+    bars = (
+        alt.Chart(sizes)
+        .mark_bar()
+        .encode(
+            y=alt.Y("segment:N", sort=order, title=None),
+            x=alt.X("customers:Q", title="Customers"),
+            color=alt.Color("segment:N", scale=colors, legend=None),
+            tooltip=["segment:N", alt.Tooltip("customers:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(height=40 * len(order) + 40)
+    )
+    st.altair_chart(bars, width="stretch")
+with right:
+    shown = pd.DataFrame(index=profiles.index)
+    shown["customers"] = profiles["customers"].map(data.fmt_int)
+    shown["share"] = profiles["share"].map(data.fmt_prob)
+    money = ("total_predicted_clv", "mean_predicted_clv", "mean_total_spend", "mean_monetary_value")
+    for col, label in (
+        ("mean_predicted_clv", "mean CLV"), ("total_predicted_clv", "total CLV"), ("mean_p_alive", "P(alive)"),
+        ("mean_orders", "orders"), ("mean_total_spend", "spend so far"), ("mean_monetary_value", "order value"),
+        ("mean_days_since_last_order", "days since last order"),
+    ):
+        if col in profiles:
+            if col in money:
+                shown[label] = profiles[col].map(data.fmt_money)
+            elif col == "mean_p_alive":
+                shown[label] = profiles[col].map(data.fmt_prob)
+            else:
+                shown[label] = profiles[col].map(lambda v: f"{v:,.1f}")
+    st.table(shown)
+    st.caption("Means per segment from customer_scores, most valuable segment first.")
+
+summary = common.table(snap, "segment_summary")
+if summary is not None and len(summary):
+    with st.expander("segment_summary as published"):
+        st.dataframe(summary, hide_index=True)
+
+st.subheader("Predicted CLV vs P(alive)")
+sample = common.scatter_sample(snap.snapshot_id, scores, SCATTER_MAX)
+if len(scores) > SCATTER_MAX:
+    st.caption(f"A random sample of {SCATTER_MAX:,} of {len(scores):,} customers.")
+scatter = (
+    alt.Chart(sample)
+    .mark_circle(size=28, opacity=0.7)
+    .encode(
+        x=alt.X("predicted_clv:Q", title="Predicted CLV ($)", scale=alt.Scale(type="symlog")),
+        y=alt.Y("p_alive:Q", title="P(alive)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("segment_name:N", scale=colors, title="Segment"),
+        tooltip=["customer_id:N", "segment_name:N", alt.Tooltip("predicted_clv:Q", format=",.2f"),
+                 alt.Tooltip("p_alive:Q", format=".2f")],
+    )
+    .properties(height=380)
+    .interactive()
+)
+st.altair_chart(scatter, width="stretch")
+
+history = common.table(snap, "segment_history")
+mig, month_from, month_to = common.migration(snap.snapshot_id, common.table(snap, "segment_migration"), history)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Migration between the last two months")
+    if mig.empty:
+        common.missing_table(snap, "segment_migration", "the migration matrix")
+    else:
+        if month_to:
+            st.caption(f"From {month_from or 'the month before'} to {month_to}: rows = segment before, "
+                       "columns = segment after, cells = customers.")
+        seg_order = order + sorted(set(mig["from_segment"]) | set(mig["to_segment"]) - set(order))
+        base = alt.Chart(mig).encode(
+            x=alt.X("to_segment:N", sort=seg_order, title="to"),
+            y=alt.Y("from_segment:N", sort=seg_order, title="from"),
+        )
+        heat = base.mark_rect().encode(
+            color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues"), title="Customers"),
+            tooltip=["from_segment:N", "to_segment:N", alt.Tooltip("customers:Q", format=",")],
+        )
+        labels = base.mark_text(fontSize=12).encode(
+            text=alt.Text("customers:Q", format=","),
+            color=alt.condition(alt.datum.customers > mig["customers"].max() / 2, alt.value("white"),
+                                alt.value("black")),
+        )
+        st.altair_chart((heat + labels).properties(height=320), width="stretch")
+        moved = mig.loc[mig["from_segment"] != mig["to_segment"], "customers"].sum()
+        total = mig["customers"].sum()
+        st.caption(f"{data.fmt_int(moved)} of {data.fmt_int(total)} customers "
+                   f"({data.fmt_prob(moved / total) if total else '–'}) changed segment.")
+with right:
+    st.subheader("Segment history")
+    counts = common.history_counts(snap.snapshot_id, history)
+    if counts.empty:
+        common.missing_table(snap, "segment_history", "the segment history")
+    else:
+        seg_order = order + sorted(set(counts["segment"]) - set(order))
+        area = (
+            alt.Chart(counts)
+            .mark_bar()
+            .encode(
+                x=alt.X("yearmonth(month):O", title="Month"),
+                y=alt.Y("customers:Q", title="Customers", stack="zero"),
+                color=alt.Color("segment:N", scale=alt.Scale(domain=seg_order, scheme="tableau10"),
+                                title="Segment"),
+                order=alt.Order("segment:N"),
+                tooltip=[alt.Tooltip("month:T", format="%Y-%m"), "segment:N",
+                         alt.Tooltip("customers:Q", format=",")],
+            )
+            .properties(height=320)
+        )
+        st.altair_chart(area, width="stretch")
+        st.caption(f"{counts['month'].nunique()} monthly as-of snapshots.")

@@ -1,0 +1,336 @@
+"""Pure pandas views of the serving snapshot tables for the dashboard pages (no Streamlit here; unit-tested).
+
+The dashboard reads only the snapshot (docs/architecture.md). Tables and the columns used here:
+
+- customer_scores: customer_id, as_of_date, predicted_clv, predicted_clv_p10, predicted_clv_p90, btyd_clv,
+  p_alive, expected_purchases_30d/90d/365d, segment_id, segment_name, segment_since, clv_model_version,
+  segment_model_version, frequency, recency, T, monetary_value, orders, total_spend, days_since_last_order
+- model_metrics: long (model, metric, value) or wide (model + one column per metric)
+- segment_summary: segment_name (or segment_id) + any profile columns (shown as given)
+- segment_history: one row per month (as_of_date|month) x customer (customer_id, segment_name) or
+  x segment (segment_name, customers)
+- segment_migration: from_segment, to_segment, customers (+ optional from_month/to_month to pick the last pair)
+- data_quality: partition_date, expectation, success, element_count, unexpected_count
+  (+ optional column_name, rows_read, rows_loaded, rows_rejected)
+
+Column names are looked up among a few aliases so the pages degrade to a message, not a traceback, when a
+table is shaped a little differently.
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+MONTH_COLS = ("month", "as_of_date", "as_of_month", "snapshot_month", "period")
+SEGMENT_COLS = ("segment_name", "segment", "segment_id")
+COUNT_COLS = ("customers", "n_customers", "customer_count", "count", "n")
+FROM_SEGMENT_COLS = ("from_segment_name", "from_segment", "segment_from", "from")
+TO_SEGMENT_COLS = ("to_segment_name", "to_segment", "segment_to", "to")
+FROM_MONTH_COLS = ("from_month", "from_as_of_date", "month_from", "from_date")
+TO_MONTH_COLS = ("to_month", "to_as_of_date", "month_to", "to_date", "month", "as_of_date")
+EXPECTATION_COLS = ("expectation", "expectation_type", "check", "rule")
+SUCCESS_COLS = ("success", "passed", "ok")
+
+# Metric keys of lib.metrics.clv_metrics -> (label, which way is better)
+METRIC_LABELS = {
+    "normalized_gini": ("Normalized Gini", "higher"),
+    "top10_capture": ("Top-10% capture", "higher"),
+    "spearman": ("Spearman", "higher"),
+    "mae": ("MAE", "lower"),
+    "rmse": ("RMSE", "lower"),
+    "decile_mape": ("Decile MAPE", "lower"),
+    "total_bias": ("Total bias", "closer to 0"),
+}
+MODEL_ORDER = ("clv_model", "lightgbm", "btyd", "naive")
+
+FEATURE_COLS = ("orders", "total_spend", "frequency", "recency", "T", "monetary_value", "days_since_last_order")
+AT_RISK_COLS = (
+    "customer_id", "segment_name", "total_spend", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
+    "btyd_clv", "p_alive", "days_since_last_order", "orders", "expected_purchases_90d",
+)
+
+
+def pick(df: pd.DataFrame | None, candidates: Iterable[str]) -> str | None:
+    """The first of ``candidates`` that is a column of ``df``."""
+    if df is None:
+        return None
+    return next((c for c in candidates if c in df.columns), None)
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt_money(x: float | None, decimals: int = 0) -> str:
+    if x is None or pd.isna(x):
+        return "–"
+    return f"-${abs(x):,.{decimals}f}" if x < 0 else f"${x:,.{decimals}f}"
+
+
+def fmt_int(x: float | None) -> str:
+    return "–" if x is None or pd.isna(x) else f"{int(round(x)):,}"
+
+
+def fmt_num(x: float | None, decimals: int = 2) -> str:
+    """Integers as integers, other numbers with ``decimals``; thousands separators."""
+    if x is None or pd.isna(x):
+        return "–"
+    if float(x).is_integer() and not isinstance(x, float | np.floating):
+        return f"{int(x):,}"
+    return f"{float(x):,.{decimals}f}"
+
+
+def fmt_prob(x: float | None) -> str:
+    return "–" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def fmt_date(x) -> str:
+    if x is None or (not isinstance(x, str) and pd.isna(x)):
+        return "–"
+    try:
+        return pd.Timestamp(x).date().isoformat()
+    except (ValueError, TypeError):
+        return str(x)
+
+
+# ---------------------------------------------------------------- overview
+
+def kpis(scores: pd.DataFrame) -> dict:
+    """Headline figures of the snapshot."""
+    clv = scores["predicted_clv"] if "predicted_clv" in scores else pd.Series(dtype=float)
+    p_alive = scores["p_alive"] if "p_alive" in scores else pd.Series(dtype=float)
+    return {
+        "customers": int(len(scores)),
+        "total_predicted_clv": float(clv.sum()),
+        "mean_predicted_clv": float(clv.mean()) if len(clv) else float("nan"),
+        "mean_p_alive": float(p_alive.mean()) if len(p_alive) else float("nan"),
+        "total_btyd_clv": float(scores["btyd_clv"].sum()) if "btyd_clv" in scores else float("nan"),
+    }
+
+
+def clv_histogram(values: pd.Series, bins: int = 40, clip_quantile: float = 0.99) -> tuple[pd.DataFrame, int]:
+    """Histogram of predicted CLV, binned here so the browser gets ``bins`` rows, not one per customer.
+
+    Values above the ``clip_quantile`` go into the last bin; returns (bins frame, number clipped).
+    """
+    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    if v.size == 0:
+        return pd.DataFrame(columns=["clv_from", "clv_to", "customers"]), 0
+    hi = float(np.quantile(v, clip_quantile)) if v.size > 20 else float(v.max())
+    lo = min(0.0, float(v.min()))
+    if hi <= lo:
+        hi = lo + 1.0
+    clipped = int((v > hi).sum())
+    counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    return pd.DataFrame({"clv_from": edges[:-1], "clv_to": edges[1:], "customers": counts}), clipped
+
+
+def metrics_table(model_metrics: pd.DataFrame | None, manifest_metrics: dict | None = None) -> pd.DataFrame:
+    """One row per metric, one column per model (CLV model first), plus which way is better."""
+    wide = None
+    mm = model_metrics
+    if mm is not None and len(mm):
+        model_col = pick(mm, ("model", "model_name", "name"))
+        if {"metric", "value"} <= set(mm.columns) and model_col:
+            wide = mm.pivot_table(index="metric", columns=model_col, values="value", aggfunc="last")
+        elif model_col:
+            numeric = [c for c in mm.columns if c != model_col and pd.api.types.is_numeric_dtype(mm[c])]
+            wide = mm.drop_duplicates(model_col, keep="last").set_index(model_col)[numeric].T
+    if wide is None and manifest_metrics:
+        # manifest "metrics": {model: {metric: value}} or {metric: value}
+        if all(isinstance(v, dict) for v in manifest_metrics.values()):
+            wide = pd.DataFrame(manifest_metrics)
+        else:
+            wide = pd.DataFrame({"clv_model": manifest_metrics})
+        wide = wide.apply(pd.to_numeric, errors="coerce")
+    if wide is None or wide.empty:
+        return pd.DataFrame()
+    wide.columns = [str(c) for c in wide.columns]
+    models = [m for m in MODEL_ORDER if m in wide.columns] + [m for m in wide.columns if m not in MODEL_ORDER]
+    known = [m for m in METRIC_LABELS if m in wide.index]
+    wide = wide.loc[known + [m for m in wide.index if m not in METRIC_LABELS], models]
+    out = wide.copy()
+    out.insert(0, "better", [METRIC_LABELS.get(m, ("", ""))[1] for m in wide.index])
+    out.index = [METRIC_LABELS.get(m, (m, ""))[0] for m in wide.index]
+    out.index.name = "metric"
+    return out
+
+
+# ---------------------------------------------------------------- segments
+
+def segment_order(scores: pd.DataFrame) -> list[str]:
+    """Segment names, most valuable (mean predicted CLV) first: the colour and row order on every page."""
+    seg = pick(scores, SEGMENT_COLS)
+    if seg is None:
+        return []
+    if "predicted_clv" in scores:
+        return [str(s) for s in scores.groupby(seg)["predicted_clv"].mean().sort_values(ascending=False).index]
+    return sorted(str(s) for s in scores[seg].dropna().unique())
+
+
+def segment_profiles(scores: pd.DataFrame) -> pd.DataFrame:
+    """Size and mean profile of each segment, computed from customer_scores."""
+    seg = pick(scores, SEGMENT_COLS)
+    if seg is None or scores.empty:
+        return pd.DataFrame()
+    g = scores.groupby(seg)
+    out = pd.DataFrame({"customers": g.size()})
+    out["share"] = out["customers"] / out["customers"].sum()
+    if "predicted_clv" in scores:
+        out["total_predicted_clv"] = g["predicted_clv"].sum()
+    for c in ("predicted_clv", "p_alive", "expected_purchases_90d", *FEATURE_COLS):
+        if c in scores and pd.api.types.is_numeric_dtype(scores[c]):
+            out[f"mean_{c}"] = g[c].mean()
+    out.index = out.index.astype(str)
+    order = [s for s in segment_order(scores) if s in out.index]
+    out = out.loc[order]
+    out.index.name = "segment"
+    return out
+
+
+def sample_rows(df: pd.DataFrame, n: int = 5000, seed: int = 0) -> pd.DataFrame:
+    return df if len(df) <= n else df.sample(n=n, random_state=seed)
+
+
+def _as_month(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, errors="coerce").dt.normalize()
+
+
+def segment_history_counts(history: pd.DataFrame | None) -> pd.DataFrame:
+    """Customers per (month, segment) from a per-customer or an already aggregated segment_history."""
+    month, seg = pick(history, MONTH_COLS), pick(history, SEGMENT_COLS)
+    if history is None or history.empty or month is None or seg is None:
+        return pd.DataFrame(columns=["month", "segment", "customers"])
+    count = pick(history, COUNT_COLS)
+    h = history.assign(_month=_as_month(history[month]), _seg=history[seg].astype(str))
+    if count and "customer_id" not in history.columns:
+        out = h.groupby(["_month", "_seg"], as_index=False)[count].sum()
+        out = out.rename(columns={count: "customers"})
+    else:
+        out = h.groupby(["_month", "_seg"], as_index=False).size().rename(columns={"size": "customers"})
+    return out.rename(columns={"_month": "month", "_seg": "segment"}).sort_values(["month", "segment"])
+
+
+def migration_matrix(
+    migration: pd.DataFrame | None, history: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, str | None, str | None]:
+    """Customers moving from segment to segment between the last two months.
+
+    Uses segment_migration (filtered to its latest month pair when it has month columns); falls back to
+    computing it from a per-customer segment_history. Returns (long frame from/to/customers, from, to).
+    """
+    m = migration
+    frm, to, cnt = pick(m, FROM_SEGMENT_COLS), pick(m, TO_SEGMENT_COLS), pick(m, COUNT_COLS)
+    if m is not None and len(m) and frm and to:
+        from_month, to_month = pick(m, FROM_MONTH_COLS), pick(m, TO_MONTH_COLS)
+        label_from = label_to = None
+        if to_month:
+            latest = m[to_month].max()
+            m = m[m[to_month] == latest]
+            label_to = fmt_date(latest)
+            if from_month:
+                label_from = fmt_date(m[from_month].max())
+        if cnt is None:
+            out = m.groupby([frm, to], as_index=False).size().rename(columns={"size": "customers"})
+        else:
+            out = m.groupby([frm, to], as_index=False)[cnt].sum().rename(columns={cnt: "customers"})
+        out = out.rename(columns={frm: "from_segment", to: "to_segment"})
+        out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
+        return out, label_from, label_to
+    month, seg = pick(history, MONTH_COLS), pick(history, SEGMENT_COLS)
+    if history is None or month is None or seg is None or "customer_id" not in history.columns:
+        return pd.DataFrame(columns=["from_segment", "to_segment", "customers"]), None, None
+    months = sorted(history[month].dropna().unique())
+    if len(months) < 2:
+        return pd.DataFrame(columns=["from_segment", "to_segment", "customers"]), None, None
+    a = history[history[month] == months[-2]][["customer_id", seg]].rename(columns={seg: "from_segment"})
+    b = history[history[month] == months[-1]][["customer_id", seg]].rename(columns={seg: "to_segment"})
+    both = a.merge(b, on="customer_id")
+    out = both.groupby(["from_segment", "to_segment"], as_index=False).size().rename(columns={"size": "customers"})
+    out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
+    return out, fmt_date(months[-2]), fmt_date(months[-1])
+
+
+def customer_history(history: pd.DataFrame | None, customer_id: str) -> pd.DataFrame:
+    """One customer's monthly segment (and scores when present), oldest first; empty if not per-customer."""
+    month = pick(history, MONTH_COLS)
+    if history is None or month is None or "customer_id" not in history.columns:
+        return pd.DataFrame()
+    h = history[history["customer_id"].astype(str) == str(customer_id)]
+    keep = [month] + [c for c in ("segment_name", "segment_id", "predicted_clv", "p_alive") if c in h.columns]
+    return h[keep].sort_values(month).rename(columns={month: "month"}).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- customers
+
+def find_customer(scores: pd.DataFrame, customer_id: str) -> pd.Series | None:
+    key = customer_id.strip()
+    hit = scores[scores["customer_id"].astype(str) == key]
+    return None if hit.empty else hit.iloc[0]
+
+
+def similar_ids(scores: pd.DataFrame, customer_id: str, limit: int = 8) -> list[str]:
+    """Ids that contain what was typed (case-insensitive), for the 'did you mean' hint."""
+    key = customer_id.strip().lower()
+    if not key:
+        return []
+    ids = scores["customer_id"].astype(str)
+    return ids[ids.str.lower().str.contains(key, regex=False)].head(limit).tolist()
+
+
+def at_risk(
+    scores: pd.DataFrame, value_col: str = "total_spend", min_value_quantile: float = 0.8, max_p_alive: float = 0.5
+) -> tuple[pd.DataFrame, float]:
+    """High-value customers (value at or above the quantile) whose P(alive) is below ``max_p_alive``.
+
+    Returns (rows sorted by value, descending; the value threshold).
+    """
+    if value_col not in scores or "p_alive" not in scores:
+        return scores.iloc[0:0], float("nan")
+    threshold = float(scores[value_col].quantile(min_value_quantile)) if len(scores) else float("nan")
+    rows = scores[(scores[value_col] >= threshold) & (scores["p_alive"] < max_p_alive)]
+    cols = [c for c in AT_RISK_COLS if c in rows.columns]
+    if value_col not in cols:
+        cols.insert(1, value_col)
+    return rows[cols].sort_values(value_col, ascending=False).reset_index(drop=True), threshold
+
+
+# ---------------------------------------------------------------- data quality
+
+def dq_normalise(dq: pd.DataFrame | None) -> pd.DataFrame:
+    """data_quality with canonical column names: partition_date (date), expectation, success (bool), ..."""
+    exp, ok = pick(dq, EXPECTATION_COLS), pick(dq, SUCCESS_COLS)
+    if dq is None or dq.empty or "partition_date" not in dq.columns or exp is None or ok is None:
+        return pd.DataFrame(columns=["partition_date", "expectation", "success"])
+    out = dq.rename(columns={exp: "expectation", ok: "success"}).copy()
+    out["partition_date"] = pd.to_datetime(out["partition_date"], errors="coerce").dt.date
+    out["success"] = out["success"].astype(bool)
+    if "column_name" in out:
+        col = out["column_name"].fillna("").astype(str)
+        out["check"] = np.where(col != "", out["expectation"].astype(str) + " (" + col + ")", out["expectation"])
+    else:
+        out["check"] = out["expectation"].astype(str)
+    return out.sort_values(["partition_date", "check"]).reset_index(drop=True)
+
+
+def dq_partitions(dq: pd.DataFrame) -> pd.DataFrame:
+    """One row per partition: checks run, checks failed, rows read/rejected.
+
+    Rejected rows come from ``rows_rejected`` (the load audit) when the table has it; otherwise they are
+    approximated by the sum of unexpected counts of the failed checks (a row breaking two rules counts twice).
+    """
+    if dq.empty:
+        return pd.DataFrame(columns=["partition_date", "checks", "failed", "rejected_rows"])
+    g = dq.groupby("partition_date")
+    out = pd.DataFrame({"checks": g.size(), "failed": g["success"].apply(lambda s: int((~s).sum()))})
+    if "rows_read" in dq:
+        out["rows_read"] = g["rows_read"].max()
+    if "rows_rejected" in dq:
+        out["rejected_rows"] = g["rows_rejected"].max()
+        out["rejected_source"] = "load audit"
+    elif "unexpected_count" in dq:
+        failed = dq[~dq["success"]]
+        out["rejected_rows"] = failed.groupby("partition_date")["unexpected_count"].sum()
+        out["rejected_rows"] = out["rejected_rows"].fillna(0)
+        out["rejected_source"] = "unexpected counts"
+    out["status"] = np.where(out["failed"] > 0, "fail", "pass")
+    return out.reset_index()
