@@ -1,0 +1,384 @@
+"""MLflow model registry helpers: register with alias `staging`, gated promotion to `production`, rollback, load.
+
+Registry stages are deprecated in MLflow 3; we use aliases on the registered models:
+
+* ``staging``              the newest registered version (set by ``register``)
+* ``production``           what serving scores with (moved only by ``promote`` / ``rollback``)
+* ``previous_production``  the version ``rollback`` would go back to
+
+The full promotion history is kept as a JSON list of versions in the registered-model tag
+``production_history`` (newest last); each promoted version also gets tags ``promoted_at``,
+``promotion_metric``, ``promotion_metric_value``, ``promotion_forced`` and ``promoted_over``.
+
+Every function takes an optional ``tracking_uri``; the default is ``get_settings().mlflow_uri`` (an absolute
+SQLite path under the data dir). No dagster import here.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clv_platform.lib.settings import get_settings
+
+STAGING = "staging"
+PRODUCTION = "production"
+PREVIOUS_PRODUCTION = "previous_production"
+HISTORY_TAG = "production_history"
+HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    metric: str
+    higher_is_better: bool = True
+
+
+# What `clv promote clv|segment` means.
+MODELS: dict[str, ModelSpec] = {
+    "clv": ModelSpec("clv_model", "holdout_normalized_gini", True),
+    "segment": ModelSpec("segment_model", "stability_weighted_silhouette", True),
+}
+
+
+class RegistryError(RuntimeError):
+    """Something the registry cannot do (no staging version, nothing to roll back to, ...)."""
+
+
+def _uri(tracking_uri: str | None) -> str:
+    return tracking_uri or get_settings().mlflow_uri
+
+
+def configure(tracking_uri: str | None = None) -> str:
+    """Point MLflow's fluent API (tracking and registry) at ``tracking_uri``; returns it."""
+    import mlflow
+
+    uri = _uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def client(tracking_uri: str | None = None):
+    from mlflow import MlflowClient
+
+    uri = _uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(name: str, artifact_root: str | Path, tracking_uri: str | None = None) -> str:
+    """Id of experiment ``name``, created with its artifacts under ``artifact_root/<name>`` if missing."""
+    c = client(tracking_uri)
+    experiment = c.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            c.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    location = Path(artifact_root).resolve() / name
+    location.mkdir(parents=True, exist_ok=True)
+    try:
+        return c.create_experiment(name, artifact_location=location.as_uri())
+    except Exception:  # created concurrently by another process
+        experiment = c.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+# -- register -----------------------------------------------------------------------------------------
+
+
+def register(
+    run_id: str,
+    artifact_path: str,
+    name: str,
+    *,
+    model_uri: str | None = None,
+    tags: dict[str, Any] | None = None,
+    tracking_uri: str | None = None,
+) -> str:
+    """Register the model logged in run ``run_id`` under ``artifact_path`` (MLflow 3: the ``name`` given to
+    ``log_model``) as a new version of ``name``, point alias ``staging`` at it, return the version.
+
+    ``model_uri`` (e.g. ``ModelInfo.model_uri``) overrides the ``runs:/<run_id>/<artifact_path>`` URI.
+    """
+    import mlflow
+
+    configure(tracking_uri)
+    c = client(tracking_uri)
+    uri = model_uri or f"runs:/{run_id}/{artifact_path}"
+    try:
+        c.get_registered_model(name)
+    except Exception:
+        try:
+            c.create_registered_model(name)
+        except Exception:  # created concurrently
+            pass
+    mv = mlflow.register_model(uri, name, tags={k: str(v) for k, v in (tags or {}).items()} or None)
+    if run_id and mv.run_id and mv.run_id != run_id:
+        raise RegistryError(f"registered {uri} but the version's run is {mv.run_id}, not {run_id}")
+    c.set_registered_model_alias(name, STAGING, mv.version)
+    return str(mv.version)
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def version_metric(name: str, version: str, metric: str, tracking_uri: str | None = None) -> float | None:
+    """``metric`` of a model version: from the metrics of the run that produced it (else its logged model)."""
+    c = client(tracking_uri)
+    mv = c.get_model_version(name, str(version))
+    if mv.run_id:
+        value = c.get_run(mv.run_id).data.metrics.get(metric)
+        if value is not None:
+            return _clean(value)
+    model_id = getattr(mv, "model_id", None)
+    if model_id:
+        try:
+            for m in c.get_logged_model(model_id).metrics or []:
+                if m.key == metric:
+                    return _clean(m.value)
+        except Exception:
+            pass
+    return None
+
+
+def alias_version(name: str, alias: str, tracking_uri: str | None = None) -> str | None:
+    """Version the alias points to, or None (also when the model is not registered)."""
+    c = client(tracking_uri)
+    try:
+        return str(c.get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def history(name: str, tracking_uri: str | None = None) -> list[str]:
+    """Versions that have been production, oldest first (the last one is production, unless rolled back)."""
+    c = client(tracking_uri)
+    raw = c.get_registered_model(name).tags.get(HISTORY_TAG)
+    return [str(v) for v in json.loads(raw)] if raw else []
+
+
+def _set_history(c, name: str, versions: list[str]) -> None:
+    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(versions[-HISTORY_LIMIT:]))
+
+
+def status(name: str, tracking_uri: str | None = None) -> dict:
+    """Aliases, history and latest version of a registered model (for the CLI and health pages)."""
+    c = client(tracking_uri)
+    try:
+        rm = c.get_registered_model(name)
+    except Exception:
+        return {"name": name, "registered": False}
+    versions = c.search_model_versions(f"name='{name}'")
+    return {
+        "name": name,
+        "registered": True,
+        "aliases": {alias: str(v) for alias, v in (rm.aliases or {}).items()},
+        "history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
+        "latest_version": max((int(v.version) for v in versions), default=None),
+    }
+
+
+# -- promote / rollback -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    name: str
+    metric: str
+    promoted: bool
+    staging_version: str
+    production_version: str | None  # before the promotion
+    staging_metric: float | None
+    production_metric: float | None
+    forced: bool
+    message: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def format_metric(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def promote(
+    name: str,
+    metric: str,
+    higher_is_better: bool = True,
+    force: bool = False,
+    tracking_uri: str | None = None,
+) -> PromotionResult:
+    """Move ``production`` to the ``staging`` version if its ``metric`` is at least as good as production's
+    (or there is no production yet, or ``force``). Otherwise refuse: ``promoted=False`` with both figures.
+    """
+    c = client(tracking_uri)
+    staging = alias_version(name, STAGING, tracking_uri)
+    if staging is None:
+        raise RegistryError(f"{name} has no '{STAGING}' version to promote (train and register one first)")
+    production = alias_version(name, PRODUCTION, tracking_uri)
+    s_val = version_metric(name, staging, metric, tracking_uri)
+    p_val = version_metric(name, production, metric, tracking_uri) if production else None
+    figures = f"{metric}: staging v{staging} = {format_metric(s_val)}, production " + (
+        f"v{production} = {format_metric(p_val)}" if production else "none"
+    )
+
+    def result(promoted: bool, message: str) -> PromotionResult:
+        return PromotionResult(name, metric, promoted, staging, production, s_val, p_val, force, message)
+
+    if production == staging:
+        return result(False, f"{name} v{staging} is already production ({figures})")
+
+    if production is None:
+        ok, why = True, "no production version yet"
+    elif force:
+        ok, why = True, "forced"
+    elif s_val is None:
+        ok, why = False, f"staging v{staging} has no metric '{metric}'"
+    elif p_val is None:
+        ok, why = False, f"production v{production} has no metric '{metric}' to compare with (use --force)"
+    else:
+        better = s_val >= p_val if higher_is_better else s_val <= p_val
+        direction = "higher" if higher_is_better else "lower"
+        ok = better
+        why = (
+            f"staging is at least as good ({direction} is better)"
+            if better
+            else f"staging is worse than production ({direction} is better)"
+        )
+    if not ok:
+        return result(False, f"refused to promote {name}: {why}; {figures}")
+
+    hist = history(name, tracking_uri)
+    if production and (not hist or hist[-1] != production):
+        hist.append(production)  # production set outside promote(): keep it so rollback can return to it
+    hist.append(staging)
+    c.set_registered_model_alias(name, PRODUCTION, staging)
+    if production:
+        c.set_registered_model_alias(name, PREVIOUS_PRODUCTION, production)
+    _set_history(c, name, hist)
+    for key, value in {
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "promotion_metric": metric,
+        "promotion_metric_value": format_metric(s_val),
+        "promotion_forced": str(bool(force and production is not None)).lower(),
+        "promoted_over": production or "",
+    }.items():
+        c.set_model_version_tag(name, staging, key, value)
+    return result(True, f"promoted {name} v{staging} to production ({why}); {figures}")
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    name: str
+    from_version: str
+    to_version: str
+    message: str
+
+
+def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
+    """Put ``production`` back on the version that was production before the current one."""
+    c = client(tracking_uri)
+    production = alias_version(name, PRODUCTION, tracking_uri)
+    if production is None:
+        raise RegistryError(f"{name} has no production version to roll back")
+    hist = history(name, tracking_uri)
+    if not hist or hist[-1] != production:
+        hist.append(production)
+    if len(hist) < 2:
+        raise RegistryError(f"{name} v{production} is the only production version so far: nothing to roll back to")
+    hist.pop()
+    target = hist[-1]
+    c.set_registered_model_alias(name, PRODUCTION, target)
+    if len(hist) >= 2:
+        c.set_registered_model_alias(name, PREVIOUS_PRODUCTION, hist[-2])
+    else:
+        try:
+            c.delete_registered_model_alias(name, PREVIOUS_PRODUCTION)
+        except Exception:
+            pass
+    _set_history(c, name, hist)
+    c.set_model_version_tag(name, production, "rolled_back_at", datetime.now(UTC).isoformat())
+    return RollbackResult(name, production, target, f"rolled back {name}: production v{production} -> v{target}")
+
+
+# -- load ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A registered model version loaded for scoring.
+
+    ``native`` is the domain object when the pyfunc wraps one (a PythonModel with a ``model`` attribute set
+    in ``load_context``, like ``ClvPyfuncModel``); ``predict`` then calls ``native.predict(df)`` directly
+    (no MLflow schema enforcement: extra columns and integer dtypes are fine). Otherwise it calls the pyfunc
+    with the columns of its signature, cast to the signature's types.
+    """
+
+    name: str
+    alias: str | None
+    version: str
+    run_id: str | None
+    pyfunc: Any
+    native: Any = None
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        if self.native is not None and hasattr(self.native, "predict"):
+            out = self.native.predict(df)
+        else:
+            out = self.pyfunc.predict(_conform(df, self.pyfunc))
+        if isinstance(out, pd.Series):
+            out = out.to_frame()
+        if not isinstance(out, pd.DataFrame):
+            out = pd.DataFrame(out)
+        out.index = df.index
+        return out
+
+
+def _conform(df: pd.DataFrame, pyfunc) -> pd.DataFrame:
+    schema = getattr(getattr(pyfunc, "metadata", None), "get_input_schema", lambda: None)()
+    if schema is None or not schema.has_input_names():
+        return df
+    out = df[[c for c in schema.input_names() if c in df.columns]].copy()
+    for spec in schema.inputs:
+        dtype = getattr(getattr(spec, "type", None), "to_pandas", lambda: None)()
+        if spec.name in out.columns and dtype is not None and pd.api.types.is_numeric_dtype(dtype):
+            out[spec.name] = out[spec.name].astype(dtype)
+    return out
+
+
+def load(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None, version: str | None = None):
+    """Load ``models:/<name>@<alias>`` (or a given ``version``) as a LoadedModel with ``.predict(df)``."""
+    import mlflow.pyfunc
+
+    configure(tracking_uri)
+    c = client(tracking_uri)
+    try:
+        mv = c.get_model_version(name, str(version)) if version else c.get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        what = f"version {version}" if version else f"alias '{alias}'"
+        raise RegistryError(f"registered model {name} has no {what}: {exc}") from None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    native = None
+    try:
+        native = getattr(pyfunc.unwrap_python_model(), "model", None)
+    except Exception:
+        pass
+    return LoadedModel(name, None if version else alias, str(mv.version), mv.run_id, pyfunc, native)

@@ -1,0 +1,138 @@
+"""Registry with a real MLflow store in a temporary SQLite: register, gated promotion, --force, rollback, load."""
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.dummy import DummyRegressor
+
+from clv_platform.cli import cli
+from clv_platform.lib import registry
+
+CLV = registry.MODELS["clv"]
+SEGMENT = registry.MODELS["segment"]
+
+
+class Scale:
+    def __init__(self, k: float):
+        self.k = k
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"predicted_clv": df["x"] * self.k}, index=df.index)
+
+
+class ScalePyfunc(mlflow.pyfunc.PythonModel):
+    """Like ClvPyfuncModel: the domain object is `self.model` after load_context."""
+
+    def __init__(self, k: float):
+        self.k = k
+
+    def load_context(self, context):
+        self.model = Scale(self.k)
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict(pd.DataFrame(model_input))
+
+
+def _log(uri: str, root: Path, metric: str, value: float, k: float, sklearn: bool = False) -> str:
+    registry.configure(uri)
+    experiment_id = registry.ensure_experiment("tests", root / "mlartifacts", uri)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_metric(metric, value)
+        if sklearn:
+            model = DummyRegressor(strategy="constant", constant=k).fit([[0.0]], [k])
+            mlflow.sklearn.log_model(model, name="model", pip_requirements=[])
+        else:
+            mlflow.pyfunc.log_model(name="model", python_model=ScalePyfunc(k), pip_requirements=[])
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    return f"sqlite:///{root / 'mlflow.db'}", root
+
+
+def test_promotion_gate_force_and_rollback(store, monkeypatch):
+    uri, root = store
+    monkeypatch.setenv("CLV_DATA_DIR", str(root))  # the CLI uses get_settings().mlflow_uri == uri
+    runner = CliRunner()
+
+    # First version: no production yet -> promoted.
+    v1 = registry.register(_log(uri, root, CLV.metric, 0.60, 1.0), "model", CLV.name, tracking_uri=uri)
+    assert v1 == "1" and registry.alias_version(CLV.name, "staging", uri) == "1"
+    first = registry.promote(CLV.name, CLV.metric, tracking_uri=uri)
+    assert first.promoted and first.production_version is None and "no production version yet" in first.message
+    assert registry.alias_version(CLV.name, "production", uri) == "1"
+
+    # A worse model: refused, both figures reported, production unchanged; the CLI exits non-zero.
+    v2 = registry.register(_log(uri, root, CLV.metric, 0.55, 2.0), "model", CLV.name, tracking_uri=uri)
+    refused = registry.promote(CLV.name, CLV.metric, tracking_uri=uri)
+    assert not refused.promoted
+    assert (refused.staging_metric, refused.production_metric) == (0.55, 0.60)
+    assert "0.5500" in refused.message and "0.6000" in refused.message
+    out = runner.invoke(cli, ["promote", "clv"])
+    assert out.exit_code == 1, out.output
+    assert "v2: 0.5500" in out.output and "v1: 0.6000" in out.output and "refused" in out.output
+    assert registry.alias_version(CLV.name, "production", uri) == "1"
+
+    # --force promotes it anyway.
+    out = runner.invoke(cli, ["promote", "clv", "--force"])
+    assert out.exit_code == 0, out.output
+    assert registry.alias_version(CLV.name, "production", uri) == v2
+    assert registry.alias_version(CLV.name, "previous_production", uri) == v1
+    tags = registry.client(uri).get_model_version(CLV.name, v2).tags
+    assert tags["promotion_forced"] == "true" and tags["promoted_over"] == "1"
+
+    # Rollback: back to v1.
+    out = runner.invoke(cli, ["rollback", "clv"])
+    assert out.exit_code == 0, out.output
+    assert "v2 -> v1" in out.output
+    assert registry.alias_version(CLV.name, "production", uri) == "1"
+    assert registry.history(CLV.name, uri) == ["1"]
+
+    # A better model is accepted over v1.
+    v3 = registry.register(_log(uri, root, CLV.metric, 0.65, 3.0), "model", CLV.name, tracking_uri=uri)
+    out = runner.invoke(cli, ["promote", "clv"])
+    assert out.exit_code == 0, out.output
+    assert "v3: 0.6500" in out.output and "v1: 0.6000" in out.output
+    assert registry.alias_version(CLV.name, "production", uri) == v3
+    assert registry.history(CLV.name, uri) == ["1", "3"]
+
+    # Promoting the same version again is a no-op, not an error.
+    again = runner.invoke(cli, ["promote", "clv"])
+    assert again.exit_code == 0 and "already production" in again.output
+
+    # load() by alias gives the production model with .predict(df), native object and version.
+    model = registry.load(CLV.name, "production", tracking_uri=uri)
+    assert model.version == v3 and isinstance(model.native, Scale)
+    pred = model.predict(pd.DataFrame({"x": [1, 2], "extra": ["a", "b"]}, index=[10, 11]))
+    assert list(pred["predicted_clv"]) == [3.0, 6.0] and list(pred.index) == [10, 11]
+
+    # Roll back twice: the second has nothing left to go back to.
+    assert registry.rollback(CLV.name, uri).to_version == "1"
+    with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
+        registry.rollback(CLV.name, uri)
+    out = runner.invoke(cli, ["rollback", "clv"])
+    assert out.exit_code != 0 and "nothing to roll back to" in out.output
+
+
+def test_segment_model_sklearn_flavour_and_missing_staging(store):
+    uri, root = store
+    with pytest.raises(registry.RegistryError, match="no 'staging' version"):
+        registry.promote("nothing_here", SEGMENT.metric, tracking_uri=uri)
+    v1 = registry.register(_log(uri, root, SEGMENT.metric, 0.40, 7.0, sklearn=True), "model", SEGMENT.name,
+                           tracking_uri=uri)
+    assert registry.promote(SEGMENT.name, SEGMENT.metric, tracking_uri=uri).promoted
+    model = registry.load(SEGMENT.name, tracking_uri=uri)
+    assert model.version == v1 and model.native is None
+    assert list(model.predict(pd.DataFrame({"a": [1.0, 2.0]})).iloc[:, 0]) == [7.0, 7.0]
+    # Lower-is-better metrics are supported too: 0.45 > 0.40 is worse then.
+    registry.register(_log(uri, root, SEGMENT.metric, 0.45, 8.0, sklearn=True), "model", SEGMENT.name,
+                      tracking_uri=uri)
+    assert not registry.promote(SEGMENT.name, SEGMENT.metric, higher_is_better=False, tracking_uri=uri).promoted
+    assert registry.promote(SEGMENT.name, SEGMENT.metric, tracking_uri=uri).promoted
+    with pytest.raises(registry.RegistryError, match="has no alias"):
+        registry.load(SEGMENT.name, "nope", tracking_uri=uri)
