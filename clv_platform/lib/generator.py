@@ -366,21 +366,40 @@ def generate(out_dir, customers: int = 20_000, start: dt.date | str | None = Non
                  "x Gamma-Gamma (order value ~ Gamma(p, rate nu), nu ~ Gamma(q, rate gamma))",
         "time_unit": "days",
         "population_params": asdict(params),
+        "bgnbd": {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b},
+        "gamma_gamma": {"p": params.p, "q": params.q, "gamma": params.gamma,
+                        "mean_order_value": params.p * params.gamma / (params.q - 1)},
         "seed": seed, "start": start.isoformat(), "end": end.isoformat(), "days": days,
         "customers": customers,
         "acquisition_days": acquisition_days or days,
         "orders": int(sim["o_cust"].size), "lines": int(table.num_rows), "return_lines": int(sim["r_orig"].size),
-        "customer_columns": list(gt.columns),
+        "customer_columns": {
+            "customer_id": "landing customer_id",
+            "acquisition_date": "day of the first order",
+            "lambda": "BG/NBD purchase rate while alive, repeat orders per day",
+            "p": "BG/NBD dropout probability after each repeat order",
+            "nu": "Gamma-Gamma rate of the customer's order values",
+            "mean_order_value": "gamma_gamma.p / nu, in dollars",
+            "repeat_orders": "repeat orders placed in the period (BG/NBD frequency before same-day merging)",
+            "alive_at_end": "still alive at the end of the last day",
+            "home_country": "country on every line", "preferred_channel": "channel of ~80% of orders",
+            "favourite_category": "category of ~60% of lines",
+        },
     }
+    latents = None
     if customers <= INLINE_GROUND_TRUTH_MAX:
         doc["customers_file"] = None
-        doc["customer_latents"] = gt.to_dict(orient="list")
+        doc["customer_latents"] = "__LATENTS__"  # column-oriented, written compactly below
+        latents = json.dumps(gt.to_dict(orient="list"), separators=(",", ":"), default=_json_default)
         (out / GROUND_TRUTH_CUSTOMERS_FILE).unlink(missing_ok=True)
     else:
         doc["customers_file"] = GROUND_TRUTH_CUSTOMERS_FILE
         pq.write_table(pa.Table.from_pandas(gt, preserve_index=False), out / GROUND_TRUTH_CUSTOMERS_FILE,
                        compression="zstd")
-    (out / GROUND_TRUTH_FILE).write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    text = json.dumps(doc, indent=1, default=_json_default)
+    if latents is not None:
+        text = text.replace('"__LATENTS__"', latents)
+    (out / GROUND_TRUTH_FILE).write_text(text + "\n")
 
     return GenerationSummary(
         out_dir=str(out), start=start.isoformat(), end=end.isoformat(), days=days, customers=customers,

@@ -130,6 +130,9 @@ def test_ground_truth_file(small, small_lines):
     p = generator.PopulationParams()
     assert doc["population_params"] == {k: getattr(p, k) for k in doc["population_params"]}
     assert doc["time_unit"] == "days" and doc["seed"] == 7 and doc["customers"] == 3000
+    assert doc["bgnbd"] == {"r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b}
+    assert doc["gamma_gamma"]["mean_order_value"] == pytest.approx(70.0)
+    assert list(doc["customer_columns"]) == list(cust.columns)
     assert doc["customers_file"] is None  # small population: inline
     assert len(cust) == 3000 and cust["customer_id"].is_unique
     assert (cust["lambda"] > 0).all() and cust["p"].between(0, 1).all() and (cust["nu"] > 0).all()
@@ -211,3 +214,29 @@ def test_order_values_follow_gamma_gamma():
     assert ratio.var() == pytest.approx(1 / p.p, rel=0.05)
     # population mean order value p * gamma / (q - 1) = $70 (order-weighted, so only roughly)
     assert 55 < value.mean() < 90
+
+
+def test_lifetimes_recovers_the_population_params():
+    """Day-level summaries of 20,000 simulated customers: lifetimes' fitters find the params we simulated."""
+    import warnings
+
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    p = generator.PopulationParams()
+    days = 730
+    sim = generator.simulate(20_000, days, seed=42)
+    value = np.bincount(sim["l_order"], weights=sim["l_qty"] * sim["l_price_cents"] / 100.0)
+    daily = (pd.DataFrame({"c": sim["o_cust"], "d": sim["o_day"], "v": value})
+             .groupby(["c", "d"], as_index=False)["v"].sum())
+    first = daily.groupby("c")["d"].transform("min")
+    per = daily.groupby("c").agg(first=("d", "min"), last=("d", "max"), n=("d", "size"))
+    frequency, recency, age = per["n"] - 1, (per["last"] - per["first"]).astype(float), days - 1.0 - per["first"]
+    repeat = daily[daily["d"] > first].groupby("c")["v"].agg(["size", "mean"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bg = BetaGeoFitter().fit(frequency, recency, age)
+        gg = GammaGammaFitter().fit(repeat["size"], repeat["mean"])
+    for name, true in (("r", p.r), ("alpha", p.alpha), ("a", p.a), ("b", p.b)):
+        assert bg.params_[name] == pytest.approx(true, rel=0.15), (name, bg.params_[name])
+    for name, true in (("p", p.p), ("q", p.q), ("v", p.gamma)):
+        assert gg.params_[name] == pytest.approx(true, rel=0.15), (name, gg.params_[name])
