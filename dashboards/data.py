@@ -256,7 +256,8 @@ def customer_history(history: pd.DataFrame | None, customer_id: str) -> pd.DataF
     if history is None or month is None or "customer_id" not in history.columns:
         return pd.DataFrame()
     h = history[history["customer_id"].astype(str) == str(customer_id)]
-    keep = [month] + [c for c in ("segment_name", "segment_id", "predicted_clv", "p_alive") if c in h.columns]
+    seg = pick(h, SEGMENT_COLS)
+    keep = [month] + ([seg] if seg else []) + [c for c in ("predicted_clv", "p_alive") if c in h.columns]
     return h[keep].sort_values(month).rename(columns={month: "month"}).reset_index(drop=True)
 
 

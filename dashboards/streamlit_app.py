@@ -29,7 +29,7 @@ PAGES = [
             url_path="data-quality"),
 ]
 
-st.set_page_config(page_title="CLV platform", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="CLV platform", page_icon="📈", layout="wide")
 page = st.navigation(PAGES)
 common.sidebar(common.current_snapshot())
 page.run()

@@ -3,6 +3,7 @@
 Deep link: /customer?customer_id=<id>.
 """
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -48,21 +49,41 @@ def _get(name: str):
 
 
 st.subheader(f"Customer {row['customer_id']}")
-segment = _get("segment_name")
-if segment is not None:
-    since = data.fmt_date(_get("segment_since"))
-    st.markdown(f"Segment **{segment}**" + (f" since {since}" if since != "–" else ""))
-
+interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Predicted CLV", data.fmt_money(_get("predicted_clv"), 2), border=True)
-c2.metric(
-    "80% interval (p10 – p90)",
-    f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}",
-    border=True,
-)
-c3.metric("BTYD CLV", data.fmt_money(_get("btyd_clv"), 2), border=True,
-          help="BG/NBD x Gamma-Gamma baseline")
-c4.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True)
+c1.metric("Predicted CLV (80% interval)", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
+          delta_arrow="off", delta_color="off", border=True)
+c2.metric("BTYD CLV", data.fmt_money(_get("btyd_clv"), 2), border=True, help="BG/NBD x Gamma-Gamma baseline")
+c3.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True,
+          help="Probability that the customer is still active")
+segment = _get("segment_name")
+since = data.fmt_date(_get("segment_since"))
+c4.metric("Segment", str(segment) if segment is not None else "–",
+          delta=f"since {since}" if since != "–" else None, delta_arrow="off", delta_color="off", border=True)
+
+if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not None:
+    seg_mean = None
+    if segment is not None:
+        seg_mean = float(scores.loc[scores["segment_name"] == segment, "predicted_clv"].mean())
+    points = [("predicted CLV", _get("predicted_clv")), ("BTYD CLV", _get("btyd_clv")),
+              (f"mean of {segment}", seg_mean)]
+    marks = pd.DataFrame([{"what": w, "value": float(v)} for w, v in points if v is not None and pd.notna(v)])
+    band = pd.DataFrame({"lo": [float(_get("predicted_clv_p10"))], "hi": [float(_get("predicted_clv_p90"))]})
+    top = max([band["hi"].iloc[0], *marks["value"]]) * 1.05 if len(marks) else band["hi"].iloc[0] * 1.05
+    x = alt.X("lo:Q", title="Predicted CLV ($)", scale=alt.Scale(domain=[0, top]))
+    chart = (
+        alt.Chart(band).mark_bar(height=20, opacity=0.35, color="#4c78a8")
+        .encode(x=x, x2="hi:Q",
+                tooltip=[alt.Tooltip("lo:Q", format=",.2f", title="p10"),
+                         alt.Tooltip("hi:Q", format=",.2f", title="p90")])
+        + alt.Chart(marks).mark_tick(thickness=3, size=30)
+        .encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, top])),
+                color=alt.Color("what:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"),
+                                scale=alt.Scale(range=["#1f3b73", "#f58518", "#54a24b"])),
+                tooltip=["what:N", alt.Tooltip("value:Q", format=",.2f")])
+    ).properties(height=60)
+    st.caption("80% prediction interval (band) and point predictions (ticks)")
+    st.altair_chart(chart, width="stretch")
 
 e1, e2, e3, e4 = st.columns(4)
 e1.metric("Expected purchases 30 d", data.fmt_num(_get("expected_purchases_30d")))

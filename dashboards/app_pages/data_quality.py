@@ -45,13 +45,13 @@ heat = (
     alt.Chart(grid)
     .mark_rect(stroke="white", strokeWidth=0.5)
     .encode(
-        x=alt.X("yearmonthdate(day):O", title="Partition", axis=alt.Axis(labelAngle=-60, labelOverlap=True)),
-        y=alt.Y("check:N", title=None),
+        x=alt.X("yearmonthdate(day):T", title="Partition", axis=alt.Axis(format="%b %d", labelOverlap=True)),
+        y=alt.Y("check:N", title=None, axis=alt.Axis(labelLimit=420)),
         color=alt.Color("result:N", scale=alt.Scale(domain=["pass", "fail"], range=["#59a14f", "#e15759"]),
                         title=None),
         tooltip=tooltip,
     )
-    .properties(height=max(160, 22 * grid["check"].nunique()))
+    .properties(height=26 * grid["check"].nunique() + 50)
 )
 st.altair_chart(heat, width="stretch")
 
@@ -65,7 +65,8 @@ if "rejected_rows" in parts_in:
     bars = (
         alt.Chart(chart_df)
         .mark_bar(color="#e15759")
-        .encode(x=alt.X("day:T", title="Partition"), y=alt.Y("rejected_rows:Q", title="Rejected rows"),
+        .encode(x=alt.X("yearmonthdate(day):T", title="Partition", axis=alt.Axis(format="%b %d")),
+                y=alt.Y("rejected_rows:Q", title="Rejected rows"),
                 tooltip=enc)
         .properties(height=220)
     )

@@ -20,40 +20,45 @@ colors = common.segment_colors(order)
 profiles = common.segment_profiles(snap.snapshot_id, scores)
 
 st.subheader("Sizes and profiles")
-left, right = st.columns([2, 3])
-with left:
-    sizes = profiles.reset_index()[["segment", "customers", "share"]]
+sizes = profiles.reset_index()
+left, right = st.columns(2)
+for col, field, title, fmt in ((left, "customers", "Customers", ","),
+                               (right, "total_predicted_clv", "Total predicted CLV ($)", ",.0f")):
+    if field not in sizes:
+        continue
     bars = (
         alt.Chart(sizes)
         .mark_bar()
         .encode(
             y=alt.Y("segment:N", sort=order, title=None),
-            x=alt.X("customers:Q", title="Customers"),
+            x=alt.X(f"{field}:Q", title=title),
             color=alt.Color("segment:N", scale=colors, legend=None),
-            tooltip=["segment:N", alt.Tooltip("customers:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+            tooltip=["segment:N", alt.Tooltip(f"{field}:Q", format=fmt),
+                     alt.Tooltip("share:Q", format=".1%", title="share of customers")],
         )
-        .properties(height=40 * len(order) + 40)
+        .properties(height=32 * len(order) + 30)
     )
-    st.altair_chart(bars, width="stretch")
-with right:
-    shown = pd.DataFrame(index=profiles.index)
-    shown["customers"] = profiles["customers"].map(data.fmt_int)
-    shown["share"] = profiles["share"].map(data.fmt_prob)
-    money = ("total_predicted_clv", "mean_predicted_clv", "mean_total_spend", "mean_monetary_value")
-    for col, label in (
-        ("mean_predicted_clv", "mean CLV"), ("total_predicted_clv", "total CLV"), ("mean_p_alive", "P(alive)"),
-        ("mean_orders", "orders"), ("mean_total_spend", "spend so far"), ("mean_monetary_value", "order value"),
-        ("mean_days_since_last_order", "days since last order"),
-    ):
-        if col in profiles:
-            if col in money:
-                shown[label] = profiles[col].map(data.fmt_money)
-            elif col == "mean_p_alive":
-                shown[label] = profiles[col].map(data.fmt_prob)
-            else:
-                shown[label] = profiles[col].map(lambda v: f"{v:,.1f}")
-    st.table(shown)
-    st.caption("Means per segment from customer_scores, most valuable segment first.")
+    col.altair_chart(bars, width="stretch")
+
+shown = pd.DataFrame(index=profiles.index)
+shown["customers"] = profiles["customers"].map(data.fmt_int)
+shown["share"] = profiles["share"].map(data.fmt_prob)
+money = ("total_predicted_clv", "mean_predicted_clv", "mean_total_spend", "mean_monetary_value")
+for col, label in (
+    ("mean_predicted_clv", "mean CLV"), ("total_predicted_clv", "total CLV"), ("mean_p_alive", "mean P(alive)"),
+    ("mean_expected_purchases_90d", "purchases next 90 d"), ("mean_orders", "orders"),
+    ("mean_total_spend", "spend so far"), ("mean_monetary_value", "order value"),
+    ("mean_days_since_last_order", "days since last order"),
+):
+    if col in profiles:
+        if col in money:
+            shown[label] = profiles[col].map(data.fmt_money)
+        elif col == "mean_p_alive":
+            shown[label] = profiles[col].map(data.fmt_prob)
+        else:
+            shown[label] = profiles[col].map(lambda v: f"{v:,.1f}")
+st.table(shown)
+st.caption("Means per segment from customer_scores, most valuable segment first.")
 
 summary = common.table(snap, "segment_summary")
 if summary is not None and len(summary):
@@ -65,10 +70,11 @@ sample = common.scatter_sample(snap.snapshot_id, scores, SCATTER_MAX)
 if len(scores) > SCATTER_MAX:
     st.caption(f"A random sample of {SCATTER_MAX:,} of {len(scores):,} customers.")
 scatter = (
-    alt.Chart(sample)
+    alt.Chart(sample.assign(clv_axis=sample["predicted_clv"].clip(lower=1.0)))
     .mark_circle(size=28, opacity=0.7)
     .encode(
-        x=alt.X("predicted_clv:Q", title="Predicted CLV ($)", scale=alt.Scale(type="symlog")),
+        x=alt.X("clv_axis:Q", title="Predicted CLV ($, log scale; below $1 shown at $1)",
+                scale=alt.Scale(type="log")),
         y=alt.Y("p_alive:Q", title="P(alive)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("segment_name:N", scale=colors, title="Segment"),
         tooltip=["customer_id:N", "segment_name:N", alt.Tooltip("predicted_clv:Q", format=",.2f"),
@@ -117,15 +123,16 @@ with right:
         common.missing_table(snap, "segment_history", "the segment history")
     else:
         seg_order = order + sorted(set(counts["segment"]) - set(order))
+        rank = {name: i for i, name in enumerate(seg_order)}
         area = (
-            alt.Chart(counts)
+            alt.Chart(counts.assign(rank=counts["segment"].map(rank)))
             .mark_bar()
             .encode(
                 x=alt.X("yearmonth(month):O", title="Month"),
                 y=alt.Y("customers:Q", title="Customers", stack="zero"),
                 color=alt.Color("segment:N", scale=alt.Scale(domain=seg_order, scheme="tableau10"),
                                 title="Segment"),
-                order=alt.Order("segment:N"),
+                order=alt.Order("rank:Q"),
                 tooltip=[alt.Tooltip("month:T", format="%Y-%m"), "segment:N",
                          alt.Tooltip("customers:Q", format=",")],
             )
