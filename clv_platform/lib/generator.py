@@ -21,7 +21,8 @@ negative line (own order id ``R...``) 1-30 days later, on one line of that order
 quantity, same unit price, ``original_order_id`` = the returned order. Returns that would fall after the
 last day are dropped.
 
-Files: ``transactions_YYYY-MM-DD.csv`` (or ``.parquet``) per day, header-only on a day without orders, and
+Files: ``transactions_YYYY-MM-DD.csv`` (or ``.parquet``: same columns, strings except line_number and quantity
+(int64) and unit_price (float64)) per day, header-only on a day without orders (an empty table in Parquet), and
 ``ground_truth.json`` (population parameters + each customer's latent lambda, p, nu). For populations above
 ``INLINE_GROUND_TRUTH_MAX`` customers the per-customer part goes to ``ground_truth_customers.parquet`` and the
 JSON names it (key ``customers_file``); ``read_ground_truth`` reads either form.
@@ -248,8 +249,14 @@ def simulate(customers: int, days: int, seed: int, params: PopulationParams = Po
     )
 
 
+def _dict(indices: np.ndarray, dictionary: pa.Array, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Dictionary-encoded string column (no copy of the strings; the CSV writer decodes it)."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32(), mask=mask), dictionary)
+
+
 def _lines_table(sim: dict, start: dt.date) -> tuple[pa.Table, np.ndarray]:
-    """All order lines and return lines as one Arrow table in file order; also each row's day index."""
+    """All order lines and return lines as one Arrow table in file order (string columns dictionary-encoded);
+    also each row's day index."""
     n_orders = sim["o_cust"].size
     l_order, r_orig, r_line = sim["l_order"], sim["r_orig"], sim["r_line"]
     n_l, n_r = l_order.size, r_orig.size
@@ -278,18 +285,18 @@ def _lines_table(sim: dict, start: dt.date) -> tuple[pa.Table, np.ndarray]:
     day_strings = pa.array([(start + dt.timedelta(days=int(d))).isoformat() for d in range(days)])
     tod_strings = pa.array([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(_DAY_SECONDS)])
     ts = pc.binary_join_element_wise(pc.take(day_strings, pa.array(day)), pc.take(tod_strings, pa.array(tod)), "T")
-    orig_ids = pc.take(order_ids, pa.array(np.where(orig >= 0, orig, 0), mask=orig < 0))
+    orig_ids = _dict(np.where(orig >= 0, orig, 0), order_ids, mask=orig < 0)
 
     table = pa.table({
-        "order_id": pc.take(order_ids, pa.array(row_order_key)),
+        "order_id": _dict(row_order_key, order_ids),
         "line_number": pa.array(line_number, pa.int64()),
-        "customer_id": pc.take(customer_ids(sim["n"]), pa.array(cust)),
+        "customer_id": _dict(cust, customer_ids(sim["n"])),
         "order_ts": ts,
-        "category": pc.take(pa.array(CATEGORIES), pa.array(category)),
+        "category": _dict(category, pa.array(CATEGORIES)),
         "quantity": pa.array(qty, pa.int64()),
         "unit_price": pa.array(cents / 100.0, pa.float64()),
-        "channel": pc.take(pa.array(CHANNELS), pa.array(channel)),
-        "country": pc.take(pa.array(COUNTRIES), pa.array(country)),
+        "channel": _dict(channel, pa.array(CHANNELS)),
+        "country": _dict(country, pa.array(COUNTRIES)),
         "original_order_id": orig_ids,
     })
     assert tuple(table.column_names) == LANDING_COLUMNS
@@ -320,7 +327,9 @@ def _write_day(table: pa.Table, path: Path, fmt: str) -> None:
             f.write(CSV_HEADER)
             if table.num_rows:
                 pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    else:
+    else:  # plain string columns in Parquet, so every reader gets text, not categoricals
+        table = pa.table({name: col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
+                          for name, col in zip(table.column_names, table.columns, strict=True)})
         pq.write_table(table, path, compression="zstd")
 
 
