@@ -117,3 +117,15 @@ def test_zero_cd_record_gets_quantity_one(tmp_path, monkeypatch):
     assert s.zero_cd_records == 1 and s.records == 1
     lines = (tmp_path / "out" / "transactions_1997-01-05.csv").read_text().splitlines()
     assert lines[1] == f"CDNOW-00007-19970105-1,1,00007,{dt.date(1997, 1, 5)}T12:00:00,music,1,9.99,web,US,"
+
+
+def test_clv_import_cdnow_command(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from clv_platform.cli import cli
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    res = CliRunner().invoke(cli, ["import-cdnow", "--sample"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "data" / "landing").glob("transactions_*.csv"))) == 546
+    assert "2,357 customers" in res.output and "CLV_PARTITIONS_START=1997-01-01" in res.output

@@ -240,3 +240,21 @@ def test_lifetimes_recovers_the_population_params():
         assert bg.params_[name] == pytest.approx(true, rel=0.15), (name, bg.params_[name])
     for name, true in (("p", p.p), ("q", p.q), ("v", p.gamma)):
         assert gg.params_[name] == pytest.approx(true, rel=0.15), (name, gg.params_[name])
+
+
+def test_clv_generate_command_writes_into_the_landing_dir(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from clv_platform.cli import cli
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    res = CliRunner().invoke(cli, ["generate", "--customers", "200", "--start", "2024-02-01", "--days", "10",
+                                   "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    landing = tmp_path / "data" / "landing"
+    assert len(list(landing.glob("transactions_2024-02-*.csv"))) == 10
+    assert (landing / "ground_truth.json").exists() and "200 customers" in res.output
+    res = CliRunner().invoke(cli, ["generate", "--customers", "50", "--start", "2024-03-01", "--days", "5",
+                                   "--out", str(tmp_path / "pq"), "--format", "parquet"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "pq").glob("transactions_*.parquet"))) == 5
