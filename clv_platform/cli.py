@@ -97,6 +97,72 @@ def bench_ingest_command(customers, days, no_backfill) -> None:
 
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
+
+def _btyd_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_btyd.py"
+    spec = importlib.util.spec_from_file_location("bench_btyd", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cli.command("backtest")
+@click.option("--dataset", type=click.Choice(["cdnow", "cdnow-sample", "warehouse"]), default="cdnow",
+              show_default=True)
+@click.option("--cutoff", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="End of calibration. Default: 1997-09-30 for CDNOW, latest day - horizon for the warehouse.")
+@click.option("--horizon-days", type=click.IntRange(min=1), default=None,
+              help="Holdout length. Default: 273 (39 weeks) for CDNOW, 365 for the warehouse.")
+@click.option("--folds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="K-fold CV over customers (1 = fit and predict on every customer).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Per-customer rows (.parquet or .csv).")
+@click.option("--no-pareto", is_flag=True, help="Skip the Pareto/NBD comparison.")
+def backtest_command(dataset, cutoff, horizon_days, folds, seed, out, no_pareto) -> None:
+    """Fader-Hardie-Lee backtest: K-fold over customers, one JSON object (params + holdout metrics) on stdout."""
+    import json
+
+    from tqdm import tqdm
+
+    from clv_platform.lib import backtest
+
+    if out and not out.lower().endswith((".parquet", ".pq", ".csv")):
+        raise click.BadParameter("must end in .parquet or .csv", param_hint="--out")
+    try:
+        cal, cut, horizon = backtest.load_calibration_holdout(dataset, cutoff.date() if cutoff else None,
+                                                              horizon_days)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with tqdm(total=folds, desc="folds", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        result, rows = backtest.run_backtest(cal, horizon, folds=folds, seed=seed,
+                                             fold_models=backtest.default_fold_models(),
+                                             include_pareto=not no_pareto, progress=bar.update)
+    result = {"dataset": dataset, "cutoff": cut.isoformat(), **result}
+    if out:
+        result["out"] = str(backtest.write_rows(rows, out))
+    click.echo(json.dumps(backtest.jsonable(result)))
+
+
+@bench.command("fit")
+@click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--skip-plain", is_flag=True, help="Only our compressed fit (the plain fit takes a while).")
+def bench_fit_command(customers, skip_plain) -> None:
+    """BG/NBD + Gamma-Gamma on compressed rows vs a plain BetaGeoFitter().fit on every row."""
+    module = _btyd_benchmark()
+    click.echo(module.format_fit(module.run_fit(customers=customers, plain=not skip_plain, progress=click.echo)))
+
+
+@bench.command("predict")
+@click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+def bench_predict_command(customers) -> None:
+    """btyd.predict customers/s (P(alive), 30/90/365-day purchases, order value, discounted CLV)."""
+    module = _btyd_benchmark()
+    click.echo(module.format_predict(module.run_predict(customers=customers)))
+
+
 # --- models + registry: promote / rollback -------------------------------------------------------
 
 
