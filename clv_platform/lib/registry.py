@@ -159,6 +159,19 @@ def version_metric(name: str, version: str, metric: str, tracking_uri: str | Non
     return None
 
 
+def version_info(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None) -> dict | None:
+    """{version, run_id, metrics} of the version behind ``alias`` (run metrics), or None if there is none."""
+    c = client(tracking_uri)
+    try:
+        mv = c.get_model_version_by_alias(name, alias)
+    except Exception:
+        return None
+    metrics = {}
+    if mv.run_id:
+        metrics = {k: v for k, v in c.get_run(mv.run_id).data.metrics.items() if _clean(v) is not None}
+    return {"version": str(mv.version), "run_id": mv.run_id, "metrics": metrics}
+
+
 def alias_version(name: str, alias: str, tracking_uri: str | None = None) -> str | None:
     """Version the alias points to, or None (also when the model is not registered)."""
     c = client(tracking_uri)

@@ -1,0 +1,156 @@
+"""serving/customer_scores (+ the snapshot publish) and serving/segment_history (monthly, backfillable).
+
+Thin: the work is in lib/scoring.py, lib/registry.py and lib/snapshot.py.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from clv_platform.defs.partitions import monthly_partitions
+from clv_platform.defs.resources import MlflowResource, WarehouseResource
+from clv_platform.lib import registry, scoring, snapshot
+from clv_platform.lib.settings import get_settings
+
+CLV = registry.MODELS["clv"]
+SEGMENT = registry.MODELS["segment"]
+
+FEATURES = dg.AssetKey(["features", "customer_features"])
+BTYD_PREDICTIONS = dg.AssetKey(["features", "btyd_predictions"])
+CLV_MODEL = dg.AssetKey(["models", "clv_model"])
+SEGMENT_MODEL = dg.AssetKey(["models", "segment_model"])
+TRANSACTIONS = dg.AssetKey(["staging", "transactions"])
+SEGMENT_HISTORY = dg.AssetKey(["serving", "segment_history"])
+
+
+class ServingConfig(dg.Config):
+    snapshot_root: str = ""  # default: get_settings().snapshot_root (CLV_DATA_DIR/serving)
+    keep_snapshots: int = 5
+
+
+def _production_models(mlflow: MlflowResource):
+    try:
+        clv = registry.load(CLV.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
+        seg = registry.load(SEGMENT.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
+    except registry.RegistryError as exc:
+        raise dg.Failure(
+            description=f"{exc}. Promote models first: `clv promote clv` and `clv promote segment`."
+        ) from None
+    return clv, seg
+
+
+@dg.asset(
+    key=["serving", "customer_scores"],
+    group_name="serving",
+    deps=[FEATURES, BTYD_PREDICTIONS, CLV_MODEL, SEGMENT_MODEL, SEGMENT_HISTORY],
+    kinds={"duckdb", "mlflow", "parquet"},
+    description=(
+        "Every customer scored as of the latest day with the `production` CLV and segment models "
+        "(serving.customer_scores), then published as the serving snapshot (Parquet + manifest, atomic swap)."
+    ),
+)
+def customer_scores(
+    context: dg.AssetExecutionContext,
+    config: ServingConfig,
+    warehouse: WarehouseResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    clv, seg = _production_models(mlflow)
+    model_info = {
+        CLV.name: registry.version_info(CLV.name, tracking_uri=mlflow.tracking_uri),
+        SEGMENT.name: registry.version_info(SEGMENT.name, tracking_uri=mlflow.tracking_uri),
+    }
+    with warehouse.connect() as con:
+        as_of, frame = scoring.scoring_inputs(con)
+        scores = scoring.score(frame, clv, seg, as_of, clv.version, seg.version)
+        earlier = [scoring.previous_scores(con), scoring.history_rows(con, "customer_id, as_of_date, segment_name")]
+        earlier = [e for e in earlier if e is not None and len(e)]
+        scores = scoring.with_segment_since(scores, pd.concat(earlier, ignore_index=True) if earlier else None)
+        scoring.write_scores(con, scores)
+        tables = scoring.snapshot_tables(con, scores, scoring.model_metrics_table(model_info))
+
+    summary = tables["segment_summary"]
+    metrics = {
+        "customers": len(scores),
+        "total_predicted_clv": float(scores["predicted_clv"].sum()),
+        "mean_predicted_clv": float(scores["predicted_clv"].mean()),
+        "total_btyd_clv": float(scores["btyd_clv"].sum()),
+        "mean_p_alive": float(scores["p_alive"].mean()),
+        "segments": len(summary),
+    }
+    for model, info in model_info.items():
+        for name in (CLV.metric, SEGMENT.metric):
+            if info and name in info["metrics"]:
+                metrics[f"{model}.{name}"] = info["metrics"][name]
+    manifest = {
+        "as_of_date": as_of.isoformat(),
+        "model_versions": {CLV.name: clv.version, SEGMENT.name: seg.version},
+        "metrics": metrics,
+        "dagster_run_id": context.run_id,
+    }
+    root = config.snapshot_root or str(get_settings().snapshot_root)
+    path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots)
+
+    with mlflow.start_run(context, run_name="score", tags={"snapshot_id": path.name}):
+        import mlflow as mlf
+
+        mlf.log_params({"as_of_date": as_of.isoformat(), "clv_model_version": clv.version,
+                        "segment_model_version": seg.version, "snapshot_id": path.name})
+        mlf.log_metrics({k: float(v) for k, v in metrics.items()})
+
+    return dg.MaterializeResult(
+        metadata={
+            "customers": dg.MetadataValue.int(len(scores)),
+            "as_of": dg.MetadataValue.text(as_of.isoformat()),
+            "snapshot_id": dg.MetadataValue.text(path.name),
+            "snapshot_path": dg.MetadataValue.path(str(path)),
+            "model_versions": dg.MetadataValue.json(manifest["model_versions"]),
+            "total_predicted_clv": dg.MetadataValue.float(metrics["total_predicted_clv"]),
+            "segments": dg.MetadataValue.md(
+                summary[["segment_name", "customers", "share", "avg_predicted_clv", "avg_p_alive"]]
+                .round(3).to_markdown(index=False)
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=["serving", "segment_history"],
+    group_name="serving",
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[TRANSACTIONS, CLV_MODEL, SEGMENT_MODEL],
+    kinds={"duckdb"},
+    description=(
+        "Month-end as-of scores and segment of every customer (serving.segment_history, one partition per "
+        "month, backfillable in one run) and the migration matrix between consecutive months "
+        "(serving.segment_migration)."
+    ),
+)
+def segment_history(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource
+) -> dg.MaterializeResult:
+    clv, seg = _production_models(mlflow)
+    months = sorted(key[:7] for key in context.partition_keys)
+    written, skipped = {}, []
+    with warehouse.connect() as con:
+        for month in months:
+            as_of = scoring.month_end(month)
+            try:
+                _, frame = scoring.scoring_inputs(con, as_of)
+            except scoring.ScoringError as exc:
+                context.log.warning(f"{month}: {exc}; nothing written")
+                skipped.append(month)
+                continue
+            scores = scoring.score(frame, clv, seg, as_of, clv.version, seg.version)
+            written[month] = scoring.write_history_month(con, month, scores)
+            context.log.info(f"{month}: {written[month]} customers as of {as_of}")
+        migration = scoring.refresh_migrations(con, list(written))
+    return dg.MaterializeResult(
+        metadata={
+            "months": dg.MetadataValue.json(written),
+            "skipped": dg.MetadataValue.json(skipped),
+            "customers": dg.MetadataValue.int(sum(written.values())),
+            "migration_rows": dg.MetadataValue.int(len(migration)),
+            "model_versions": dg.MetadataValue.json({CLV.name: clv.version, SEGMENT.name: seg.version}),
+        }
+    )

@@ -1,0 +1,372 @@
+"""Customer scores with the production models, segment history/migration, and the serving snapshot tables.
+
+No dagster import: defs/serving/ calls these. The models are anything with ``.predict(df) -> DataFrame``
+(``registry.LoadedModel`` of ``clv_model`` / ``segment_model``):
+
+* CLV model:     predict(features + BTYD predictions) -> predicted_clv, predicted_clv_p10, predicted_clv_p90
+* segment model: predict(the same + the CLV predictions) -> segment_id, segment_name
+"""
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from clv_platform.lib import btyd, features
+
+SCORES_TABLE = "serving.customer_scores"
+HISTORY_TABLE = "serving.segment_history"
+MIGRATION_TABLE = "serving.segment_migration"
+BTYD_TABLE = "features.btyd_predictions"
+FEATURES_TABLE = "features.customer_features"
+
+# serving.customer_scores / customer_scores.parquet (docs/architecture.md), in this order, then extras.
+SCORE_COLUMNS = [
+    "customer_id", "as_of_date", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90", "btyd_clv",
+    "p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+    "segment_id", "segment_name", "segment_since", "clv_model_version", "segment_model_version",
+    "frequency", "recency", "T", "monetary_value", "orders", "total_spend", "days_since_last_order",
+]
+EXTRA_COLUMNS = ["expected_avg_order_value", "avg_order_value"]
+HISTORY_COLUMNS = [
+    "month", "as_of_date", "customer_id", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
+    "btyd_clv", "p_alive", "segment_id", "segment_name", "clv_model_version", "segment_model_version",
+]
+
+HISTORY_DDL = f"""
+CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
+    month VARCHAR NOT NULL, as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    predicted_clv DOUBLE, predicted_clv_p10 DOUBLE, predicted_clv_p90 DOUBLE, btyd_clv DOUBLE, p_alive DOUBLE,
+    segment_id BIGINT, segment_name VARCHAR, clv_model_version VARCHAR, segment_model_version VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {MIGRATION_TABLE} (
+    from_month VARCHAR NOT NULL, to_month VARCHAR NOT NULL, from_segment VARCHAR NOT NULL,
+    to_segment VARCHAR NOT NULL, customers BIGINT NOT NULL, share DOUBLE
+);
+"""
+
+
+class ScoringError(RuntimeError):
+    """Scoring cannot run (no customers, no production model, ...)."""
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+# -- inputs -------------------------------------------------------------------------------------------
+
+
+def scoring_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None) -> tuple[dt.date, pd.DataFrame]:
+    """Features + BTYD predictions of every customer as of ``as_of`` (default: the latest order day).
+
+    Uses features.customer_features / features.btyd_predictions when they hold that as-of date; otherwise
+    computes the features with the same SQL and fits BTYD as of that date (history months, tests).
+    """
+    if as_of is None:
+        as_of = features.latest_order_date(con)
+        if as_of is None:
+            raise ScoringError("staging.transactions is empty: nothing to score")
+    as_of = pd.Timestamp(as_of).date()
+
+    feats = None
+    if table_exists(con, FEATURES_TABLE):
+        got = con.execute(f"SELECT max(as_of_date) FROM {FEATURES_TABLE}").fetchone()[0]
+        if got is not None and pd.Timestamp(got).date() == as_of:
+            feats = con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY customer_id").df()
+    if feats is None:
+        feats = features.customer_features(con, as_of)
+    if feats.empty:
+        raise ScoringError(f"no customers as of {as_of}")
+
+    preds = None
+    if table_exists(con, BTYD_TABLE):
+        cols = [r[0] for r in con.execute(f"DESCRIBE {BTYD_TABLE}").fetchall()]
+        same_day = True
+        if "as_of_date" in cols:
+            got = con.execute(f"SELECT max(as_of_date) FROM {BTYD_TABLE}").fetchone()[0]
+            same_day = got is not None and pd.Timestamp(got).date() == as_of
+        if same_day:
+            preds = con.execute(f"SELECT * FROM {BTYD_TABLE}").df().drop(columns=["as_of_date"], errors="ignore")
+    if preds is None:
+        preds = btyd.predict(btyd.fit_btyd(feats), feats)
+    overlap = [c for c in preds.columns if c in feats.columns and c != "customer_id"]
+    frame = feats.merge(preds.drop(columns=overlap), on="customer_id", how="left", validate="one_to_one")
+    return as_of, frame
+
+
+# -- scores -------------------------------------------------------------------------------------------
+
+
+def score(
+    frame: pd.DataFrame,
+    clv_model: Any,
+    segment_model: Any,
+    as_of: dt.date,
+    clv_version: str | None = None,
+    segment_version: str | None = None,
+) -> pd.DataFrame:
+    """Scores of every row of ``frame`` (features + BTYD): CLV with interval, segment, versions, as-of date.
+
+    ``segment_since`` is set to ``as_of``; use ``with_segment_since`` to carry it over from earlier scores.
+    """
+    frame = frame.reset_index(drop=True)
+    clv = clv_model.predict(frame)
+    missing = {"predicted_clv", "predicted_clv_p10", "predicted_clv_p90"} - set(clv.columns)
+    if missing:
+        raise ScoringError(f"the CLV model's predict() returned no {sorted(missing)}")
+    scored = frame.copy()
+    for col in ("predicted_clv", "predicted_clv_p10", "predicted_clv_p90"):
+        scored[col] = clv[col].to_numpy(dtype="float64")
+    seg = segment_model.predict(scored)
+    if not {"segment_id", "segment_name"} <= set(seg.columns):
+        raise ScoringError("the segment model's predict() must return segment_id and segment_name")
+    scored["segment_id"] = seg["segment_id"].to_numpy().astype("int64")
+    scored["segment_name"] = seg["segment_name"].astype(str).to_numpy()
+    scored["as_of_date"] = pd.Timestamp(as_of)
+    scored["segment_since"] = pd.Timestamp(as_of)
+    scored["clv_model_version"] = None if clv_version is None else str(clv_version)
+    scored["segment_model_version"] = None if segment_version is None else str(segment_version)
+    for col in SCORE_COLUMNS + EXTRA_COLUMNS:
+        if col not in scored.columns:
+            scored[col] = np.nan
+    return scored[SCORE_COLUMNS + EXTRA_COLUMNS]
+
+
+def with_segment_since(scores: pd.DataFrame, earlier: pd.DataFrame | None) -> pd.DataFrame:
+    """Set ``segment_since`` = first as-of date of the customer's current run of the same segment name.
+
+    ``earlier``: rows (customer_id, as_of_date, segment_name[, segment_since]) from previous scores and the
+    monthly segment history. Walking back from the newest earlier row, the run continues while the name is
+    the current one; a row's own ``segment_since`` (previous scores) extends it further back.
+    """
+    scores = scores.copy()
+    as_of = pd.to_datetime(scores["as_of_date"])
+    scores["segment_since"] = as_of
+    if earlier is None or earlier.empty:
+        return scores
+    hist = earlier[["customer_id", "as_of_date", "segment_name"]].copy()
+    hist["as_of_date"] = pd.to_datetime(hist["as_of_date"])
+    since = earlier["segment_since"] if "segment_since" in earlier.columns else hist["as_of_date"]
+    hist["since"] = pd.to_datetime(since).fillna(hist["as_of_date"])
+    cur = pd.DataFrame({"customer_id": scores["customer_id"], "cur_name": scores["segment_name"], "cur_as_of": as_of})
+    hist = hist.merge(cur, on="customer_id", how="inner")
+    hist = hist[hist["as_of_date"] <= hist["cur_as_of"]]
+    if hist.empty:
+        return scores
+    hist = hist.sort_values(["customer_id", "as_of_date"], ascending=[True, False], kind="stable")
+    broken = (hist["segment_name"].astype(str) != hist["cur_name"].astype(str)).astype("int8")
+    hist = hist[broken.groupby(hist["customer_id"]).cummax() == 0]
+    first = hist.groupby("customer_id")["since"].min()
+    carried = scores["customer_id"].map(first)
+    scores["segment_since"] = carried.where(carried.notna() & (carried < as_of), as_of)
+    return scores
+
+
+# -- summaries ----------------------------------------------------------------------------------------
+
+
+def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per segment: size, share, value and behaviour, sorted by average predicted CLV."""
+    g = scores.groupby(["segment_id", "segment_name"], dropna=False)
+    out = g.agg(
+        customers=("customer_id", "size"),
+        total_predicted_clv=("predicted_clv", "sum"),
+        avg_predicted_clv=("predicted_clv", "mean"),
+        avg_predicted_clv_p10=("predicted_clv_p10", "mean"),
+        avg_predicted_clv_p90=("predicted_clv_p90", "mean"),
+        avg_btyd_clv=("btyd_clv", "mean"),
+        avg_p_alive=("p_alive", "mean"),
+        avg_expected_purchases_365d=("expected_purchases_365d", "mean"),
+        avg_frequency=("frequency", "mean"),
+        avg_days_since_last_order=("days_since_last_order", "mean"),
+        avg_total_spend=("total_spend", "mean"),
+    ).reset_index()
+    out.insert(3, "share", out["customers"] / max(len(scores), 1))
+    total = out["total_predicted_clv"].sum()
+    out.insert(5, "value_share", out["total_predicted_clv"] / total if total else 0.0)
+    return out.sort_values("avg_predicted_clv", ascending=False).reset_index(drop=True)
+
+
+def migration_rows(prev: pd.DataFrame, cur: pd.DataFrame, from_month: str, to_month: str) -> pd.DataFrame:
+    """Long migration table between two as-of snapshots (segmentation.segment_migration when available)."""
+    try:
+        from clv_platform.lib.segmentation import migration_long, segment_migration
+
+        long = migration_long(segment_migration(prev, cur))
+    except ImportError:  # pragma: no cover - segmentation.py not there yet
+        both = prev[["customer_id", "segment_name"]].merge(
+            cur[["customer_id", "segment_name"]], on="customer_id", how="outer", suffixes=("_from", "_to")
+        )
+        long = (
+            both.fillna({"segment_name_from": "(new)", "segment_name_to": "(gone)"})
+            .groupby(["segment_name_from", "segment_name_to"])
+            .size()
+            .rename("customers")
+            .reset_index()
+            .rename(columns={"segment_name_from": "from_segment", "segment_name_to": "to_segment"})
+        )
+    long = long.astype({"from_segment": str, "to_segment": str})
+    long["customers"] = long["customers"].astype("int64")
+    long["share"] = long["customers"] / long.groupby("from_segment")["customers"].transform("sum")
+    long.insert(0, "to_month", to_month)
+    long.insert(0, "from_month", from_month)
+    return long[["from_month", "to_month", "from_segment", "to_segment", "customers", "share"]]
+
+
+# -- warehouse writes ---------------------------------------------------------------------------------
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> int:
+    """Replace serving.customer_scores with ``scores`` (one transaction)."""
+    con.register("_scores_df", scores)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {SCORES_TABLE} AS SELECT * REPLACE ("
+            "CAST(as_of_date AS DATE) AS as_of_date, CAST(segment_since AS DATE) AS segment_since) FROM _scores_df"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_scores_df")
+    return len(scores)
+
+
+def previous_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    if not table_exists(con, SCORES_TABLE):
+        return None
+    return con.execute(
+        f"SELECT customer_id, as_of_date, segment_name, segment_since FROM {SCORES_TABLE}"
+    ).df()
+
+
+def history_rows(con: duckdb.DuckDBPyConnection, columns: str = "*") -> pd.DataFrame | None:
+    if not table_exists(con, HISTORY_TABLE):
+        return None
+    return con.execute(f"SELECT {columns} FROM {HISTORY_TABLE} ORDER BY as_of_date, customer_id").df()
+
+
+def month_end(month: str) -> dt.date:
+    """Last day of month ``YYYY-MM`` (or a partition key ``YYYY-MM-01``)."""
+    first = pd.Timestamp(month[:7] + "-01")
+    return (first + pd.offsets.MonthEnd(0)).date()
+
+
+def write_history_month(con: duckdb.DuckDBPyConnection, month: str, scores: pd.DataFrame) -> int:
+    """Replace month ``YYYY-MM`` of serving.segment_history with ``scores`` (one transaction)."""
+    rows = scores.assign(month=month)
+    for col in HISTORY_COLUMNS:
+        if col not in rows.columns:
+            rows[col] = None
+    rows = rows[HISTORY_COLUMNS]
+    con.execute(HISTORY_DDL)
+    con.register("_hist_df", rows)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE month = ?", [month])
+        con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT * FROM _hist_df")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_hist_df")
+    return len(rows)
+
+
+def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataFrame:
+    """Recompute serving.segment_migration for every pair of consecutive history months touching ``months``."""
+    con.execute(HISTORY_DDL)
+    have = [r[0] for r in con.execute(f"SELECT DISTINCT month FROM {HISTORY_TABLE} ORDER BY month").fetchall()]
+    pairs = [(a, b) for a, b in zip(have, have[1:], strict=False) if a in months or b in months]
+    frames = []
+    for a, b in pairs:
+        prev = con.execute(f"SELECT customer_id, segment_name FROM {HISTORY_TABLE} WHERE month = ?", [a]).df()
+        cur = con.execute(f"SELECT customer_id, segment_name FROM {HISTORY_TABLE} WHERE month = ?", [b]).df()
+        frames.append(migration_rows(prev, cur, a, b))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["from_month", "to_month", "from_segment", "to_segment", "customers", "share"]
+    )
+    con.register("_mig_df", out)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for a, b in pairs:
+            con.execute(f"DELETE FROM {MIGRATION_TABLE} WHERE from_month = ? AND to_month = ?", [a, b])
+        # Pairs that are no longer consecutive (a month was backfilled in between) go too.
+        con.execute(
+            f"DELETE FROM {MIGRATION_TABLE} m WHERE NOT EXISTS (SELECT 1 FROM (SELECT month, lead(month) OVER "
+            f"(ORDER BY month) AS nxt FROM (SELECT DISTINCT month FROM {HISTORY_TABLE})) h "
+            "WHERE h.month = m.from_month AND h.nxt = m.to_month)"
+        )
+        if len(out):
+            con.execute(f"INSERT INTO {MIGRATION_TABLE} SELECT * FROM _mig_df")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_mig_df")
+    return out
+
+
+# -- snapshot tables ----------------------------------------------------------------------------------
+
+
+def data_quality(con: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame:
+    """staging.validation_results of the last ``days`` partitions (empty frame with columns if none)."""
+    if not table_exists(con, "staging.validation_results"):
+        return pd.DataFrame(columns=["partition_date", "expectation", "column_name", "success",
+                                     "element_count", "unexpected_count", "checked_at"])
+    return con.execute(
+        "SELECT * FROM staging.validation_results WHERE partition_date > "
+        "(SELECT max(partition_date) FROM staging.validation_results) - ?::INTEGER "
+        "ORDER BY partition_date, expectation, column_name",
+        [days],
+    ).df()
+
+
+def model_metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Long table (model, version, run_id, metric, value) from {model: {version, run_id, metrics}}."""
+    rows = []
+    for model, info in metrics.items():
+        for metric, value in sorted((info.get("metrics") or {}).items()):
+            rows.append({"model": model, "version": str(info.get("version")), "run_id": info.get("run_id"),
+                         "metric": metric, "value": float(value)})
+    return pd.DataFrame(rows, columns=["model", "version", "run_id", "metric", "value"])
+
+
+def snapshot_tables(
+    con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, model_metrics: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Every table of the serving contract, ready for snapshot.publish."""
+    hist = history_rows(
+        con, "month, as_of_date, customer_id, segment_id, segment_name, predicted_clv, p_alive"
+    )
+    if hist is None:
+        hist = pd.DataFrame(columns=["month", "as_of_date", "customer_id", "segment_id", "segment_name",
+                                     "predicted_clv", "p_alive"])
+    if table_exists(con, MIGRATION_TABLE):
+        migration = con.execute(f"SELECT * FROM {MIGRATION_TABLE} ORDER BY from_month, from_segment, to_segment").df()
+    else:
+        migration = pd.DataFrame(columns=["from_month", "to_month", "from_segment", "to_segment", "customers", "share"])
+    out = scores.copy()
+    for col in ("as_of_date", "segment_since"):
+        out[col] = pd.to_datetime(out[col]).dt.date
+    return {
+        "customer_scores": out,
+        "segment_summary": segment_summary(scores),
+        "segment_migration": migration,
+        "model_metrics": model_metrics,
+        "data_quality": data_quality(con),
+        "segment_history": hist,
+    }

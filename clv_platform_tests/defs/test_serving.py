@@ -1,0 +1,235 @@
+"""serving/segment_history and serving/customer_scores end to end on a small simulated warehouse, with tiny real
+models registered and promoted in a temporary MLflow registry."""
+
+import datetime as dt
+import json
+import os
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv_platform.defs.resources import default_resources
+from clv_platform.defs.serving.assets import customer_scores, segment_history
+from clv_platform.lib import registry, scoring, snapshot, warehouse
+
+START = dt.date(2024, 1, 1)
+END = dt.date(2024, 12, 20)
+
+
+# -- tiny real models (pickled by reference: this module is importable) ------------------------------------
+
+
+class TinyClv:
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        base = df["btyd_clv"].fillna(0.0).astype(float) * self.factor
+        return pd.DataFrame(
+            {"predicted_clv": base, "predicted_clv_p10": base * 0.5, "predicted_clv_p90": base * 1.5}, index=df.index
+        )
+
+
+class TinySegments:
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        active = df["p_alive"].astype(float) >= 0.5
+        return pd.DataFrame(
+            {"segment_id": np.where(active, 1, 2), "segment_name": np.where(active, "active", "dormant")},
+            index=df.index,
+        )
+
+
+class Wrapper(mlflow.pyfunc.PythonModel):
+    def __init__(self, model):
+        self._model = model
+
+    def load_context(self, context):
+        self.model = self._model
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict(pd.DataFrame(model_input))
+
+
+def _register(uri, root, name, metric, value, model) -> str:
+    registry.configure(uri)
+    experiment_id = registry.ensure_experiment("tests", root / "mlartifacts", uri)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_metric(metric, value)
+        mlflow.pyfunc.log_model(name="model", python_model=Wrapper(model), pip_requirements=[])
+    version = registry.register(run.info.run_id, "model", name, tracking_uri=uri)
+    assert registry.promote(name, metric, force=True, tracking_uri=uri).promoted
+    return version
+
+
+def _simulate_transactions(n: int = 300, seed: int = 7) -> pd.DataFrame:
+    """BG/NBD-like purchases in days: Poisson(λ) arrivals, drop-out with prob. p after each purchase."""
+    rng = np.random.default_rng(seed)
+    horizon = (END - START).days
+    rows = []
+    for c in range(n):
+        lam, p = rng.gamma(0.6, 1 / 20), rng.beta(1.0, 4.0)
+        t = float(rng.integers(0, 200))
+        first = True
+        while t <= horizon:
+            day = START + dt.timedelta(days=int(t))
+            qty = int(rng.integers(1, 4))
+            price = round(float(rng.gamma(2.0, 15.0)), 2)
+            rows.append((day, f"o{c}-{len(rows)}", 1, f"c{c:04d}", dt.datetime.combine(day, dt.time(12)), "music",
+                         qty, price, round(qty * price, 2), "web", "US", None, "sim.csv", len(rows) + 2))
+            if not first and rng.random() < p:
+                break
+            first = False
+            t += rng.exponential(1 / lam)
+    cols = ["partition_date", "order_id", "line_number", "customer_id", "order_ts", "category", "quantity",
+            "unit_price", "amount", "channel", "country", "original_order_id", "source_file", "source_line"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLV_DATA_DIR", str(root))
+    mp.delenv("CLV_SNAPSHOT_ROOT", raising=False)
+    resources = default_resources()
+    con = warehouse.connect(resources["warehouse"].database)
+    tx = _simulate_transactions()
+    con.register("tx", tx)
+    con.execute("INSERT INTO staging.transactions SELECT * FROM tx")
+    con.execute(
+        "INSERT INTO staging.validation_results VALUES "
+        "('2024-12-19', 'expect_column_values_to_be_between', 'amount', true, 10, 0, now()),"
+        "('2024-12-20', 'expect_column_values_to_not_be_null', 'customer_id', true, 12, 0, now())"
+    )
+    con.close()
+    uri = resources["mlflow"].tracking_uri
+    versions = {
+        "clv_model": _register(uri, root, "clv_model", "holdout_normalized_gini", 0.7, TinyClv(1.1)),
+        "segment_model": _register(uri, root, "segment_model", "stability_weighted_silhouette", 0.4, TinySegments()),
+    }
+    yield {"root": root, "resources": resources, "versions": versions, "customers": tx["customer_id"].nunique(),
+           "as_of": tx["partition_date"].max()}
+    mp.undo()
+
+
+def _no_running_mlflow_runs(uri: str) -> None:
+    c = registry.client(uri)
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    assert not c.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
+
+
+def test_segment_history_backfill_then_scores_and_snapshot(env):
+    resources, root = env["resources"], env["root"]
+    con_path = resources["warehouse"].database
+
+    # Two months backfilled as ONE run (single-run backfill policy), then a third month on its own.
+    result = dg.materialize(
+        [segment_history],
+        resources=resources,
+        tags={"dagster/asset_partition_range_start": "2024-09-01", "dagster/asset_partition_range_end": "2024-10-01"},
+    )
+    assert result.success
+    result = dg.materialize([segment_history], resources=resources, partition_key="2024-11-01")
+    assert result.success
+    with warehouse.connect(con_path) as con:
+        months = con.execute(
+            "SELECT month, min(as_of_date), count(*) FROM serving.segment_history GROUP BY month ORDER BY month"
+        ).fetchall()
+        migration = con.execute("SELECT * FROM serving.segment_migration").df()
+    assert [(m, d) for m, d, _ in months] == [
+        ("2024-09", dt.date(2024, 9, 30)), ("2024-10", dt.date(2024, 10, 31)), ("2024-11", dt.date(2024, 11, 30))
+    ]
+    assert months[0][2] <= months[1][2] <= months[2][2] <= env["customers"]
+    assert set(zip(migration["from_month"], migration["to_month"], strict=True)) == {
+        ("2024-09", "2024-10"), ("2024-10", "2024-11")
+    }
+    per_pair = migration.groupby(["from_month", "to_month"])["customers"].sum()
+    # Every customer of the later month (and every one of the earlier month) is counted once.
+    assert per_pair[("2024-09", "2024-10")] >= months[1][2]
+
+    # Scores as of the latest day with the production models, published as a snapshot.
+    result = dg.materialize([customer_scores], resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("serving__customer_scores")[0].metadata
+    snapshot_id = meta["snapshot_id"].value
+
+    with warehouse.connect(con_path) as con:
+        scores = con.execute("SELECT * FROM serving.customer_scores ORDER BY customer_id").df()
+    assert len(scores) == env["customers"] and scores["customer_id"].is_unique
+    assert list(scores.columns[: len(scoring.SCORE_COLUMNS)]) == scoring.SCORE_COLUMNS
+    as_of = env["as_of"]
+    assert (scores["as_of_date"] == pd.Timestamp(as_of)).all()
+    assert (scores["predicted_clv_p10"] <= scores["predicted_clv"]).all()
+    assert (scores["predicted_clv"] <= scores["predicted_clv_p90"]).all()
+    assert np.allclose(scores["predicted_clv"], scores["btyd_clv"] * 1.1)
+    assert set(scores["segment_name"]) <= {"active", "dormant"}
+    assert (scores["clv_model_version"] == env["versions"]["clv_model"]).all()
+    # segment_since goes back through the monthly history while the segment stays the same.
+    with warehouse.connect(con_path) as con:
+        hist = con.execute("SELECT customer_id, as_of_date, segment_name FROM serving.segment_history").df()
+    expected = scoring.with_segment_since(scores.assign(segment_since=None), hist)["segment_since"]
+    assert (pd.to_datetime(scores["segment_since"]) == pd.to_datetime(expected)).all()
+    assert (pd.to_datetime(scores["segment_since"]) < pd.Timestamp(as_of)).any()
+
+    reader = snapshot.SnapshotReader(root / "serving")
+    snap = reader.get()
+    assert snap.snapshot_id == snapshot_id
+    assert set(snapshot.CONTRACT_TABLES) <= set(snap.table_names)
+    manifest = snap.manifest
+    assert manifest["as_of_date"] == as_of.isoformat()
+    assert manifest["model_versions"] == env["versions"]
+    assert manifest["row_counts"]["customer_scores"] == env["customers"]
+    assert manifest["metrics"]["clv_model.holdout_normalized_gini"] == 0.7
+    served = snap.table("customer_scores")
+    assert len(served) == env["customers"] and served["as_of_date"].iloc[0] == as_of
+    assert snap.table("segment_summary")["customers"].sum() == env["customers"]
+    assert set(snap.table("model_metrics")["model"]) == {"clv_model", "segment_model"}
+    assert len(snap.table("data_quality")) == 2
+    assert len(snap.table("segment_history")) == sum(n for _, _, n in months)
+    assert len(snap.table("segment_migration")) == len(migration)
+    assert json.loads((snap.path / "manifest.json").read_text())["snapshot_id"] == snapshot_id
+
+    # Re-scoring: segment_since is carried over from the previous scores; a new snapshot is swapped in.
+    result = dg.materialize([customer_scores], resources=resources)
+    assert result.success
+    with warehouse.connect(con_path) as con:
+        again = con.execute("SELECT customer_id, segment_since FROM serving.customer_scores ORDER BY customer_id").df()
+    assert (again["segment_since"].to_numpy() == scores["segment_since"].to_numpy()).all()
+    assert reader.get().snapshot_id != snapshot_id
+    assert os.path.islink(root / "serving" / "current")
+
+    # Every materialisation above logged to MLflow (the score runs): none is left RUNNING.
+    _no_running_mlflow_runs(resources["mlflow"].tracking_uri)
+
+
+def test_with_segment_since_walks_back_the_current_run():
+    scores = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d"],
+        "segment_name": ["x", "x", "y", "x"],
+        "as_of_date": pd.Timestamp("2024-04-15"),
+    })
+    earlier = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "b", "b", "c"],
+        "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29", "2024-03-31", "2024-02-29", "2024-03-31",
+                                      "2024-03-31"]),
+        "segment_name": ["x", "y", "x", "x", "x", "x"],
+    })
+    since = scoring.with_segment_since(scores, earlier)["segment_since"]
+    assert list(since) == [pd.Timestamp("2024-03-31"), pd.Timestamp("2024-02-29"), pd.Timestamp("2024-04-15"),
+                           pd.Timestamp("2024-04-15")]
+    # A previous score row's own segment_since extends the run further back.
+    prev = pd.DataFrame({"customer_id": ["b"], "as_of_date": [pd.Timestamp("2024-04-01")], "segment_name": ["x"],
+                         "segment_since": [pd.Timestamp("2023-06-30")]})
+    since = scoring.with_segment_since(scores, pd.concat([earlier, prev]))["segment_since"]
+    assert since.iloc[1] == pd.Timestamp("2023-06-30")
+
+
+def test_scores_fail_clearly_without_production_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    result = dg.materialize([customer_scores], resources=default_resources(), raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert "clv promote clv" in failure
