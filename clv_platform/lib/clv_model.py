@@ -1,0 +1,363 @@
+"""LightGBM customer-lifetime-value model: spend over a horizon, with a prediction interval.
+
+Training set = one row per customer: features as of a cutoff (plus the BTYD predictions made at that
+cutoff) and the realised spend in the `horizon_days` after it (the target). The model is
+
+* a Tweedie-objective gradient-boosted ensemble (zero-inflated, right-skewed spend): K boosters trained
+  with K-fold cross-validation *inside the training customers*, each early-stopped on its held-out fold;
+  the prediction is their mean;
+* calibrated on the out-of-fold predictions: a piecewise-linear map fitted on prediction-quantile bins
+  (fixes the per-decile level) and a final total-scale factor (fixes total bias), both monotone so the
+  ranking is not changed;
+* two quantile boosters (p10, p90) giving an interval that is then widened, if needed, to cover the mean.
+
+`ClvModel.predict(df)` returns `predicted_clv, predicted_clv_p10, predicted_clv_p90` row by row.
+`ClvModel.save(dir)` / `ClvModel.load(dir)` use LightGBM's text format plus a JSON manifest;
+`ClvPyfuncModel` wraps that directory as an MLflow pyfunc (see `log_to_mlflow`).
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+FORMAT_VERSION = 1
+TARGET = "spend_holdout"
+PREDICTION_COLUMNS = ["predicted_clv", "predicted_clv_p10", "predicted_clv_p90"]
+
+# Never features: identifiers, dates, anything measured after the cutoff, and our own outputs.
+# btyd_clv is excluded because its horizon and discount rate are settings of whoever computed it (scoring
+# uses 365 days at 10 %, the backtest the holdout horizon undiscounted); the model derives its own
+# horizon-free BTYD value instead (`_derive`). Backtest-only columns (btyd_*, pareto_*) are excluded too.
+_EXCLUDED = {
+    "customer_id", "as_of_date", "cutoff", "cutoff_date", "first_purchase_date", "last_purchase_date",
+    "fold", "target", "btyd_clv", *PREDICTION_COLUMNS,
+}
+_EXCLUDED_PREFIXES = ("btyd_", "pareto_", "holdout_")
+_DERIVED_SOURCES = {
+    "value_btyd_365d": ("expected_purchases_365d", "expected_avg_order_value"),
+    "spend_per_tenure_day": ("total_spend", "tenure_days"),
+}
+DERIVED = list(_DERIVED_SOURCES)
+
+DEFAULT_PARAMS: dict = {
+    "objective": "tweedie",
+    "tweedie_variance_power": 1.3,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbosity": -1,
+    "num_threads": 2,
+}
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    """Features computed inside the model, so training and scoring compute them identically."""
+    out = {}
+    if "expected_purchases_365d" in df.columns and "expected_avg_order_value" in df.columns:
+        out["value_btyd_365d"] = (pd.to_numeric(df["expected_purchases_365d"], errors="coerce")
+                                  * pd.to_numeric(df["expected_avg_order_value"], errors="coerce"))
+    if "total_spend" in df.columns and "tenure_days" in df.columns:
+        tenure = pd.to_numeric(df["tenure_days"], errors="coerce").clip(lower=1.0)
+        out["spend_per_tenure_day"] = pd.to_numeric(df["total_spend"], errors="coerce") / tenure
+    return df.assign(**out) if out else df
+
+
+def feature_columns(df: pd.DataFrame, target: str = TARGET) -> list[str]:
+    """Numeric columns usable as features (derived ones included): not ids/dates, not holdout-period
+    columns, not the target, not horizon-specific BTYD columns."""
+    df = _derive(df)
+    cols = []
+    for col in df.columns:
+        if col in _EXCLUDED or col == target or col.endswith("_holdout") or col.startswith(_EXCLUDED_PREFIXES):
+            continue
+        if pd.api.types.is_bool_dtype(df[col]) or pd.api.types.is_numeric_dtype(df[col]):
+            cols.append(col)
+    return cols
+
+
+def _matrix(df: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    df = _derive(df)
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise KeyError(f"CLV model input lacks feature columns {missing}")
+    return df[list(features)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _piecewise_fit(pred: np.ndarray, actual: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+    """Monotone piecewise-linear calibration map pred -> E[actual | pred] from quantile bins.
+
+    Knots at the mean prediction of each bin, values = mean actual of each bin made non-decreasing
+    (pool-adjacent-violators on bin means). Linear in between, linear extrapolation through the origin
+    below the first knot and constant-slope beyond the last.
+    """
+    order = np.argsort(pred, kind="stable")
+    groups = np.array_split(order, bins)
+    xs, ys, ws = [], [], []
+    for g in groups:
+        if len(g) == 0:
+            continue
+        xs.append(float(pred[g].mean()))
+        ys.append(float(actual[g].mean()))
+        ws.append(len(g))
+    # Pool adjacent violators so the map is monotone (keeps the model's ranking).
+    blocks = [[x, y, w] for x, y, w in zip(xs, ys, ws, strict=True)]
+    merged: list[list[float]] = []
+    for b in blocks:
+        merged.append(b)
+        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
+            x2, y2, w2 = merged.pop()
+            x1, y1, w1 = merged.pop()
+            w = w1 + w2
+            merged.append([(x1 * w1 + x2 * w2) / w, (y1 * w1 + y2 * w2) / w, w])
+    kx = [m[0] for m in merged]
+    ky = [max(m[1], 0.0) for m in merged]
+    return kx, ky
+
+
+def _piecewise_apply(pred: np.ndarray, kx: Sequence[float], ky: Sequence[float]) -> np.ndarray:
+    pred = np.asarray(pred, dtype="float64")
+    if not kx:
+        return pred
+    kx_a, ky_a = np.asarray(kx), np.asarray(ky)
+    out = np.interp(pred, kx_a, ky_a)
+    # Below the first knot: proportional to the prediction (0 stays 0).
+    lo = pred < kx_a[0]
+    if kx_a[0] > 0:
+        out[lo] = pred[lo] * (ky_a[0] / kx_a[0])
+    # Beyond the last knot: keep the ratio of the last knot, so large customers keep growing.
+    hi = pred > kx_a[-1]
+    if kx_a[-1] > 0:
+        out[hi] = pred[hi] * (ky_a[-1] / kx_a[-1])
+    return np.maximum(out, 0.0)
+
+
+@dataclass
+class ClvModel:
+    """Trained CLV model. `predict(df)` needs the feature columns in `features`; extra columns are ignored."""
+
+    features: list[str]
+    boosters: list[lgb.Booster]
+    quantile_boosters: dict[str, lgb.Booster]
+    horizon_days: int
+    calib_x: list[float] = field(default_factory=list)
+    calib_y: list[float] = field(default_factory=list)
+    scale: float = 1.0
+    params: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns `predict` reads (the derived features' sources instead of the derived features)."""
+        cols = [c for c in self.features if c not in DERIVED]
+        for derived, sources in _DERIVED_SOURCES.items():
+            if derived in self.features:
+                cols += [s for s in sources if s not in cols]
+        return cols
+
+    def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        x = _matrix(df, self.features)
+        return np.mean([b.predict(x, num_threads=self.params.get("num_threads", 0)) for b in self.boosters], axis=0)
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        x = _matrix(df, self.features)
+        nt = self.params.get("num_threads", 0)
+        raw = np.mean([b.predict(x, num_threads=nt) for b in self.boosters], axis=0)
+        mean = _piecewise_apply(raw, self.calib_x, self.calib_y) * self.scale
+        p10 = np.maximum(self.quantile_boosters["p10"].predict(x, num_threads=nt), 0.0)
+        p90 = np.maximum(self.quantile_boosters["p90"].predict(x, num_threads=nt), 0.0)
+        # Quantiles are fitted separately: order them and make the interval contain the point estimate.
+        lo = np.minimum(np.minimum(p10, p90), mean)
+        hi = np.maximum(np.maximum(p10, p90), mean)
+        return pd.DataFrame({"predicted_clv": mean, "predicted_clv_p10": lo, "predicted_clv_p90": hi},
+                            index=df.index)
+
+    def feature_importance(self, importance_type: str = "gain") -> pd.Series:
+        imp = np.mean([b.feature_importance(importance_type=importance_type) for b in self.boosters], axis=0)
+        return pd.Series(imp, index=self.features, name=importance_type).sort_values(ascending=False)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for i, b in enumerate(self.boosters):
+            (path / f"booster_{i}.txt").write_text(b.model_to_string())
+        for name, b in self.quantile_boosters.items():
+            (path / f"quantile_{name}.txt").write_text(b.model_to_string())
+        manifest = {
+            "format_version": FORMAT_VERSION, "features": self.features, "n_boosters": len(self.boosters),
+            "quantiles": sorted(self.quantile_boosters), "horizon_days": self.horizon_days,
+            "calib_x": self.calib_x, "calib_y": self.calib_y, "scale": self.scale,
+            "params": self.params, "info": self.info,
+        }
+        (path / "clv_model.json").write_text(json.dumps(manifest, indent=2, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClvModel":
+        path = Path(path)
+        m = json.loads((path / "clv_model.json").read_text())
+        if m.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: CLV model format {m.get('format_version')}, expected {FORMAT_VERSION}")
+        boosters = [lgb.Booster(model_str=(path / f"booster_{i}.txt").read_text()) for i in range(m["n_boosters"])]
+        quantiles = {q: lgb.Booster(model_str=(path / f"quantile_{q}.txt").read_text()) for q in m["quantiles"]}
+        return cls(features=m["features"], boosters=boosters, quantile_boosters=quantiles,
+                   horizon_days=m["horizon_days"], calib_x=m["calib_x"], calib_y=m["calib_y"],
+                   scale=m["scale"], params=m["params"], info=m["info"])
+
+
+def _fold_ids(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    ids = np.arange(n) % k
+    rng.shuffle(ids)
+    return ids
+
+
+def train(
+    df: pd.DataFrame,
+    horizon_days: int,
+    target: str = TARGET,
+    features: Sequence[str] | None = None,
+    params: dict | None = None,
+    inner_folds: int = 4,
+    num_boost_round: int = 3000,
+    early_stopping_rounds: int = 100,
+    calibration_bins: int = 20,
+    quantiles: dict[str, float] | None = None,
+    seed: int = 0,
+) -> ClvModel:
+    """Train on one row per customer with `target` = spend in the horizon after the cutoff.
+
+    Every split is by customer (rows are customers). Inner K-fold CV gives early stopping per booster
+    and out-of-fold predictions, on which the calibration map and total scale are fitted; nothing
+    outside `df` is used, so in a backtest this stays inside the outer training folds.
+    """
+    if len(df) < 10 * inner_folds:
+        raise ValueError(f"CLV model needs at least {10 * inner_folds} customers to train, got {len(df)}")
+    features = list(features) if features is not None else feature_columns(df, target)
+    if not features:
+        raise ValueError("CLV model: no numeric feature columns in the training frame")
+    p = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    quantiles = quantiles or {"p10": 0.1, "p90": 0.9}
+    x = _matrix(df, features)
+    y = np.clip(df[target].astype("float64").to_numpy(), 0.0, None)  # net returns below zero -> 0 spend
+    rng = np.random.default_rng(seed)
+    fold = _fold_ids(len(df), inner_folds, rng)
+
+    oof = np.zeros(len(df))
+    boosters, best_iters = [], []
+    for k in range(inner_folds):
+        tr, va = fold != k, fold == k
+        dtr = lgb.Dataset(x[tr], y[tr], feature_name=features, free_raw_data=False)
+        dva = lgb.Dataset(x[va], y[va], reference=dtr)
+        b = lgb.train({**p, "seed": seed + k}, dtr, num_boost_round=num_boost_round, valid_sets=[dva],
+                      callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)])
+        oof[va] = b.predict(x[va], num_iteration=b.best_iteration)
+        # Keep only the trees up to the early-stopping point.
+        b = lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
+        boosters.append(b)
+        best_iters.append(int(b.current_iteration()))
+
+    kx, ky = _piecewise_fit(oof, y, bins=min(calibration_bins, max(len(df) // 50, 2)))
+    calibrated = _piecewise_apply(oof, kx, ky)
+    scale = float(y.sum() / calibrated.sum()) if calibrated.sum() > 0 else 1.0
+
+    # Quantile boosters: one split (fold 0 held out) for early stopping on the pinball loss.
+    qboosters = {}
+    qparams = {k: v for k, v in p.items() if k not in ("objective", "tweedie_variance_power")}
+    tr, va = fold != 0, fold == 0
+    for name, alpha in quantiles.items():
+        dtr = lgb.Dataset(x[tr], y[tr], feature_name=features, free_raw_data=False)
+        dva = lgb.Dataset(x[va], y[va], reference=dtr)
+        b = lgb.train({**qparams, "objective": "quantile", "alpha": alpha, "learning_rate": 0.05}, dtr,
+                      num_boost_round=1000, valid_sets=[dva],
+                      callbacks=[lgb.early_stopping(50, verbose=False)])
+        qboosters[name] = lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
+
+    info = {
+        "n_train": int(len(df)), "inner_folds": inner_folds, "best_iterations": best_iters,
+        "target": target, "target_mean": float(y.mean()), "target_zero_share": float((y == 0).mean()),
+        "oof_total_ratio_before_scale": float(calibrated.sum() / y.sum()) if y.sum() > 0 else None,
+        "quantiles": quantiles,
+    }
+    return ClvModel(features=features, boosters=boosters, quantile_boosters=qboosters,
+                    horizon_days=int(horizon_days), calib_x=kx, calib_y=ky, scale=scale, params=p, info=info)
+
+
+# -- baselines and evaluation --------------------------------------------------------------------
+
+def naive_baseline(df: pd.DataFrame, horizon_days: int, time_unit_days: float = 1.0) -> np.ndarray:
+    """Past spend per day of tenure × horizon (tenure = T, first purchase to cutoff, at least one day)."""
+    spend = df["total_spend"] if "total_spend" in df.columns else df["monetary_value"] * (df["frequency"] + 1)
+    tenure_days = np.maximum(df["T"].astype("float64").to_numpy() * time_unit_days, 1.0)
+    return np.maximum(spend.astype("float64").to_numpy(), 0.0) / tenure_days * horizon_days
+
+
+def compare(actual, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    """clv_metrics of each named prediction against the same `actual`; one row per model."""
+    from clv_platform.lib.metrics import clv_metrics
+
+    actual = np.asarray(actual, dtype="float64")
+    rows = {name: clv_metrics(actual, np.asarray(pred, dtype="float64")) for name, pred in predictions.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# -- MLflow ----------------------------------------------------------------------------------------
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class ClvPyfuncModel(mlflow.pyfunc.PythonModel):
+        """MLflow pyfunc over a saved ClvModel directory (artifact key `clv_model`)."""
+
+        def load_context(self, context):
+            self.model = ClvModel.load(context.artifacts["clv_model"])
+
+        def predict(self, context, model_input, params=None):
+            return self.model.predict(pd.DataFrame(model_input))
+
+    return ClvPyfuncModel
+
+
+def __getattr__(name: str):
+    # `ClvPyfuncModel` is built lazily so importing this module does not import mlflow (slow).
+    if name == "ClvPyfuncModel":
+        return _pyfunc_class()
+    raise AttributeError(name)
+
+
+def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model",
+                  registered_model_name: str | None = None):
+    """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
+    import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = example[model.input_columns].head(200).astype("float64")
+    signature = infer_signature(example, model.predict(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "clv_model")
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=_pyfunc_class()(), artifacts={"clv_model": str(model_dir)},
+            signature=signature, input_example=example.head(5),
+            registered_model_name=registered_model_name,
+        )
+
+
+def load_from_mlflow(model_uri: str) -> ClvModel:
+    """The ClvModel behind a pyfunc logged by `log_to_mlflow` (e.g. 'models:/clv_model@production')."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    hits = list(local.rglob("clv_model.json"))
+    if not hits:
+        raise FileNotFoundError(f"{model_uri}: no clv_model.json among the model's artifacts")
+    return ClvModel.load(hits[0].parent)

@@ -1,0 +1,330 @@
+"""Customer value segments: KMeans vs Gaussian mixture over k, named from centroid profiles, stable names.
+
+* Inputs per customer (`segment_inputs`): predicted CLV, P(alive), frequency, days since last order and
+  average order value. Skewed ones go through log1p, then a StandardScaler; both live inside the sklearn
+  Pipeline, so the model artifact carries its own scaling and assigning a customer uses that row only.
+* Candidates: KMeans and GMM for k = 3..8. Each gets silhouette (on a sample), Davies-Bouldin, BIC (GMM)
+  and bootstrap stability (mean adjusted Rand index between the candidate's labels and those of refits on
+  bootstrap resamples). Score = silhouette × stability ("stability-weighted silhouette"); the best score
+  wins, Davies-Bouldin breaks ties. The score is what promotion compares.
+* Names: centroids are matched (Hungarian, squared distance in scaled space) to archetype profiles
+  (champions, loyal, big spenders, promising/new, need attention, at risk, hibernating, lost), which makes
+  names unique. With `previous` (the production model), new centroids are first matched to the previous
+  segments' centroids, and matched segments keep the previous id and name.
+* `segment_migration(prev, cur)`: customers moving between segments from one as-of date to the next.
+"""
+
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+SEGMENT_FEATURES = ["predicted_clv", "p_alive", "frequency", "days_since_last_order", "avg_order_value"]
+_LOG_FEATURES = {"predicted_clv", "frequency", "days_since_last_order", "avg_order_value"}
+FORMAT_VERSION = 1
+
+# Archetype centroids in standardised units, in SEGMENT_FEATURES order
+# (log CLV, P(alive), log frequency, log days since last order, log order value).
+ARCHETYPES: dict[str, tuple[float, float, float, float, float]] = {
+    "champions": (1.6, 0.7, 1.6, -0.9, 0.4),
+    "loyal": (0.8, 0.5, 0.9, -0.4, 0.0),
+    "big spenders": (0.8, 0.2, -0.2, 0.0, 1.5),
+    "promising / new": (0.0, 0.8, -0.7, -1.3, 0.0),
+    "need attention": (0.0, 0.0, 0.0, 0.0, 0.0),
+    "at risk": (0.3, -0.8, 0.8, 0.7, 0.0),
+    "hibernating": (-0.7, -0.4, -0.5, 0.6, -0.3),
+    "lost": (-1.3, -1.3, -0.7, 1.2, -0.5),
+}
+
+
+def segment_inputs(df: pd.DataFrame) -> pd.DataFrame:
+    """The five segmentation inputs from a scored customer frame (row by row), with fallbacks:
+    predicted_clv <- btyd_clv; days_since_last_order <- T - recency; avg_order_value <- total_spend / orders
+    <- monetary_value."""
+    out = pd.DataFrame(index=df.index)
+    out["predicted_clv"] = df["predicted_clv"] if "predicted_clv" in df.columns else df["btyd_clv"]
+    out["p_alive"] = df["p_alive"]
+    out["frequency"] = df["frequency"]
+    if "days_since_last_order" in df.columns:
+        out["days_since_last_order"] = df["days_since_last_order"]
+    else:
+        out["days_since_last_order"] = df["T"] - df["recency"]
+    if "avg_order_value" in df.columns:
+        out["avg_order_value"] = df["avg_order_value"]
+    elif "total_spend" in df.columns and "orders" in df.columns:
+        out["avg_order_value"] = df["total_spend"] / df["orders"].where(df["orders"] > 0)
+    else:
+        out["avg_order_value"] = df["monetary_value"]
+    return out.astype("float64").fillna(0.0)
+
+
+def _prepare(df) -> np.ndarray:
+    """Pipeline step 1 (module-level so the pipeline pickles): inputs -> log1p where skewed."""
+    x = segment_inputs(pd.DataFrame(df))
+    for col in _LOG_FEATURES:
+        x[col] = np.log1p(x[col].clip(lower=0.0))
+    return x[SEGMENT_FEATURES].to_numpy()
+
+
+def _estimator(algorithm: str, k: int, seed: int):
+    if algorithm == "kmeans":
+        return KMeans(n_clusters=k, n_init=3, random_state=seed)
+    if algorithm == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="full", n_init=1, random_state=seed,
+                               reg_covar=1e-4)
+    raise ValueError(f"unknown segmentation algorithm {algorithm!r} (kmeans or gmm)")
+
+
+@dataclass
+class SegmentModel:
+    """Fitted segmentation. `predict(df)` -> DataFrame[segment_id, segment_name], one row per input row."""
+
+    pipeline: Pipeline
+    algorithm: str
+    k: int
+    label_to_segment: dict[int, int]         # cluster label -> stable segment id
+    names: dict[int, str]                    # segment id -> name
+    centroids: dict[int, list[float]]        # segment id -> mean prepared (log1p, unscaled) inputs
+    profiles: pd.DataFrame                   # per segment: size, share, mean of raw inputs
+    selection: pd.DataFrame                  # every candidate with its metrics
+    score: float                             # stability-weighted silhouette of the chosen candidate
+    info: dict = field(default_factory=dict)
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        labels = self.pipeline.predict(df)
+        seg = np.array([self.label_to_segment[int(lab)] for lab in labels], dtype="int64")
+        return pd.DataFrame({"segment_id": seg, "segment_name": [self.names[s] for s in seg]}, index=df.index)
+
+    @property
+    def metrics(self) -> dict:
+        row = self.selection.loc[self.selection["chosen"]].iloc[0]
+        return {"score": self.score, "silhouette": float(row["silhouette"]),
+                "davies_bouldin": float(row["davies_bouldin"]), "stability_ari": float(row["stability"]),
+                "bic": float(row["bic"]), "k": self.k}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path / "segment_model.pkl", "wb") as fh:
+            pickle.dump(self, fh)
+        summary = {"format_version": FORMAT_VERSION, "algorithm": self.algorithm, "k": self.k,
+                   "names": {str(k): v for k, v in self.names.items()}, "score": self.score}
+        (path / "segment_model.json").write_text(json.dumps(summary, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SegmentModel":
+        with open(Path(path) / "segment_model.pkl", "rb") as fh:
+            model = pickle.load(fh)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path}: not a SegmentModel")
+        return model
+
+
+def _match(cost: np.ndarray) -> list[tuple[int, int]]:
+    rows, cols = linear_sum_assignment(cost)
+    return list(zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def _evaluate_candidates(xs: np.ndarray, k_range: Sequence[int], algorithms: Sequence[str],
+                         silhouette_sample: int, n_bootstrap: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    rng = np.random.default_rng(seed)
+    n = len(xs)
+    boot_idx = [rng.integers(0, n, n) for _ in range(n_bootstrap)]
+    rows, fitted = [], {}
+    for algorithm in algorithms:
+        for k in k_range:
+            if k >= n:
+                continue
+            est = _estimator(algorithm, k, seed).fit(xs)
+            labels = est.predict(xs)
+            if len(np.unique(labels)) < 2:
+                continue
+            sil = float(silhouette_score(xs, labels, sample_size=min(n, silhouette_sample), random_state=seed))
+            db = float(davies_bouldin_score(xs, labels))
+            bic = float(est.bic(xs)) if algorithm == "gmm" else float("nan")
+            aris = [adjusted_rand_score(labels, _estimator(algorithm, k, seed + 1 + b).fit(xs[idx]).predict(xs))
+                    for b, idx in enumerate(boot_idx)]
+            stability = float(np.mean(aris)) if aris else 1.0
+            rows.append({"algorithm": algorithm, "k": k, "silhouette": sil, "davies_bouldin": db, "bic": bic,
+                         "stability": stability, "score": sil * max(stability, 0.0),
+                         "sizes": np.bincount(labels, minlength=k).tolist()})
+            fitted[(algorithm, k)] = est
+    if not rows:
+        raise ValueError("segmentation: no candidate produced two or more clusters")
+    table = pd.DataFrame(rows).sort_values(["score", "davies_bouldin"], ascending=[False, True])
+    table["chosen"] = False
+    table.loc[table.index[0], "chosen"] = True
+    return table.reset_index(drop=True), fitted
+
+
+def fit(
+    df: pd.DataFrame,
+    previous: SegmentModel | None = None,
+    k_range: Sequence[int] = range(3, 9),
+    algorithms: Sequence[str] = ("kmeans", "gmm"),
+    fit_sample: int = 50_000,
+    silhouette_sample: int = 10_000,
+    n_bootstrap: int = 3,
+    max_match_distance: float = 1.5,
+    seed: int = 0,
+) -> SegmentModel:
+    """Choose and fit the segmentation on a scored customer frame (see `segment_inputs` for columns).
+
+    `previous`: the production model; segments whose new centroid lies within `max_match_distance`
+    (Euclidean, standardised units) of a previous centroid it is matched to keep that segment's id and name.
+    """
+    silhouette_sample = min(silhouette_sample, 20_000)
+    rng = np.random.default_rng(seed)
+    sample = df if len(df) <= fit_sample else df.iloc[np.sort(rng.choice(len(df), fit_sample, replace=False))]
+    prep = FunctionTransformer(_prepare)
+    xp = prep.fit_transform(sample)
+    scaler = StandardScaler().fit(xp)
+    xs = scaler.transform(xp)
+
+    table, fitted = _evaluate_candidates(xs, list(k_range), list(algorithms), silhouette_sample, n_bootstrap, seed)
+    best = table.iloc[0]
+    algorithm, k = str(best["algorithm"]), int(best["k"])
+    est = fitted[(algorithm, k)]
+    pipeline = Pipeline([("prepare", prep), ("scale", scaler), ("cluster", est)])
+
+    labels = est.predict(xs)
+    present = sorted(np.unique(labels).tolist())
+    cent_prep = np.array([xp[labels == lab].mean(axis=0) for lab in present])  # log space, unscaled
+    cent_std = scaler.transform(cent_prep)
+
+    label_to_segment: dict[int, int] = {}
+    names: dict[int, str] = {}
+    matched_prev = 0
+    if previous is not None:
+        prev_ids = sorted(previous.centroids)
+        prev_std = scaler.transform(np.array([previous.centroids[s] for s in prev_ids]))
+        cost = ((cent_std[:, None, :] - prev_std[None, :, :]) ** 2).sum(axis=2)
+        for i, j in _match(cost):
+            if np.sqrt(cost[i, j]) <= max_match_distance:
+                label_to_segment[present[i]] = prev_ids[j]
+                names[prev_ids[j]] = previous.names[prev_ids[j]]
+                matched_prev += 1
+    # Remaining clusters: archetype names not already in use, new ids after every id used so far.
+    free = [i for i, lab in enumerate(present) if lab not in label_to_segment]
+    if free:
+        arch_names = [a for a in ARCHETYPES if a not in names.values()]
+        arch = np.array([ARCHETYPES[a] for a in arch_names])
+        cost = ((cent_std[free][:, None, :] - arch[None, :, :]) ** 2).sum(axis=2)
+        assigned = dict(_match(cost))
+        used_ids = set(names) | (set(previous.names) if previous is not None else set())
+        # Fresh ids in order of value (highest mean predicted CLV first) for readability.
+        order = sorted(free, key=lambda i: -cent_prep[i][0])
+        next_id = (max(used_ids) + 1) if used_ids else 0
+        for i in order:
+            fi = free.index(i)
+            name = arch_names[assigned[fi]] if fi in assigned else f"segment {next_id}"
+            label_to_segment[present[i]] = next_id
+            names[next_id] = name
+            next_id += 1
+    # Labels the estimator never produced on the sample (rare with GMM) go to the nearest present cluster.
+    for lab in range(k):
+        if lab not in label_to_segment:
+            label_to_segment[lab] = label_to_segment[present[0]]
+
+    centroids = {label_to_segment[lab]: cent_prep[i].tolist() for i, lab in enumerate(present)}
+    model = SegmentModel(pipeline=pipeline, algorithm=algorithm, k=k, label_to_segment=label_to_segment,
+                         names=names, centroids=centroids, profiles=pd.DataFrame(), selection=table,
+                         score=float(best["score"]),
+                         info={"n_fit": int(len(sample)), "n_input": int(len(df)),
+                               "matched_previous": matched_prev, "seed": seed})
+    model.profiles = segment_profiles(df, model.predict(df))
+    return model
+
+
+def segment_profiles(df: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    """Per segment: customers, share and the mean of each raw segmentation input."""
+    x = segment_inputs(df)
+    x["segment_id"] = segments["segment_id"].to_numpy()
+    x["segment_name"] = segments["segment_name"].to_numpy()
+    prof = x.groupby(["segment_id", "segment_name"]).agg(
+        customers=("p_alive", "size"), **{f"mean_{c}": (c, "mean") for c in SEGMENT_FEATURES})
+    prof = prof.reset_index()
+    prof.insert(3, "share", prof["customers"] / prof["customers"].sum())
+    return prof.sort_values("mean_predicted_clv", ascending=False).reset_index(drop=True)
+
+
+def segment_migration(prev_df: pd.DataFrame, cur_df: pd.DataFrame, segment_col: str = "segment_name",
+                      id_col: str = "customer_id", normalize: bool = False) -> pd.DataFrame:
+    """Migration matrix between two consecutive as-of snapshots: rows = previous segment, columns = current.
+
+    Customers only in `cur_df` come from row "(new)"; customers only in `prev_df` go to column "(gone)".
+    Counts by default; `normalize=True` gives row shares (each row sums to 1).
+    """
+    prev = prev_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "from"})
+    cur = cur_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "to"})
+    both = prev.merge(cur, on=id_col, how="outer")
+    both["from"] = both["from"].astype("object").where(both["from"].notna(), "(new)")
+    both["to"] = both["to"].astype("object").where(both["to"].notna(), "(gone)")
+    mat = pd.crosstab(both["from"], both["to"])
+    mat.index.name, mat.columns.name = "from_segment", "to_segment"
+    if normalize:
+        mat = mat.div(mat.sum(axis=1), axis=0)
+    return mat
+
+
+def migration_long(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The matrix as rows (from_segment, to_segment, customers) — handy for Parquet/snapshots."""
+    out = matrix.stack().rename("customers").reset_index()
+    return out[out["customers"] > 0].reset_index(drop=True)
+
+
+# -- MLflow ----------------------------------------------------------------------------------------
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class SegmentPyfuncModel(mlflow.pyfunc.PythonModel):
+        """MLflow pyfunc over a saved SegmentModel directory (artifact key `segment_model`)."""
+
+        def load_context(self, context):
+            self.model = SegmentModel.load(context.artifacts["segment_model"])
+
+        def predict(self, context, model_input, params=None):
+            return self.model.predict(pd.DataFrame(model_input))
+
+    return SegmentPyfuncModel
+
+
+def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segment_model",
+                  registered_model_name: str | None = None):
+    """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
+    import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = segment_inputs(example).head(200)
+    signature = infer_signature(example, model.predict(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "segment_model")
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=_pyfunc_class()(), artifacts={"segment_model": str(model_dir)},
+            signature=signature, input_example=example.head(5), registered_model_name=registered_model_name,
+        )
+
+
+def load_from_mlflow(model_uri: str) -> SegmentModel:
+    """The SegmentModel behind a pyfunc logged by `log_to_mlflow` (e.g. 'models:/segment_model@production')."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    hits = list(local.rglob("segment_model.pkl"))
+    if not hits:
+        raise FileNotFoundError(f"{model_uri}: no segment_model.pkl among the model's artifacts")
+    return SegmentModel.load(hits[0].parent)

@@ -1,0 +1,145 @@
+"""Training-set assembly and evaluation for the CLV model (no dagster import).
+
+The CLV model sees, at training and at scoring time, the same columns: `features.customer_features` as of a
+date plus `btyd.predict` of BTYD models fitted as of that date (p_alive, expected_purchases_30d/90d/365d,
+expected_avg_order_value). At training time the date is the cutoff (latest day − horizon) and the target is
+`spend_holdout` from `features.calibration_holdout`.
+
+* `add_btyd_features(frame, models)`: the scoring-time BTYD columns for a calibration frame.
+* `warehouse_training_set(con, horizon_days, ...)`: calibration/holdout rows of the warehouse split by
+  customer into train/test, BTYD fitted on the train customers, features added to both.
+* `evaluate(model, test, models, horizon_days)`: clv_metrics of the CLV model, BTYD (its holdout-horizon
+  spend, undiscounted) and a naive baseline (past spend per day × horizon) on the same held-out customers.
+* `clv_fold_model()`: the backtest hook (lib/backtest.py `FoldModel`).
+"""
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from clv_platform.lib import btyd, clv_model, features
+
+BTYD_FEATURES = ["p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+                 "expected_avg_order_value"]
+
+
+def add_btyd_features(frame: pd.DataFrame, models: btyd.BtydModels, input_unit_days: float = 1.0) -> pd.DataFrame:
+    """`frame` (customer features, recency/T in `input_unit_days`) plus the BTYD prediction columns that
+    scoring gets from features.btyd_predictions, computed with `models` (fitted as of the same date)."""
+    preds = btyd.predict(models, frame, input_unit_days=input_unit_days)
+    out = frame.drop(columns=[c for c in BTYD_FEATURES if c in frame.columns]).reset_index(drop=True)
+    for col in BTYD_FEATURES:
+        out[col] = preds[col].to_numpy()
+    return out
+
+
+def btyd_horizon_spend(models: btyd.BtydModels, frame: pd.DataFrame, horizon_days: int,
+                       input_unit_days: float = 1.0) -> np.ndarray:
+    """BTYD's prediction of spend in the `horizon_days` after the as-of date (undiscounted)."""
+    purchases = btyd.expected_holdout_purchases(models, frame, horizon_days, input_unit_days=input_unit_days)
+    aov = btyd.gamma_gamma_expected_value(models.gamma_gamma.params, frame["frequency"], frame["monetary_value"])
+    return np.asarray(purchases, dtype="float64") * np.asarray(aov, dtype="float64")
+
+
+def split_customers(n: int, test_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of test rows (customers), at random."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n, dtype=bool)
+    test[rng.permutation(n)[: int(round(n * test_fraction))]] = True
+    return test
+
+
+def default_cutoff(con: duckdb.DuckDBPyConnection, horizon_days: int, source: str = "staging.transactions") -> dt.date:
+    latest = features.latest_order_date(con, source)
+    if latest is None:
+        raise ValueError(f"{source} is empty: nothing to train on")
+    return latest - dt.timedelta(days=int(horizon_days))
+
+
+def warehouse_training_set(
+    con: duckdb.DuckDBPyConnection,
+    horizon_days: int = 365,
+    cutoff=None,
+    source: str = "staging.transactions",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    btyd_time_unit_days: float = btyd.WEEK_DAYS,
+) -> dict:
+    """Train/test customers as of `cutoff` (default latest order day − horizon) with BTYD features.
+
+    Returns {"cutoff", "horizon_days", "train", "test", "btyd_models"}; BTYD is fitted on train customers only.
+    """
+    cutoff = default_cutoff(con, horizon_days, source) if cutoff is None else pd.Timestamp(cutoff).date()
+    cal = features.calibration_holdout(con, cutoff, int(horizon_days), source=source, time_unit_days=1.0)
+    if len(cal) < 100:
+        raise ValueError(f"only {len(cal)} customers first seen on or before the cutoff {cutoff}: too few to train")
+    test_mask = split_customers(len(cal), test_fraction, seed)
+    train_cal, test_cal = cal[~test_mask].reset_index(drop=True), cal[test_mask].reset_index(drop=True)
+    models = btyd.fit_btyd(train_cal, time_unit_days=btyd_time_unit_days, input_unit_days=1.0)
+    return {
+        "cutoff": cutoff, "horizon_days": int(horizon_days), "btyd_models": models,
+        "train": add_btyd_features(train_cal, models), "test": add_btyd_features(test_cal, models),
+    }
+
+
+def evaluate(model: clv_model.ClvModel, test: pd.DataFrame, models: btyd.BtydModels, horizon_days: int,
+             target: str = clv_model.TARGET) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics table: rows clv_model / btyd / naive, per-customer predictions) on held-out customers."""
+    pred = model.predict(test)
+    rows = pd.DataFrame({
+        "customer_id": test["customer_id"].to_numpy(),
+        "actual": test[target].to_numpy(dtype="float64"),
+        "predicted_clv": pred["predicted_clv"].to_numpy(),
+        "predicted_clv_p10": pred["predicted_clv_p10"].to_numpy(),
+        "predicted_clv_p90": pred["predicted_clv_p90"].to_numpy(),
+        "btyd_clv": btyd_horizon_spend(models, test, horizon_days),
+        "naive": clv_model.naive_baseline(test, horizon_days),
+    })
+    table = clv_model.compare(rows["actual"], {"clv_model": rows["predicted_clv"], "btyd": rows["btyd_clv"],
+                                               "naive": rows["naive"]})
+    inside = (rows["actual"] >= rows["predicted_clv_p10"]) & (rows["actual"] <= rows["predicted_clv_p90"])
+    table["interval_coverage"] = np.nan
+    table.loc["clv_model", "interval_coverage"] = float(inside.mean())
+    return table, rows
+
+
+def decile_calibration(actual, predicted, bins: int = 10) -> pd.DataFrame:
+    """Mean prediction and mean actual per prediction decile (decile 1 = highest predictions)."""
+    df = pd.DataFrame({"actual": np.asarray(actual, float), "predicted": np.asarray(predicted, float)})
+    order = np.argsort(-df["predicted"].to_numpy(), kind="stable")
+    dec = np.empty(len(df), dtype=int)
+    dec[order] = np.arange(len(df)) * bins // max(len(df), 1) + 1
+    df["decile"] = dec
+    return df.groupby("decile").agg(mean_predicted=("predicted", "mean"), mean_actual=("actual", "mean"),
+                                    customers=("actual", "size")).reset_index()
+
+
+def gain_curve(actual, predicted, points: int = 101) -> pd.DataFrame:
+    """Cumulative share of actual value captured by the top x% of customers by prediction."""
+    a = np.asarray(actual, float)
+    order = np.argsort(-np.asarray(predicted, float), kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(a[order])]) / max(a.sum(), 1e-12)
+    x = np.linspace(0, 1, points)
+    return pd.DataFrame({"customer_share": x, "value_share": np.interp(x * len(a), np.arange(len(a) + 1), cum)})
+
+
+# -- backtest hook -------------------------------------------------------------------------------------
+
+def clv_fold_model(**train_kwargs):
+    """lib/backtest.py FoldModel for the CLV model: per fold, BTYD features from the fold's BTYD models,
+    train on the fold's training customers only, predict the held-out fold."""
+    from clv_platform.lib.backtest import FoldModel
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame, context: dict) -> pd.DataFrame:
+        models = context["btyd_models"]
+        tr = add_btyd_features(train, models)
+        te = add_btyd_features(test, models)
+        model = clv_model.train(tr, horizon_days=int(context["horizon_days"]), seed=int(context.get("fold", 0)),
+                                **train_kwargs)
+        pred = model.predict(te)
+        pred.insert(0, "customer_id", te["customer_id"].to_numpy())
+        return pred.reset_index(drop=True)
+
+    return FoldModel(name="clv_model", prediction_column="predicted_clv", fit_predict=fit_predict)
