@@ -149,7 +149,7 @@ def current_snapshot_dir(root: str | Path) -> Path:
     except FileNotFoundError:
         raise SnapshotNotFoundError(
             f"no serving snapshot published yet under {root} (expected the pointer {pointer}); "
-            "materialise serving/snapshot (or run the pipeline) first"
+            "materialise serving/customer_scores (scoring_job, or `clv run`) first"
         ) from None
     except OSError as exc:  # not a symlink
         raise SnapshotNotFoundError(f"{pointer} is not a snapshot pointer: {exc}") from None

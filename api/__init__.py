@@ -1,0 +1,38 @@
+"""Flask scoring API over the serving snapshot (never the warehouse).
+
+    gunicorn --workers 2 --bind 127.0.0.1:8000 'api:create_app()'
+
+``create_app()`` opens nothing: each worker builds its own SnapshotReader on its first request (after
+gunicorn's fork), and every request resolves the ``current`` pointer once, so a newly published snapshot is
+served from the next request on, with no restart.
+"""
+
+from pathlib import Path
+
+from flask import Flask
+
+from api.errors import register_error_handlers
+from api.routes import bp
+from api.store import SnapshotStore
+
+DEFAULT_MAX_IDS = 10_000
+
+
+def create_app(snapshot_root: str | Path | None = None, max_ids: int = DEFAULT_MAX_IDS) -> Flask:
+    """The API app. ``snapshot_root`` defaults to ``get_settings().snapshot_root`` ($CLV_SNAPSHOT_ROOT, else
+    $CLV_DATA_DIR/serving); ``max_ids`` caps the ids of one /predict request."""
+    if snapshot_root is None:
+        from clv_platform.lib.settings import get_settings
+
+        snapshot_root = get_settings().snapshot_root
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.config["MAX_IDS"] = int(max_ids)
+    app.config["SNAPSHOT_ROOT"] = str(snapshot_root)
+    app.extensions["clv_snapshot"] = SnapshotStore(snapshot_root)
+    app.register_blueprint(bp)
+    register_error_handlers(app)
+    return app
+
+
+__all__ = ["create_app", "DEFAULT_MAX_IDS"]

@@ -1,0 +1,106 @@
+"""Endpoints: GET /health, POST /predict, GET /customers/<id>, GET /segments. All read the snapshot only."""
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, jsonify, request
+
+from api.errors import ApiError
+from api.store import SnapshotStore, jsonable, records
+from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError
+
+bp = Blueprint("clv", __name__)
+
+
+def _store() -> SnapshotStore:
+    return current_app.extensions["clv_snapshot"]
+
+
+def _about(snap: Snapshot) -> dict:
+    return {
+        "snapshot_id": snap.snapshot_id,
+        "as_of_date": snap.as_of_date,
+        "model_versions": snap.model_versions,
+    }
+
+
+@bp.get("/health")
+def health():
+    try:
+        snap = _store().snapshot()
+    except SnapshotNotFoundError as exc:
+        return jsonify({"status": "unavailable", "message": str(exc)}), 503
+    published = snap.manifest.get("published_at")
+    age = None
+    if published:
+        age = round((datetime.now(UTC) - datetime.fromisoformat(published)).total_seconds(), 1)
+    return jsonify({
+        "status": "ok",
+        **_about(snap),
+        "published_at": published,
+        "snapshot_age_seconds": age,
+        "customers": snap.manifest.get("row_counts", {}).get("customer_scores"),
+    })
+
+
+def _customer_ids() -> list[str]:
+    body = request.get_json(silent=True)
+    example = 'send a JSON object like {"customer_ids": ["00001", "00002"]}'
+    if body is None:
+        raise ApiError(400, "invalid_json", f"the request body is not JSON (Content-Type application/json); {example}")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", f"the request body must be a JSON object; {example}")
+    if "customer_ids" not in body:
+        raise ApiError(400, "missing_field", f"field 'customer_ids' is required; {example}")
+    ids = body["customer_ids"]
+    if not isinstance(ids, list):
+        raise ApiError(400, "invalid_field", f"'customer_ids' must be a list, got {type(ids).__name__}; {example}")
+    if not ids:
+        raise ApiError(400, "invalid_field", "'customer_ids' is empty: give at least one id")
+    limit = current_app.config["MAX_IDS"]
+    if len(ids) > limit:
+        raise ApiError(
+            400, "too_many_ids", f"'customer_ids' has {len(ids)} ids; at most {limit} per request",
+            {"count": len(ids), "limit": limit},
+        )
+    bad = [i for i, v in enumerate(ids) if not isinstance(v, str)]
+    if bad:
+        raise ApiError(
+            400, "invalid_id", f"customer ids must be strings; {len(bad)} are not (first at index {bad[0]}: "
+            f"{ids[bad[0]]!r})", {"indexes": bad[:20]},
+        )
+    return list(dict.fromkeys(ids))  # unique, in request order
+
+
+@bp.post("/predict")
+def predict():
+    ids = _customer_ids()
+    view = _store().view()
+    found, unknown = view.lookup(ids)
+    return jsonify({
+        **_about(view.snapshot),
+        "requested": len(ids),
+        "found": len(found),
+        "predictions": found,
+        "unknown_ids": unknown,
+    })
+
+
+@bp.get("/customers/<customer_id>")
+def customer(customer_id: str):
+    view = _store().view()
+    found, _ = view.lookup([customer_id])
+    if not found:
+        raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
+                       f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
+    return jsonify({**_about(view.snapshot), "customer": found[0]})
+
+
+@bp.get("/segments")
+def segments():
+    snap = _store().snapshot()
+    summary = snap.table("segment_summary")
+    return jsonify({
+        **_about(snap),
+        "customers": jsonable(int(summary["customers"].sum())) if "customers" in summary else None,
+        "segments": records(summary),
+    })

@@ -1,0 +1,105 @@
+"""The Flask app through its test client: endpoints, validation, snapshot swaps, nothing opened at create time."""
+
+import pytest
+
+from api import create_app
+from clv_platform_tests.api.helpers import publish_fake
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app(snapshot_root=tmp_path / "serving", max_ids=100)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_create_app_opens_nothing_and_health_says_no_snapshot(app, client, tmp_path):
+    assert not app.extensions["clv_snapshot"].opened
+    assert not (tmp_path / "serving").exists()
+    resp = client.get("/health")
+    assert resp.status_code == 503
+    assert resp.json["status"] == "unavailable" and "no serving snapshot" in resp.json["message"]
+    resp = client.post("/predict", json={"customer_ids": ["00001"]})
+    assert resp.status_code == 503 and resp.json["error"] == "no_snapshot"
+
+
+def test_default_root_comes_from_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_SNAPSHOT_ROOT", str(tmp_path / "elsewhere"))
+    assert create_app().config["SNAPSHOT_ROOT"] == str(tmp_path / "elsewhere")
+
+
+def test_health_predict_customer_segments(client, tmp_path):
+    path = publish_fake(tmp_path / "serving", "7")
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json["snapshot_id"] == path.name
+    assert health.json["as_of_date"] == "2024-12-31"
+    assert health.json["model_versions"] == {"clv_model": "7", "segment_model": "1"}
+    assert health.json["customers"] == 50
+
+    resp = client.post("/predict", json={"customer_ids": ["00002", "nope", "00001", "00002", "zzz"]})
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["snapshot_id"] == path.name and body["model_versions"]["clv_model"] == "7"
+    assert [p["customer_id"] for p in body["predictions"]] == ["00002", "00001"]
+    assert body["unknown_ids"] == ["nope", "zzz"]
+    assert (body["requested"], body["found"]) == (4, 2)
+    first = body["predictions"][1]
+    assert first["predicted_clv"] == 1.0 and first["predicted_clv_p10"] == 0.5 and first["predicted_clv_p90"] == 2.0
+    assert 0 <= first["p_alive"] <= 1
+    assert first["segment_name"] == "hibernating" and first["segment_since"] == "2024-10-31"
+    assert first["as_of_date"] == "2024-12-31"
+    assert first["days_since_last_order"] is None  # NaN -> null, valid JSON
+
+    one = client.get("/customers/00050")
+    assert one.status_code == 200 and one.json["customer"]["segment_name"] == "champions"
+    missing = client.get("/customers/99999")
+    assert missing.status_code == 404 and missing.json["error"] == "unknown_customer"
+
+    seg = client.get("/segments")
+    assert seg.status_code == 200
+    assert {s["segment_name"] for s in seg.json["segments"]} == {"champions", "hibernating"}
+    assert seg.json["customers"] == 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "text"),
+    [
+        ({"data": "not json", "content_type": "text/plain"}, "invalid_json", "not JSON"),
+        ({"json": ["00001"]}, "invalid_body", "JSON object"),
+        ({"json": {"ids": ["00001"]}}, "missing_field", "'customer_ids' is required"),
+        ({"json": {"customer_ids": "00001"}}, "invalid_field", "must be a list"),
+        ({"json": {"customer_ids": []}}, "invalid_field", "empty"),
+        ({"json": {"customer_ids": [str(i) for i in range(101)]}}, "too_many_ids", "at most 100"),
+        ({"json": {"customer_ids": ["00001", 2, None]}}, "invalid_id", "must be strings"),
+    ],
+)
+def test_predict_validation_errors_are_400_with_clear_json(client, tmp_path, kwargs, code, text):
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.post("/predict", **kwargs)
+    assert resp.status_code == 400
+    assert resp.json["error"] == code and text in resp.json["message"]
+
+
+def test_invalid_id_details_and_http_errors_are_json(client, tmp_path):
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.post("/predict", json={"customer_ids": ["a", 1, "b", 2.5]})
+    assert resp.json["details"] == {"indexes": [1, 3]}
+    assert client.get("/nope").json["error"] == "not_found"
+    assert client.get("/predict").status_code == 405 and client.get("/predict").json["error"] == "method_not_allowed"
+
+
+def test_new_snapshot_is_served_without_restart(app, client, tmp_path):
+    root = tmp_path / "serving"
+    first = publish_fake(root, "1", clv_factor=1.0)
+    assert client.post("/predict", json={"customer_ids": ["00003"]}).json["predictions"][0]["predicted_clv"] == 3.0
+    second = publish_fake(root, "2", n=60, clv_factor=10.0)
+    health = client.get("/health").json
+    assert health["snapshot_id"] == second.name != first.name
+    assert health["customers"] == 60 and health["model_versions"]["clv_model"] == "2"
+    body = client.post("/predict", json={"customer_ids": ["00003", "00060"]}).json
+    assert [p["predicted_clv"] for p in body["predictions"]] == [30.0, 600.0] and body["unknown_ids"] == []
+    assert app.extensions["clv_snapshot"].reader().reloads == 2

@@ -1,0 +1,87 @@
+"""The API under a real gunicorn (2 workers) on a free localhost port, over HTTP, with snapshot swaps."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from clv_platform_tests.api.helpers import publish_fake
+
+REPO = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "serving"
+    port = _free_port()
+    env = {**os.environ, "CLV_SNAPSHOT_ROOT": str(root), "CLV_DATA_DIR": str(tmp_path)}
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen(
+        [str(GUNICORN), "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "60", "api:create_app()"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{base}/health", timeout=2)
+            break
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
+            time.sleep(0.2)
+    try:
+        yield base, root
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
+    base, root = server
+    session = requests.Session()
+
+    # Started before any snapshot exists: healthy process, 503 with a clear message.
+    resp = session.get(f"{base}/health", timeout=5)
+    assert resp.status_code == 503 and "no serving snapshot" in resp.json()["message"]
+
+    first = publish_fake(root, "1", clv_factor=1.0)
+    for _ in range(20):  # several requests so both workers answer
+        resp = session.get(f"{base}/health", timeout=5, headers={"Connection": "close"})
+        assert resp.status_code == 200 and resp.json()["snapshot_id"] == first.name
+    resp = requests.post(f"{base}/predict", json={"customer_ids": ["00004", "ghost"]}, timeout=5)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["predictions"][0]["predicted_clv"] == 4.0 and body["unknown_ids"] == ["ghost"]
+    bad = requests.post(f"{base}/predict", json={"customer_ids": [1]}, timeout=5)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_id"
+
+    # Swap while serving: every later request, whichever worker takes it, sees the new manifest.
+    second = publish_fake(root, "2", n=80, clv_factor=10.0)
+    for _ in range(20):
+        resp = requests.get(f"{base}/health", timeout=5)
+        assert resp.json()["snapshot_id"] == second.name and resp.json()["customers"] == 80
+        pred = requests.post(f"{base}/predict", json={"customer_ids": ["00004", "00080"]}, timeout=5).json()
+        assert [p["predicted_clv"] for p in pred["predictions"]] == [40.0, 800.0]
+        assert pred["model_versions"]["clv_model"] == "2"
+    assert requests.get(f"{base}/customers/00080", timeout=5).json()["customer"]["clv_model_version"] == "2"
+    assert requests.get(f"{base}/segments", timeout=5).json()["customers"] == 80
