@@ -97,11 +97,11 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     echo("[3/6] training: features, BG/NBD + Gamma-Gamma, LightGBM CLV model, segment model")
     run_job("training_job")
     echo("[4/6] promotion: `production` goes to the new models only on the first run (later: make promote-*)")
-    for model in ("clv", "segment"):
-        if registry.has_production(model):
-            echo(f"  {model}: production already set; the new version waits as `staging` (make promote-{model})")
+    for model, spec in registry.MODELS.items():
+        if registry.alias_version(spec.name, registry.PRODUCTION):
+            echo(f"  {spec.name}: production already set; the new version waits as `staging` (make promote-{model})")
         else:
-            echo("  " + registry.promote(model).message)
+            echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better).message)
     echo("[5/6] scoring every customer and publishing the serving snapshot")
     run_job("scoring_job")
     echo("[6/6] monthly segment history")
@@ -151,19 +151,19 @@ def summary_text() -> str:
 
 
 def snapshot_lines(snapshot_root: Path) -> list[str]:
-    from clv_platform.lib.snapshot import SnapshotReader
+    from clv_platform.lib.snapshot import SnapshotNotFoundError, SnapshotReader
 
     try:
-        snapshot = SnapshotReader(snapshot_root).read()
-    except FileNotFoundError:
+        snapshot = SnapshotReader(snapshot_root, preload=None).get()
+    except SnapshotNotFoundError:
         return ["snapshot    none published yet"]
-    manifest = snapshot.manifest
-    lines = [f"snapshot    {manifest['snapshot_id']} as of {manifest['as_of_date']} -> {snapshot_root}/current"]
-    metrics = snapshot.tables.get("model_metrics")
+    lines = [f"snapshot    {snapshot.snapshot_id} as of {snapshot.as_of_date} -> {snapshot_root}/current"]
+    tables = {name: snapshot.table(name) for name in snapshot.table_names}
+    metrics = tables.get("model_metrics")
     if metrics is not None and len(metrics):
         lines.append("model metrics on held-out customers:")
         lines.extend("  " + line for line in metrics.to_string(index=False, float_format="{:.3f}".format).splitlines())
-    segments = snapshot.tables.get("segment_summary")
+    segments = tables.get("segment_summary")
     if segments is not None and len(segments):
         lines.append("segments:")
         lines.extend("  " + line for line in segments.to_string(index=False, float_format="{:.2f}".format).splitlines())
