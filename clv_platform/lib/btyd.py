@@ -17,7 +17,6 @@ pandas nullable dtypes (Float64/Int64, as DuckDB's `.df()` may return) become ob
 """
 
 import contextlib
-import math
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -399,26 +398,23 @@ def bgnbd_expected_unconditional(params, t) -> np.ndarray:
 
 
 def bgnbd_pmf(params, t, n_max) -> np.ndarray:
-    """P(X(t) = n) for n = 0..n_max (eq. 8) — the calibration-period histogram of the model."""
+    """P(X(t) = n) for n = 0..n_max (FHL 2005 eq. 8): shape (n_max+1,) for scalar t, (len(t), n_max+1) else."""
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
-    t = float(t)
-    out = np.empty(n_max + 1)
+    scalar = np.ndim(t) == 0
+    t = np.atleast_1d(_as_float(t))[:, None]
+    n = np.arange(n_max + 1, dtype=float)[None, :]
     log_beta = gammaln(a) + gammaln(b) - gammaln(a + b)
-    for n in range(n_max + 1):
+    with np.errstate(all="ignore"):
+        # NBD(r, alpha) probabilities of j purchases by t, j = 0..n_max
+        log_nbd = (gammaln(r + n) - gammaln(r) - gammaln(n + 1) + r * np.log(alpha / (alpha + t))
+                   + n * np.log(t / (alpha + t)))
+        log_nbd = np.where(t > 0, log_nbd, np.where(n == 0, 0.0, -np.inf))
+        nbd = np.exp(log_nbd)
+        below = np.cumsum(nbd, axis=1) - nbd  # P(NBD < n)
         lb1 = gammaln(a) + gammaln(b + n) - gammaln(a + b + n) - log_beta
-        lg = gammaln(r + n) - gammaln(r) - gammaln(n + 1) + r * math.log(alpha / (alpha + t)) + n * math.log(
-            t / (alpha + t)
-        )
-        term = math.exp(lb1 + lg)
-        if n > 0:
-            lb2 = gammaln(a + 1) + gammaln(b + n - 1) - gammaln(a + b + n) - log_beta
-            # 1 - sum_{j<n} NBD(j)
-            js = np.arange(n)
-            lgj = (gammaln(r + js) - gammaln(r) - gammaln(js + 1) + r * math.log(alpha / (alpha + t))
-                   + js * math.log(t / (alpha + t)))
-            term += math.exp(lb2) * (1.0 - np.exp(lgj).sum())
-        out[n] = term
-    return out
+        lb2 = gammaln(a + 1) + gammaln(b + n - 1) - gammaln(a + b + n) - log_beta
+        out = np.exp(lb1) * nbd + np.where(n > 0, np.exp(lb2) * (1.0 - below), 0.0)
+    return out[0] if scalar else out
 
 
 def gamma_gamma_expected_value(params, x, m) -> np.ndarray:
@@ -551,3 +547,68 @@ def simulate_bgnbd(
         {"customer_id": np.arange(n_customers), "frequency": x.astype(np.int64), "recency": tx, "T": T,
          "monetary_value": m}
     )
+
+
+# ----------------------------------------------------------------------------------------------- persistence
+
+PARAMS_TABLE = "models.btyd_params"
+
+
+def params_rows(fitted: FittedModel, time_unit_days: float, as_of) -> pd.DataFrame:
+    """One row per parameter of a fitted model, for the models.btyd_params table."""
+    return pd.DataFrame(
+        {
+            "model": fitted.name,
+            "param": list(fitted.params),
+            "value": list(fitted.params.values()),
+            "std_error": [fitted.std_errors.get(k, float("nan")) for k in fitted.params],
+            "log_likelihood": fitted.log_likelihood,
+            "n_customers": fitted.n_customers,
+            "n_rows": fitted.n_rows,
+            "penalizer": fitted.penalizer,
+            "time_unit_days": float(time_unit_days),
+            "as_of_date": pd.Timestamp(as_of).date() if as_of is not None else None,
+        }
+    )
+
+
+def write_params(con, fitted: FittedModel, time_unit_days: float, as_of) -> None:
+    """Replace `fitted.name`'s rows of models.btyd_params, in one transaction."""
+    rows = params_rows(fitted, time_unit_days, as_of)
+    con.execute("CREATE SCHEMA IF NOT EXISTS models")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {PARAMS_TABLE} (model VARCHAR, param VARCHAR, value DOUBLE, std_error DOUBLE, "
+        "log_likelihood DOUBLE, n_customers BIGINT, n_rows BIGINT, penalizer DOUBLE, time_unit_days DOUBLE, "
+        "as_of_date DATE)"
+    )
+    con.register("_btyd_params_rows", rows)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {PARAMS_TABLE} WHERE model = ?", [fitted.name])
+        con.execute(f"INSERT INTO {PARAMS_TABLE} SELECT * FROM _btyd_params_rows")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_btyd_params_rows")
+
+
+def models_from_params(rows: pd.DataFrame) -> BtydModels:
+    """BtydModels (parameters only, no lifetimes object) from models.btyd_params rows; enough for predict()."""
+    fitted = {}
+    units = set()
+    for name, grp in rows.groupby("model"):
+        first = grp.iloc[0]
+        units.add(float(first["time_unit_days"]))
+        fitted[name] = FittedModel(
+            name, None, dict(zip(grp["param"], grp["value"].astype(float), strict=True)),
+            dict(zip(grp["param"], grp["std_error"].astype(float), strict=True)), float(first["log_likelihood"]),
+            int(first["n_customers"]), int(first["n_rows"]), float(first["penalizer"]), 0,
+        )
+    if "bgnbd" not in fitted:
+        raise ValueError("no BG/NBD parameters: materialise models/bgnbd first")
+    if len(units) > 1:
+        raise ValueError(f"BTYD models fitted in different time units: {sorted(units)}")
+    return BtydModels(bgnbd=fitted["bgnbd"], gamma_gamma=fitted.get("gamma_gamma"),
+                      time_unit_days=units.pop(), pareto=fitted.get("pareto_nbd"))
