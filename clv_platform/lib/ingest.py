@@ -1,0 +1,441 @@
+"""Load one day's landing file into the warehouse: raw text, quarantine, typed staging rows, audit row.
+
+`load_partition(con, partition_date, landing_dir)` finds `transactions_<date>.csv|parquet`, checks the file as a
+whole (a file-level problem raises `LandingFileError` and writes nothing), gives every row its reason codes
+(lib/sql/ingest_row_rules.sql), then replaces the partition in raw.transactions, raw.rejected_transactions,
+staging.transactions and raw.load_audit inside ONE transaction. Loading the same file twice changes no row.
+`check_file(path)` runs the same checks without a warehouse (the `clv validate` command).
+"""
+
+import csv
+import hashlib
+import io
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from clv_platform.lib import schema, warehouse
+
+MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
+MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+# Reason codes, in the order the row rules emit them, with what a person should do about each.
+REASONS = {
+    "missing_order_id": "order_id is empty",
+    "missing_line_number": "line_number is empty",
+    "bad_line_number": "line_number is not a positive integer",
+    "missing_customer_id": "customer_id is empty",
+    "missing_timestamp": "order_ts is empty",
+    "bad_timestamp": "order_ts is not YYYY-MM-DDTHH:MM:SS",
+    "ts_outside_partition_day": "order_ts is not on the file's day",
+    "ts_in_future": "order_ts is later than the load time",
+    "unknown_category": "category is not one of schema.CATEGORIES",
+    "missing_quantity": "quantity is empty",
+    "bad_quantity": "quantity is not an integer",
+    "zero_quantity": "quantity is 0",
+    "implausible_quantity": f"|quantity| > {MAX_QUANTITY}",
+    "missing_unit_price": "unit_price is empty",
+    "bad_unit_price": "unit_price is not a decimal number with at most 6 decimals",
+    "negative_unit_price": "unit_price < 0",
+    "implausible_unit_price": f"unit_price > {MAX_UNIT_PRICE}",
+    "unknown_channel": "channel is not one of schema.CHANNELS",
+    "unknown_country": "country is not one of schema.COUNTRIES",
+    "return_without_original_order": "negative quantity without original_order_id",
+    "return_without_known_order": "original_order_id is no known order of this customer",
+    "original_order_on_sale": "original_order_id set on a line with positive quantity",
+    "duplicate_line": "(order_id, line_number) already seen earlier in the file",
+}
+
+_COLS = ", ".join(schema.LANDING_COLUMNS)
+
+
+class LandingFileError(Exception):
+    """A landing file that cannot be loaded as a whole. Nothing of it is written."""
+
+    def __init__(self, file: str | Path, problem: str):
+        self.file = str(file)
+        self.problem = problem
+        super().__init__(f"{self.file}: {problem}")
+
+
+class MissingLandingFileError(LandingFileError):
+    """No landing file for the day (a day without orders still gets a header-only file)."""
+
+
+@dataclass
+class LoadResult:
+    partition_date: date
+    source_file: str
+    sha256: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class FileReport:
+    """What `check_file` found: file-level error (if any) or row counts and rejected examples."""
+
+    file: str
+    partition_date: date | None
+    error: str | None = None
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    examples: list[dict] = field(default_factory=list)
+    returns_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.rows_rejected == 0
+
+
+# --- finding the file ------------------------------------------------------------------------------
+
+
+def expected_names(partition_date: date) -> tuple[str, str]:
+    return f"transactions_{partition_date.isoformat()}.csv", f"transactions_{partition_date.isoformat()}.parquet"
+
+
+def find_landing_file(landing_dir: str | Path, partition_date: date | str) -> Path | None:
+    """The day's landing file, None if there is none. A near-miss name (other case, extension or date
+    spelling) or both a CSV and a Parquet file raise LandingFileError."""
+    day = _as_date(partition_date)
+    landing_dir = Path(landing_dir)
+    names = expected_names(day)
+    found = [landing_dir / n for n in names if (landing_dir / n).is_file()]
+    if len(found) == 2:
+        raise LandingFileError(found[0], f"both {names[0]} and {names[1]} exist; deliver one file per day")
+    if found:
+        return found[0]
+    if landing_dir.is_dir():
+        iso, compact = day.isoformat(), day.strftime("%Y%m%d")
+        for entry in sorted(landing_dir.iterdir()):
+            if entry.name not in names and (iso in entry.name or compact in entry.name):
+                raise LandingFileError(
+                    entry, f"wrong file name; a landing file must be named {names[0]} or {names[1]}"
+                )
+    return None
+
+
+def partition_date_of(path: str | Path) -> date:
+    """The date in a landing file's name; LandingFileError if the name does not follow the contract."""
+    path = Path(path)
+    m = schema.LANDING_FILE_RE.match(path.name)
+    if not m:
+        raise LandingFileError(
+            path, "wrong file name; a landing file must be named transactions_YYYY-MM-DD.csv or .parquet"
+        )
+    try:
+        return date.fromisoformat(m.group(1))
+    except ValueError:
+        raise LandingFileError(path, f"wrong file name; {m.group(1)} is not a calendar date") from None
+
+
+# --- reading the file --------------------------------------------------------------------------------
+
+
+def _as_date(value: date | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise MissingLandingFileError(path, "file not found")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LandingFileError(path, f"unreadable ({exc.strerror or exc})") from None
+
+
+def _check_csv_bytes(path: Path, data: bytes) -> None:
+    """File-level checks of a CSV landing file: encoding, BOM, header, delimiter, truncation."""
+    if not data:
+        raise LandingFileError(path, "empty file (0 bytes); even a day without orders needs the header line")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LandingFileError(path, "bad encoding: UTF-16 byte-order mark; landing files must be UTF-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise LandingFileError(path, "starts with a UTF-8 byte-order mark (BOM); landing files must be UTF-8 without BOM")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LandingFileError(
+            path, f"bad encoding: byte 0x{data[exc.start]:02x} on line {line} is not valid UTF-8"
+        ) from None
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise LandingFileError(path, f"bad encoding: NUL byte on line {line}")
+    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    if not first.strip():
+        raise LandingFileError(path, "missing header: the first line is empty")
+    header = next(csv.reader([first]))
+    expected = list(schema.LANDING_COLUMNS)
+    if header != expected:
+        for delim, name in OTHER_DELIMITERS.items():
+            if len(header) == 1 and delim in first:
+                raise LandingFileError(path, f"wrong delimiter: the header is {name}-separated; expected commas")
+        if len(header) == len(expected) and not set(header) & set(expected):
+            raise LandingFileError(path, f"missing header: the first line looks like data ({first[:60]!r})")
+        missing = [c for c in expected if c not in header]
+        extra = [c for c in header if c not in expected]
+        if missing or extra:
+            parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected column(s) {', '.join(extra)}"] if extra else []
+            )
+            raise LandingFileError(path, "wrong header: " + "; ".join(parts))
+        raise LandingFileError(path, f"wrong header: columns out of order, expected {','.join(expected)}")
+    if not data.endswith(b"\n") and b"\n" in data:
+        last_line = data.rsplit(b"\n", 1)[1].decode("utf-8")
+        fields = next(csv.reader(io.StringIO(last_line)), [])
+        if len(fields) < len(expected) or last_line.count('"') % 2:
+            line = data.count(b"\n") + 1
+            raise LandingFileError(
+                path, f"truncated last line {line}: {len(fields)} of {len(expected)} fields and no line end"
+            )
+
+
+def _duckdb_problem(exc: duckdb.Error) -> str:
+    """The first, human part of a DuckDB CSV error (it appends a long list of reader options)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    keep = []
+    for ln in lines:
+        if ln.startswith(("Possible fixes", "file =", "*")):
+            break
+        keep.append(ln.replace("Invalid Input Error: ", ""))
+    return " ".join(keep)[:300]
+
+
+_PARQUET_TYPES = {
+    "line_number": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UINT"),
+    "quantity": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT"),
+    "unit_price": ("VARCHAR", "DECIMAL", "DOUBLE", "FLOAT", "INT", "BIGINT"),
+    "order_ts": ("VARCHAR", "TIMESTAMP"),
+}
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """Read the file into temp table _landing(source_line, <landing columns as VARCHAR>); returns sha256."""
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    con.execute("DROP TABLE IF EXISTS _landing")
+    if path.suffix == ".csv":
+        _check_csv_bytes(path, data)
+        del data
+        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.LANDING_COLUMNS) + "}"
+        try:
+            con.execute(
+                f"""CREATE TEMP TABLE _landing AS
+                SELECT CAST(NULL AS BIGINT) AS source_line, * FROM read_csv(?, header = true, auto_detect = false,
+                    delim = ',', quote = '"', escape = '"', strict_mode = true, columns = {columns})""",
+                [str(path)],
+            )
+        except duckdb.Error as exc:
+            raise LandingFileError(path, f"malformed CSV: {_duckdb_problem(exc)}") from None
+        first_line = 2
+    elif path.suffix == ".parquet":
+        del data
+        try:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        except duckdb.Error as exc:
+            raise LandingFileError(path, f"not a readable Parquet file ({_duckdb_problem(exc)})") from None
+        types = {name: typ for name, typ, *_ in described}
+        missing = [c for c in schema.LANDING_COLUMNS if c not in types]
+        extra = [c for c in types if c not in schema.LANDING_COLUMNS]
+        if missing or extra:
+            parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected column(s) {', '.join(extra)}"] if extra else []
+            )
+            raise LandingFileError(path, "Parquet schema mismatch: " + "; ".join(parts))
+        selects = []
+        for col in schema.LANDING_COLUMNS:
+            typ = types[col]
+            allowed = _PARQUET_TYPES.get(col, ("VARCHAR",))
+            if not typ.startswith(allowed):
+                raise LandingFileError(path, f"Parquet schema mismatch: column {col} has type {typ}")
+            if typ.startswith("TIMESTAMP"):
+                selects.append(f"strftime({col}, '%Y-%m-%dT%H:%M:%S') AS {col}")
+            else:
+                selects.append(f"CAST({col} AS VARCHAR) AS {col}")
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE _landing AS SELECT CAST(NULL AS BIGINT) AS source_line, {', '.join(selects)} "
+                "FROM read_parquet(?)",
+                [str(path)],
+            )
+        except duckdb.Error as exc:
+            raise LandingFileError(path, f"unreadable Parquet data ({_duckdb_problem(exc)})") from None
+        first_line = 1
+    else:
+        raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")
+    # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
+    con.execute("UPDATE _landing SET source_line = rowid + ?", [first_line])
+    return digest
+
+
+def _apply_rules(
+    con: duckdb.DuckDBPyConnection, partition_date: date, now: datetime, check_returns: bool
+) -> None:
+    """temp table _checked = rows of _landing with typed values and reason codes."""
+    con.execute("DROP TABLE IF EXISTS _checked")
+    con.execute(
+        "CREATE TEMP TABLE _checked AS " + warehouse.read_sql("ingest_row_rules"),
+        {
+            "partition_date": partition_date,
+            "now": now,
+            "check_returns": check_returns,
+            "categories": list(schema.CATEGORIES),
+            "channels": list(schema.CHANNELS),
+            "countries": list(schema.COUNTRIES),
+            "max_quantity": MAX_QUANTITY,
+            "max_unit_price": MAX_UNIT_PRICE,
+        },
+    )
+
+
+def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    rows = con.execute(
+        "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _checked "
+        "WHERE reasons <> '') GROUP BY reason"
+    ).fetchall()
+    order = list(REASONS)
+    return dict(sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else len(order)))
+
+
+# --- public API --------------------------------------------------------------------------------------
+
+
+def load_partition(
+    con: duckdb.DuckDBPyConnection,
+    partition_date: date | str,
+    landing_dir: str | Path,
+    now: datetime | None = None,
+) -> LoadResult:
+    """Load the day's landing file, replacing the partition in raw.*, staging.transactions and the audit.
+
+    Raises MissingLandingFileError if there is no file, LandingFileError for any file-level problem; in both
+    cases nothing is written. `now` (default: the current time) is the limit for ts_in_future.
+    """
+    day = _as_date(partition_date)
+    path = find_landing_file(landing_dir, day)
+    if path is None:
+        name = expected_names(day)[0]
+        raise MissingLandingFileError(Path(landing_dir) / name, "file not found (no .csv or .parquet for the day)")
+    return load_file(con, path, day, now=now)
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection, path: str | Path, partition_date: date | str | None = None,
+    now: datetime | None = None,
+) -> LoadResult:
+    """Load one landing file as the partition of its name's date (see load_partition)."""
+    started = time.perf_counter()
+    path = Path(path)
+    day = partition_date_of(path)
+    if partition_date is not None and _as_date(partition_date) != day:
+        raise LandingFileError(path, f"wrong file name for partition {partition_date}")
+    now = now or datetime.now()
+    try:
+        digest = _stage_file(con, path)
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _prior_orders AS SELECT order_id, customer_id FROM staging.transactions "
+            f"WHERE partition_date < DATE '{day.isoformat()}' AND quantity > 0"
+        )
+        _apply_rules(con, day, now, check_returns=True)
+        counts = _reason_counts(con)
+        source = path.name
+        params = [day, source]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit"):
+                con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
+            con.execute(
+                f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "
+                f"SELECT ?, ?, source_line, {_COLS} FROM _checked ORDER BY source_line",
+                params,
+            )
+            con.execute(
+                f"INSERT INTO raw.rejected_transactions (partition_date, source_file, source_line, reasons, {_COLS}) "
+                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked WHERE reasons <> '' ORDER BY source_line",
+                params,
+            )
+            con.execute(
+                """INSERT INTO staging.transactions (partition_date, order_id, line_number, customer_id, order_ts,
+                    category, quantity, unit_price, amount, channel, country, original_order_id, source_file,
+                    source_line)
+                SELECT ?, order_id, t_line_number, customer_id, t_order_ts, category, t_quantity, t_unit_price,
+                    CAST(round(t_quantity * t_unit_price, 2) AS DECIMAL(18, 2)), channel, country,
+                    nullif(trim(original_order_id), ''), ?, source_line
+                FROM _checked WHERE reasons = '' ORDER BY source_line""",
+                params,
+            )
+            rows_read, rows_rejected = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"
+            ).fetchone()
+            elapsed = time.perf_counter() - started
+            con.execute(
+                "INSERT INTO raw.load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [day, source, digest, rows_read, rows_read - rows_rejected, rows_rejected, now, elapsed],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for obj in ("TABLE IF EXISTS _checked", "TABLE IF EXISTS _landing", "VIEW IF EXISTS _prior_orders"):
+            con.execute(f"DROP {obj}")
+    return LoadResult(
+        partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,
+        rows_loaded=rows_read - rows_rejected, rows_rejected=rows_rejected, reason_counts=counts,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def check_file(path: str | Path, now: datetime | None = None, examples: int = 10) -> FileReport:
+    """Validate a landing file without loading it (in-memory DuckDB). Returns referring to orders outside
+    the file cannot be checked against the warehouse here; they are counted, not rejected."""
+    path = Path(path)
+    report = FileReport(file=str(path), partition_date=None)
+    con = duckdb.connect()
+    try:
+        report.partition_date = partition_date_of(path)
+        _stage_file(con, path)
+        con.execute("CREATE TEMP VIEW _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
+        _apply_rules(con, report.partition_date, now or datetime.now(), check_returns=False)
+        report.rows_read, report.rows_rejected = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"
+        ).fetchone()
+        report.rows_valid = report.rows_read - report.rows_rejected
+        report.reason_counts = _reason_counts(con)
+        cur = con.execute(
+            f"SELECT source_line, reasons, {_COLS} FROM _checked WHERE reasons <> '' ORDER BY source_line LIMIT ?",
+            [examples],
+        )
+        names = [d[0] for d in cur.description]
+        report.examples = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    except LandingFileError as exc:
+        report.error = exc.problem
+    finally:
+        con.close()
+    return report
+
+
+def partition_tables(con: duckdb.DuckDBPyConnection, partition_dates: Iterable[date | str]) -> dict[str, int]:
+    """Row counts of the ingestion tables for some partitions (for metadata and reconciliation)."""
+    days = [_as_date(d) for d in partition_dates]
+    out = {}
+    for table in ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit"):
+        out[table] = con.execute(
+            f"SELECT count(*) FROM {table} WHERE list_contains(?, partition_date)", [days]
+        ).fetchone()[0]
+    return out

@@ -1,0 +1,85 @@
+-- Row rules of one landing file (temp table _landing: source_line + the raw text columns).
+-- One output row per input row: the raw text, the typed values and `reasons`, a comma-separated list of
+-- reason codes ('' = valid row). Parameters: $partition_date DATE, $now TIMESTAMP, $check_returns BOOLEAN,
+-- vocabularies $categories/$channels/$countries (VARCHAR[]), plausibility limits $max_quantity, $max_unit_price.
+-- Known orders of earlier partitions come from the temp view _prior_orders(order_id, customer_id).
+WITH typed AS (
+    SELECT
+        l.*,
+        -- integers must be written canonically (TRY_CAST alone would accept '2.5' as 3): round trip
+        CASE WHEN CAST(TRY_CAST(line_number AS INTEGER) AS VARCHAR) = line_number
+             THEN TRY_CAST(line_number AS INTEGER) END AS t_line_number,
+        try_strptime(order_ts, '%Y-%m-%dT%H:%M:%S') AS t_order_ts,
+        CASE WHEN CAST(TRY_CAST(quantity AS INTEGER) AS VARCHAR) = quantity
+             THEN TRY_CAST(quantity AS INTEGER) END AS t_quantity,
+        TRY_CAST(CASE WHEN regexp_full_match(unit_price, '-?[0-9]{1,12}(\.[0-9]{1,6})?') THEN unit_price END
+                 AS DECIMAL(18, 6)) AS t_unit_price,
+        coalesce(trim(order_id), '') = '' AS no_order_id,
+        coalesce(trim(line_number), '') = '' AS no_line_number,
+        coalesce(trim(customer_id), '') = '' AS no_customer_id,
+        coalesce(trim(original_order_id), '') = '' AS no_original
+    FROM _landing AS l
+),
+returns AS (
+    SELECT DISTINCT original_order_id, customer_id
+    FROM typed
+    WHERE $check_returns AND t_quantity < 0 AND NOT no_original AND NOT no_customer_id
+),
+known_returns AS (
+    SELECT r.original_order_id, r.customer_id
+    FROM returns AS r
+    WHERE EXISTS (SELECT 1 FROM typed AS t
+                  WHERE t.order_id = r.original_order_id AND t.customer_id = r.customer_id AND t.t_quantity > 0)
+       OR EXISTS (SELECT 1 FROM _prior_orders AS p
+                  WHERE p.order_id = r.original_order_id AND p.customer_id = r.customer_id)
+),
+first_lines AS (
+    -- (order_id, line_number) keys seen more than once: the first line keeps them, later ones are duplicates
+    SELECT order_id, line_number, min(source_line) AS first_line
+    FROM typed
+    WHERE NOT no_order_id AND NOT no_line_number
+    GROUP BY order_id, line_number
+    HAVING count(*) > 1
+),
+ruled AS (
+    SELECT
+        t.*,
+        f.first_line IS NOT NULL AND t.source_line > f.first_line AS is_duplicate,
+        k.original_order_id IS NOT NULL AS return_known
+    FROM typed AS t
+    LEFT JOIN first_lines AS f ON f.order_id = t.order_id AND f.line_number = t.line_number
+    LEFT JOIN known_returns AS k
+        ON t.t_quantity < 0 AND k.original_order_id = t.original_order_id AND k.customer_id = t.customer_id
+)
+SELECT
+    source_line,
+    order_id, line_number, customer_id, order_ts, category, quantity, unit_price, channel, country,
+    original_order_id,
+    t_line_number, t_order_ts, t_quantity, t_unit_price,
+    concat_ws(',',
+        CASE WHEN no_order_id THEN 'missing_order_id' END,
+        CASE WHEN no_line_number THEN 'missing_line_number'
+             WHEN t_line_number IS NULL OR t_line_number < 1 THEN 'bad_line_number' END,
+        CASE WHEN no_customer_id THEN 'missing_customer_id' END,
+        CASE WHEN coalesce(trim(order_ts), '') = '' THEN 'missing_timestamp'
+             WHEN t_order_ts IS NULL THEN 'bad_timestamp'
+             WHEN CAST(t_order_ts AS DATE) <> $partition_date THEN 'ts_outside_partition_day' END,
+        CASE WHEN t_order_ts > $now THEN 'ts_in_future' END,
+        CASE WHEN NOT coalesce(list_contains($categories, category), false) THEN 'unknown_category' END,
+        CASE WHEN coalesce(trim(quantity), '') = '' THEN 'missing_quantity'
+             WHEN t_quantity IS NULL THEN 'bad_quantity'
+             WHEN t_quantity = 0 THEN 'zero_quantity'
+             WHEN abs(t_quantity) > $max_quantity THEN 'implausible_quantity' END,
+        CASE WHEN coalesce(trim(unit_price), '') = '' THEN 'missing_unit_price'
+             WHEN t_unit_price IS NULL THEN 'bad_unit_price'
+             WHEN t_unit_price < 0 THEN 'negative_unit_price'
+             WHEN t_unit_price > $max_unit_price THEN 'implausible_unit_price' END,
+        CASE WHEN NOT coalesce(list_contains($channels, channel), false) THEN 'unknown_channel' END,
+        CASE WHEN NOT coalesce(list_contains($countries, country), false) THEN 'unknown_country' END,
+        CASE WHEN t_quantity < 0 AND no_original THEN 'return_without_original_order'
+             WHEN t_quantity < 0 AND $check_returns AND NOT no_customer_id AND NOT return_known
+                 THEN 'return_without_known_order'
+             WHEN t_quantity > 0 AND NOT no_original THEN 'original_order_on_sale' END,
+        CASE WHEN is_duplicate THEN 'duplicate_line' END
+    ) AS reasons
+FROM ruled
