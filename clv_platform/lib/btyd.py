@@ -233,6 +233,11 @@ def pareto_log_likelihood(params, x, tx, T, weights=None) -> float:
 # ----------------------------------------------------------------------------------------------- fitting
 
 
+def summary_arrays(summary_df, time_unit_days=WEEK_DAYS, input_unit_days=1.0):
+    """(frequency, recency, T) of a lifetimes-style frame as float arrays in the model's time unit."""
+    return _summary_arrays(summary_df, time_unit_days, input_unit_days)
+
+
 def _summary_arrays(summary_df, time_unit_days, input_unit_days):
     scale = float(input_unit_days) / float(time_unit_days)
     x = np.rint(_as_float(summary_df["frequency"]))
@@ -600,7 +605,8 @@ def models_from_params(rows: pd.DataFrame) -> BtydModels:
     units = set()
     for name, grp in rows.groupby("model"):
         first = grp.iloc[0]
-        units.add(float(first["time_unit_days"]))
+        if name != "gamma_gamma":  # Gamma-Gamma has no time unit
+            units.add(float(first["time_unit_days"]))
         fitted[name] = FittedModel(
             name, None, dict(zip(grp["param"], grp["value"].astype(float), strict=True)),
             dict(zip(grp["param"], grp["std_error"].astype(float), strict=True)), float(first["log_likelihood"]),
