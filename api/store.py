@@ -43,11 +43,24 @@ class ScoresView:
         if not self.scores.index.is_unique:
             self.scores = self.scores[~self.scores.index.duplicated(keep="last")]
 
-    def lookup(self, ids: list[str]) -> tuple[list[dict], list[str]]:
+    def _rows(self, ids: list[str]) -> tuple[pd.DataFrame, list[str]]:
         pos = self.scores.index.get_indexer(ids)
         found = pos >= 0
         unknown = [i for i, ok in zip(ids, found, strict=True) if not ok]
-        return records(self.scores.iloc[pos[found]]), unknown
+        return self.scores.iloc[pos[found]], unknown
+
+    def lookup(self, ids: list[str]) -> tuple[list[dict], list[str]]:
+        rows, unknown = self._rows(ids)
+        return records(rows), unknown
+
+    def lookup_json(self, ids: list[str]) -> tuple[str, int, list[str]]:
+        """Like lookup, but the found rows as one JSON array text (pandas' C encoder: fast for 10k ids)."""
+        rows, unknown = self._rows(ids)
+        rows = rows.copy()
+        for col in rows.columns:
+            if not (pd.api.types.is_numeric_dtype(rows[col]) or pd.api.types.is_bool_dtype(rows[col])):
+                rows[col] = rows[col].map(jsonable)
+        return rows.to_json(orient="records", double_precision=15), len(rows), unknown
 
 
 class SnapshotStore:
