@@ -111,6 +111,9 @@ def find_landing_file(landing_dir: str | Path, partition_date: date | str) -> Pa
     day = _as_date(partition_date)
     landing_dir = Path(landing_dir)
     names = expected_names(day)
+    for n in names:
+        if (landing_dir / n).exists() and not (landing_dir / n).is_file():
+            raise LandingFileError(landing_dir / n, "unreadable: not a regular file")
     found = [landing_dir / n for n in names if (landing_dir / n).is_file()]
     if len(found) == 2:
         raise LandingFileError(found[0], f"both {names[0]} and {names[1]} exist; deliver one file per day")

@@ -1,0 +1,121 @@
+"""raw/transactions, raw/rejected_transactions, raw/load_audit, staging/transactions: one daily-partitioned
+multi-asset that loads landing files (lib/ingest.py does the work). A backfill is ONE run over
+context.partition_keys; a file-level failure of one day does not undo the other days of the run."""
+
+import json
+import time
+
+import dagster as dg
+
+from clv_platform.defs.partitions import daily_partitions
+from clv_platform.defs.resources import LandingResource, WarehouseResource
+from clv_platform.lib import ingest
+
+RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
+RAW_REJECTED = dg.AssetKey(["raw", "rejected_transactions"])
+RAW_LOAD_AUDIT = dg.AssetKey(["raw", "load_audit"])
+STAGING_TRANSACTIONS = dg.AssetKey(["staging", "transactions"])
+INGESTION_KEYS = (RAW_TRANSACTIONS, RAW_REJECTED, RAW_LOAD_AUDIT, STAGING_TRANSACTIONS)
+
+
+def _spec(key: dg.AssetKey, description: str, deps=()) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, description=description, deps=list(deps), group_name="ingestion", kinds={"duckdb"}, skippable=True
+    )
+
+
+@dg.multi_asset(
+    name="transactions_ingestion",
+    specs=[
+        _spec(RAW_TRANSACTIONS, "Every row of the day's landing file as text, with source_file and source_line."),
+        _spec(RAW_REJECTED, "Quarantined rows of raw.transactions with comma-separated reason codes.",
+              deps=[RAW_TRANSACTIONS]),
+        _spec(RAW_LOAD_AUDIT, "One row per loaded file: sha256, rows read = loaded + rejected, load time.",
+              deps=[RAW_TRANSACTIONS]),
+        _spec(STAGING_TRANSACTIONS, "Typed, valid order lines (amount = round(quantity * unit_price, 2)); "
+              "the only source of everything downstream.", deps=[RAW_TRANSACTIONS]),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def transactions_ingestion(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource
+):
+    """Load each partition's landing file in date order; days without a file are skipped with a warning."""
+    days = sorted(context.partition_keys)
+    loaded: list[ingest.LoadResult] = []
+    skipped: list[str] = []
+    failed: dict[str, str] = {}
+    started = time.perf_counter()
+    every = max(1, len(days) // 20)
+    with warehouse.connect() as con:
+        for i, day in enumerate(days, 1):
+            try:
+                result = ingest.load_partition(con, day, landing.path)
+            except ingest.MissingLandingFileError as exc:
+                skipped.append(day)
+                context.log.warning(f"{day}: no landing file, partition skipped ({exc.problem})")
+                continue
+            except ingest.LandingFileError as exc:
+                failed[day] = str(exc)
+                context.log.error(f"{day}: file rejected: {exc}")
+                continue
+            loaded.append(result)
+            if i % every == 0 or i == len(days) or result.rows_rejected:
+                context.log.info(
+                    f"[{i}/{len(days)}] {day}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
+                    f"{result.rows_rejected} quarantined ({time.perf_counter() - started:.1f}s)"
+                )
+    metadata = _metadata(days, loaded, skipped, failed, time.perf_counter() - started)
+    if failed:
+        # Keep what was loaded: report each good partition as materialized, then fail the step.
+        for result in loaded:
+            for key in INGESTION_KEYS:
+                yield dg.AssetMaterialization(
+                    asset_key=key, partition=result.partition_date.isoformat(),
+                    metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded,
+                              "rows_rejected": result.rows_rejected, "file": result.source_file},
+                )
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(days)} landing file(s) rejected: "
+            + "; ".join(failed[d] for d in sorted(failed)),
+            metadata={**metadata, "failed_files": dg.MetadataValue.json(failed)},
+        )
+    per_key = {
+        RAW_TRANSACTIONS: {"rows": metadata["rows_read"]},
+        RAW_REJECTED: {"rows": metadata["rows_rejected"], "reasons": metadata["reasons"]},
+        RAW_LOAD_AUDIT: {"rows": dg.MetadataValue.int(len(loaded))},
+        STAGING_TRANSACTIONS: {"rows": metadata["rows_loaded"]},
+    }
+    for key in INGESTION_KEYS:
+        yield dg.MaterializeResult(asset_key=key, metadata={**metadata, **per_key[key]})
+
+
+def _metadata(days, loaded, skipped, failed, seconds) -> dict:
+    reasons: dict[str, int] = {}
+    for r in loaded:
+        for code, n in r.reason_counts.items():
+            reasons[code] = reasons.get(code, 0) + n
+    rows_read = sum(r.rows_read for r in loaded)
+    meta = {
+        "partitions": dg.MetadataValue.int(len(days)),
+        "files_loaded": dg.MetadataValue.int(len(loaded)),
+        "rows_read": dg.MetadataValue.int(rows_read),
+        "rows_loaded": dg.MetadataValue.int(sum(r.rows_loaded for r in loaded)),
+        "rows_rejected": dg.MetadataValue.int(sum(r.rows_rejected for r in loaded)),
+        "reasons": dg.MetadataValue.json(reasons),
+        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "rows_per_second": dg.MetadataValue.float(round(rows_read / seconds, 1) if seconds else 0.0),
+        "files": dg.MetadataValue.text(
+            ", ".join(r.source_file for r in loaded[:10]) + (f" ... (+{len(loaded) - 10})" if len(loaded) > 10 else "")
+        ),
+    }
+    if skipped:
+        meta["warning_days_without_file"] = dg.MetadataValue.text(
+            f"{len(skipped)} day(s) without a landing file were skipped: "
+            + json.dumps(skipped[:20]) + (" ..." if len(skipped) > 20 else "")
+        )
+    if failed:
+        meta["files_failed"] = dg.MetadataValue.int(len(failed))
+    return meta

@@ -1,0 +1,97 @@
+"""Blocking data-quality checks on staging/transactions (Great Expectations suite + SQL checks, lib/validation.py)
+and the reconciliation check on raw/load_audit. A failed check stops the assets downstream in the same run."""
+
+import dagster as dg
+
+from clv_platform.defs.ingestion.assets import RAW_LOAD_AUDIT, STAGING_TRANSACTIONS
+from clv_platform.defs.resources import WarehouseResource
+from clv_platform.lib import validation
+
+
+def _run_days(context) -> list[str] | None:
+    """Partitions of the run (single key or a range); None when the run is not partitioned."""
+    try:
+        if context.has_partition_key_range or context.has_partition_key:
+            return list(context.partition_keys)
+    except Exception:  # noqa: BLE001 - unpartitioned run of a check
+        pass
+    tags = context.run.tags
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start and end:
+        from clv_platform.defs.partitions import daily_partitions
+
+        return daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    return None
+
+
+def _all_loaded_days(con) -> list[str]:
+    return [str(d) for (d,) in con.execute("SELECT partition_date FROM raw.load_audit ORDER BY 1").fetchall()]
+
+
+def _table(outcomes) -> str:
+    lines = ["| expectation | column | ok | rows | unexpected | partitions failing | examples |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for o in outcomes:
+        ex = "; ".join(str(x) for x in o.examples[:3]).replace("|", "/")
+        parts = ", ".join(o.partitions_failed[:5]) + (" ..." if len(o.partitions_failed) > 5 else "")
+        lines.append(f"| {o.expectation} | {o.column or ''} | {'yes' if o.success else 'NO'} | {o.element_count} "
+                     f"| {o.unexpected_count} | {parts} | {ex} |")
+    return "\n".join(lines)
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=STAGING_TRANSACTIONS, blocking=True, description=description)
+        for name, description in validation.CHECKS.items()
+    ],
+)
+def staging_transactions_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """Runs the GX suite once over all partitions of the run and reports one result per check."""
+    with warehouse.connect() as con:
+        days = _run_days(context) or _all_loaded_days(con)
+        run = validation.validate_partitions(con, days)
+    context.log.info(f"validated {run.rows} staging rows of {len(days)} partition(s) in {run.seconds:.2f}s")
+    for name, outcomes in run.checks().items():
+        failed = [o for o in outcomes if not o.success]
+        first = failed[0] if failed else None
+        yield dg.AssetCheckResult(
+            asset_key=STAGING_TRANSACTIONS,
+            check_name=name,
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(f"{first.expectation} on {first.column or 'table'}: {first.unexpected_count} unexpected"
+                         if first else None),
+            metadata={
+                "partitions": dg.MetadataValue.int(len(days)),
+                "rows_validated": dg.MetadataValue.int(run.rows),
+                "expectations": dg.MetadataValue.int(len(outcomes)),
+                "failed_expectations": dg.MetadataValue.json([o.expectation for o in failed]),
+                "unexpected_rows": dg.MetadataValue.int(sum(o.unexpected_count for o in outcomes)),
+                "examples": dg.MetadataValue.json([x for o in failed for x in o.examples][:10]),
+                "partitions_failing": dg.MetadataValue.json(
+                    sorted({p for o in failed for p in o.partitions_failed})[:50]),
+                "results": dg.MetadataValue.md(_table(outcomes)),
+                "seconds": dg.MetadataValue.float(round(run.seconds, 3)),
+            },
+        )
+
+
+@dg.asset_check(asset=RAW_LOAD_AUDIT, blocking=True,
+                description="For every file: rows read = loaded + rejected, and the tables hold exactly those rows.")
+def load_audit_reconciles_with_tables(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        days = _run_days(context) or _all_loaded_days(con)
+        result = validation.reconcile(con, days)
+    return dg.AssetCheckResult(
+        passed=result["passed"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "files": dg.MetadataValue.int(result["partitions"]),
+            "rows_read": dg.MetadataValue.int(result["rows_read"]),
+            "rows_loaded": dg.MetadataValue.int(result["rows_loaded"]),
+            "rows_rejected": dg.MetadataValue.int(result["rows_rejected"]),
+            "problems": dg.MetadataValue.json(result["problems"][:20]),
+        },
+    )
