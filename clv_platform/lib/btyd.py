@@ -377,13 +377,16 @@ def bgnbd_p_alive(params, x, tx, T) -> np.ndarray:
 
 
 def _bgnbd_unconditional_part(params, x, T, t) -> np.ndarray:
-    """(a+b+x-1)/(a-1) [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(α+T+t))]: E[Y(t)|x,t_x,T] * (1/P(alive))."""
+    """E[Y(t) | x, t_x, T] / P(alive) = (a+b+x-1)/(a-1) [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
+    z = t/(α+T+t). Evaluated through Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z):
+    ((α+T)/(α+T+t))^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose small upper parameters stay finite for heavy
+    buyers with long horizons (the textbook form overflows there, e.g. x = 300, T = 1, t = 52)."""
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
     with np.errstate(all="ignore"):
         base = alpha + T
         z = t / (base + t)
-        powr = np.exp((r + x) * np.log(base / (base + t)))
-        return (a + b + x - 1) / (a - 1) * (1.0 - powr * hyp2f1(r + x, b + x, a + b + x - 1, z))
+        powr = np.exp((a - 1) * np.log(base / (base + t)))
+        return (a + b + x - 1) / (a - 1) * (1.0 - powr * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z))
 
 
 def bgnbd_conditional_expected(params, t, x, tx, T) -> np.ndarray:

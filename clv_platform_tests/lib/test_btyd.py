@@ -182,3 +182,10 @@ def test_retries_then_clear_error(sample_cal, monkeypatch):
 def test_gamma_gamma_needs_repeat_buyers():
     with pytest.raises(btyd.BtydFitError, match="repeat buyers"):
         btyd.fit_gamma_gamma([0, 0, 1], [0.0, 0.0, 5.0])
+
+
+def test_heavy_buyers_with_long_horizons_stay_finite():
+    params = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}
+    x, tx, T = np.array([300.0, 1000.0, 2.0]), np.array([1.0, 99.0, 3.0]), np.array([1.0, 100.0, 5.0])
+    values = np.array([btyd.bgnbd_conditional_expected(params, t, x, tx, T) for t in (4.3, 52.0, 520.0)])
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values, axis=0) > 0)
