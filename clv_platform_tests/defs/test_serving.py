@@ -132,19 +132,27 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
         tags={"dagster/asset_partition_range_start": "2024-09-01", "dagster/asset_partition_range_end": "2024-10-01"},
     )
     assert result.success
-    result = dg.materialize([segment_history], resources=resources, partition_key="2024-11-01")
+    # Then Nov 2024 .. Jan 2025: December is taken as of the latest order day, January (no data) is skipped.
+    result = dg.materialize(
+        [segment_history],
+        resources=resources,
+        tags={"dagster/asset_partition_range_start": "2024-11-01", "dagster/asset_partition_range_end": "2025-01-01"},
+    )
     assert result.success
+    meta = result.asset_materializations_for_node("serving__segment_history")[0].metadata
+    assert meta["skipped"].value == ["2025-01"]
     with warehouse.connect(con_path) as con:
         months = con.execute(
             "SELECT month, min(as_of_date), count(*) FROM serving.segment_history GROUP BY month ORDER BY month"
         ).fetchall()
         migration = con.execute("SELECT * FROM serving.segment_migration").df()
     assert [(m, d) for m, d, _ in months] == [
-        ("2024-09", dt.date(2024, 9, 30)), ("2024-10", dt.date(2024, 10, 31)), ("2024-11", dt.date(2024, 11, 30))
+        ("2024-09", dt.date(2024, 9, 30)), ("2024-10", dt.date(2024, 10, 31)), ("2024-11", dt.date(2024, 11, 30)),
+        ("2024-12", env["as_of"]),
     ]
-    assert months[0][2] <= months[1][2] <= months[2][2] <= env["customers"]
+    assert months[0][2] <= months[1][2] <= months[2][2] <= months[3][2] == env["customers"]
     assert set(zip(migration["from_month"], migration["to_month"], strict=True)) == {
-        ("2024-09", "2024-10"), ("2024-10", "2024-11")
+        ("2024-09", "2024-10"), ("2024-10", "2024-11"), ("2024-11", "2024-12")
     }
     per_pair = migration.groupby(["from_month", "to_month"])["customers"].sum()
     # Every customer of the later month (and every one of the earlier month) is counted once.

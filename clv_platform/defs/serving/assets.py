@@ -8,7 +8,7 @@ import pandas as pd
 
 from clv_platform.defs.partitions import monthly_partitions
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
-from clv_platform.lib import registry, scoring, snapshot
+from clv_platform.lib import features, registry, scoring, snapshot
 from clv_platform.lib.settings import get_settings
 
 CLV = registry.MODELS["clv"]
@@ -133,8 +133,17 @@ def segment_history(
     months = sorted(key[:7] for key in context.partition_keys)
     written, skipped = {}, []
     with warehouse.connect() as con:
+        latest = features.latest_order_date(con)
         for month in months:
+            # Month-end as-of; the month the data ends in is taken as of its latest day.
             as_of = scoring.month_end(month)
+            if latest is not None and as_of > latest:
+                if month == latest.isoformat()[:7]:
+                    as_of = latest
+                else:
+                    context.log.warning(f"{month}: after the latest order day {latest}; nothing written")
+                    skipped.append(month)
+                    continue
             try:
                 _, frame = scoring.scoring_inputs(con, as_of)
             except scoring.ScoringError as exc:
