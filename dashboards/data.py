@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-MONTH_COLS = ("month", "as_of_date", "as_of_month", "snapshot_month", "period")
+MONTH_COLS = ("as_of_date", "month", "as_of_month", "snapshot_month", "period")
 SEGMENT_COLS = ("segment_name", "segment", "segment_id")
 COUNT_COLS = ("customers", "n_customers", "customer_count", "count", "n")
 FROM_SEGMENT_COLS = ("from_segment_name", "from_segment", "segment_from", "from")
@@ -43,8 +43,12 @@ METRIC_LABELS = {
     "total_bias": ("Total bias", "closer to 0"),
 }
 MODEL_ORDER = ("clv_model", "lightgbm", "btyd", "naive")
+MODEL_ALIASES = {"clv": "clv_model", "lgbm": "clv_model", "model": "clv_model", "bgnbd": "btyd",
+                 "baseline": "naive"}
+PSEUDO_SEGMENTS = ("(new)", "(gone)")  # migration rows/columns for customers entering / leaving
 
-FEATURE_COLS = ("orders", "total_spend", "frequency", "recency", "T", "monetary_value", "days_since_last_order")
+FEATURE_COLS = ("orders", "total_spend", "avg_order_value", "frequency", "recency", "T", "monetary_value",
+                "days_since_last_order")
 AT_RISK_COLS = (
     "customer_id", "segment_name", "total_spend", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
     "btyd_clv", "p_alive", "days_since_last_order", "orders", "expected_purchases_90d",
@@ -81,6 +85,13 @@ def fmt_num(x: float | None, decimals: int = 2) -> str:
 
 def fmt_prob(x: float | None) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def fmt_period(x) -> str:
+    """A month key 'YYYY-MM' as is; anything date-like as YYYY-MM-DD."""
+    if isinstance(x, str) and len(x) == 7 and x[4] == "-":
+        return x
+    return fmt_date(x)
 
 
 def fmt_date(x) -> str:
@@ -124,35 +135,79 @@ def clv_histogram(values: pd.Series, bins: int = 40, clip_quantile: float = 0.99
     return pd.DataFrame({"clv_from": edges[:-1], "clv_to": edges[1:], "customers": counts}), clipped
 
 
-def metrics_table(model_metrics: pd.DataFrame | None, manifest_metrics: dict | None = None) -> pd.DataFrame:
-    """One row per metric, one column per model (CLV model first), plus which way is better."""
-    wide = None
+def split_metric(model: str, metric: str) -> tuple[str, str]:
+    """(model, base metric) of a metric name that may carry the model: 'btyd_mae', 'btyd.mae', 'mae_btyd'."""
+    model = MODEL_ALIASES.get(str(model), str(model))
+    metric = str(metric)
+    if metric in METRIC_LABELS:
+        return model, metric
+    for base in METRIC_LABELS:
+        for sep in ("_", ".", "/", ":"):
+            if metric.endswith(sep + base):
+                prefix = metric[: -len(base) - 1]
+                return MODEL_ALIASES.get(prefix, prefix), base
+            if metric.startswith(base + sep):
+                suffix = metric[len(base) + 1:]
+                return MODEL_ALIASES.get(suffix, suffix), base
+    return model, metric
+
+
+def metrics_long(model_metrics: pd.DataFrame | None, manifest_metrics: dict | None = None) -> pd.DataFrame:
+    """(model, metric, value) rows from model_metrics (long or wide), else from the manifest's metrics."""
     mm = model_metrics
-    if mm is not None and len(mm):
-        model_col = pick(mm, ("model", "model_name", "name"))
-        if {"metric", "value"} <= set(mm.columns) and model_col:
-            wide = mm.pivot_table(index="metric", columns=model_col, values="value", aggfunc="last")
-        elif model_col:
-            numeric = [c for c in mm.columns if c != model_col and pd.api.types.is_numeric_dtype(mm[c])]
-            wide = mm.drop_duplicates(model_col, keep="last").set_index(model_col)[numeric].T
-    if wide is None and manifest_metrics:
-        # manifest "metrics": {model: {metric: value}} or {metric: value}
-        if all(isinstance(v, dict) for v in manifest_metrics.values()):
-            wide = pd.DataFrame(manifest_metrics)
+    model_col = pick(mm, ("model", "model_name", "name"))
+    rows = pd.DataFrame(columns=["model", "metric", "value"])
+    if mm is not None and len(mm) and model_col is None and {"metric", "value"} <= set(mm.columns):
+        rows = mm[["metric", "value"]].assign(model="clv_model")
+    elif mm is not None and len(mm) and model_col:
+        if {"metric", "value"} <= set(mm.columns):
+            rows = mm[[model_col, "metric", "value"]].rename(columns={model_col: "model"})
         else:
-            wide = pd.DataFrame({"clv_model": manifest_metrics})
-        wide = wide.apply(pd.to_numeric, errors="coerce")
-    if wide is None or wide.empty:
+            numeric = [c for c in mm.columns if c != model_col and pd.api.types.is_numeric_dtype(mm[c])]
+            rows = mm.melt(id_vars=[model_col], value_vars=numeric, var_name="metric").rename(
+                columns={model_col: "model"})
+    elif manifest_metrics:
+        flat = []
+        for key, value in manifest_metrics.items():
+            if isinstance(value, dict):  # {model: {metric: value}}
+                flat += [(key, k, v) for k, v in value.items()]
+            else:  # {"clv_model.normalized_gini": v} or {"normalized_gini": v}
+                model, _, metric = str(key).rpartition(".")
+                flat.append((model or "clv_model", metric, value))
+        rows = pd.DataFrame(flat, columns=["model", "metric", "value"])
+    if rows.empty:
+        return rows
+    rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce")).dropna(subset=["value"])
+    split = [split_metric(m, k) for m, k in zip(rows["model"], rows["metric"], strict=True)]
+    return pd.DataFrame(split, columns=["model", "metric"]).assign(value=rows["value"].to_numpy())
+
+
+def metrics_table(model_metrics: pd.DataFrame | None, manifest_metrics: dict | None = None) -> pd.DataFrame:
+    """CLV ranking metrics: one row per metric, one column per model (CLV model first), which way is better.
+
+    Only the metrics of lib.metrics.clv_metrics are kept; see other_metrics() for the rest.
+    """
+    rows = metrics_long(model_metrics, manifest_metrics)
+    rows = rows[rows["metric"].isin(list(METRIC_LABELS))] if len(rows) else rows
+    if rows.empty:
         return pd.DataFrame()
+    wide = rows.pivot_table(index="metric", columns="model", values="value", aggfunc="last")
     wide.columns = [str(c) for c in wide.columns]
     models = [m for m in MODEL_ORDER if m in wide.columns] + [m for m in wide.columns if m not in MODEL_ORDER]
-    known = [m for m in METRIC_LABELS if m in wide.index]
-    wide = wide.loc[known + [m for m in wide.index if m not in METRIC_LABELS], models]
+    wide = wide.loc[[m for m in METRIC_LABELS if m in wide.index], models]
     out = wide.copy()
-    out.insert(0, "better", [METRIC_LABELS.get(m, ("", ""))[1] for m in wide.index])
-    out.index = [METRIC_LABELS.get(m, (m, ""))[0] for m in wide.index]
+    out.insert(0, "better", [METRIC_LABELS[m][1] for m in wide.index])
+    out.index = [METRIC_LABELS[m][0] for m in wide.index]
     out.index.name = "metric"
     return out
+
+
+def other_metrics(model_metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """The model_metrics rows that are not CLV ranking metrics (e.g. the segment model's silhouette)."""
+    rows = metrics_long(model_metrics)
+    if rows.empty:
+        return rows
+    return rows[~rows["metric"].isin(list(METRIC_LABELS))].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- segments
@@ -226,9 +281,9 @@ def migration_matrix(
         if to_month:
             latest = m[to_month].max()
             m = m[m[to_month] == latest]
-            label_to = fmt_date(latest)
+            label_to = fmt_period(latest)
             if from_month:
-                label_from = fmt_date(m[from_month].max())
+                label_from = fmt_period(m[from_month].max())
         if cnt is None:
             out = m.groupby([frm, to], as_index=False).size().rename(columns={"size": "customers"})
         else:
@@ -247,7 +302,7 @@ def migration_matrix(
     both = a.merge(b, on="customer_id")
     out = both.groupby(["from_segment", "to_segment"], as_index=False).size().rename(columns={"size": "customers"})
     out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
-    return out, fmt_date(months[-2]), fmt_date(months[-1])
+    return out, fmt_period(months[-2]), fmt_period(months[-1])
 
 
 def customer_history(history: pd.DataFrame | None, customer_id: str) -> pd.DataFrame:

@@ -115,21 +115,27 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
             start = m
         since[cust] = start.date()
         for m, s in path:
-            hist_rows.append({"as_of_date": m.date(), "customer_id": cust, "segment_id": names.index(s),
-                              "segment_name": s})
+            hist_rows.append({"month": f"{m:%Y-%m}", "as_of_date": m.date(), "customer_id": cust,
+                              "segment_id": names.index(s), "segment_name": s,
+                              "predicted_clv": round(float(rng.gamma(3.0, SEGMENTS[s][3] / 3.0)), 2),
+                              "p_alive": round(float(rng.uniform(*SEGMENTS[s][2])), 4)})
     history = pd.DataFrame(hist_rows)
     scores["segment_since"] = scores["customer_id"].map(since)
 
+    # Long migration rows between consecutive months, as lib/scoring.py writes them ("(new)" / "(gone)").
     mig = []
     for a, b in zip(months[:-1], months[1:], strict=True):
         x = history[history["as_of_date"] == a.date()][["customer_id", "segment_name"]]
         y = history[history["as_of_date"] == b.date()][["customer_id", "segment_name"]]
-        both = x.merge(y, on="customer_id", suffixes=("_from", "_to"))
+        both = x.merge(y, on="customer_id", how="outer", suffixes=("_from", "_to"))
+        both = both.fillna({"segment_name_from": "(new)", "segment_name_to": "(gone)"})
         g = both.groupby(["segment_name_from", "segment_name_to"], as_index=False).size()
         for r in g.itertuples(index=False):
-            mig.append({"from_month": a.date(), "to_month": b.date(), "from_segment": r.segment_name_from,
+            mig.append({"from_month": f"{a:%Y-%m}", "to_month": f"{b:%Y-%m}", "from_segment": r.segment_name_from,
                         "to_segment": r.segment_name_to, "customers": int(r.size)})
     migration = pd.DataFrame(mig)
+    migration["share"] = migration["customers"] / migration.groupby(["to_month", "from_segment"])[
+        "customers"].transform("sum")
 
     g = scores.groupby("segment_name")
     summary = pd.DataFrame({
@@ -151,8 +157,11 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
         "naive": {"mae": 41.9, "rmse": 120.3, "spearman": 0.42, "normalized_gini": 0.52,
                   "top10_capture": 0.401, "decile_mape": 0.35, "total_bias": 0.12},
     }
+    versions = {"clv_model": "3", "btyd": "3", "naive": "3"}
     model_metrics = pd.DataFrame(
-        [{"model": m, "metric": k, "value": v} for m, d in metric_values.items() for k, v in d.items()]
+        [{"model": m, "version": versions[m], "run_id": f"run{m}", "metric": k, "value": v}
+         for m, d in metric_values.items() for k, v in d.items()]
+        + [{"model": "segment_model", "version": "2", "run_id": "runseg", "metric": "silhouette", "value": 0.41}]
     )
 
     dq_rows = []

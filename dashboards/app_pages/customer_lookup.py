@@ -79,9 +79,10 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
         + alt.Chart(marks).mark_tick(thickness=3, size=30)
         .encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, top])),
                 color=alt.Color("what:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"),
-                                scale=alt.Scale(range=["#1f3b73", "#f58518", "#54a24b"])),
+                                scale=alt.Scale(domain=list(marks["what"]),
+                                                range=["#1f3b73", "#f58518", "#54a24b"][: len(marks)])),
                 tooltip=["what:N", alt.Tooltip("value:Q", format=",.2f")])
-    ).properties(height=60)
+    ).properties(height=130)
     st.caption("80% prediction interval (band) and point predictions (ticks)")
     st.altair_chart(chart, width="stretch")
 
@@ -114,6 +115,8 @@ with right:
                 shown[c] = shown[c].map(lambda v: data.fmt_money(v, 2))
         if "p_alive" in shown:
             shown["p_alive"] = shown["p_alive"].map(data.fmt_prob)
+        shown = shown.rename(columns={"segment_name": "segment", "segment_id": "segment",
+                                      "predicted_clv": "predicted CLV", "p_alive": "P(alive)"})
         st.table(shown.set_index("month"))
 
 versions = [f"{m} v{_get(c)}" for m, c in (("clv_model", "clv_model_version"),

@@ -83,3 +83,7 @@ else:
         styler = styler.format(formats.get(label, "{:.3f}"), subset=pd.IndexSlice[[label], models], na_rep="–")
     st.table(styler)
     st.caption("Held-out customers, same split for every model; the best figure of each row is in bold.")
+other = data.other_metrics(common.table(snap, "model_metrics"))
+if len(other):
+    with st.expander(f"Other model metrics ({len(other)})"):
+        st.dataframe(other, hide_index=True)

@@ -1,0 +1,227 @@
+"""The dashboard in a real headless Chromium against `streamlit run` on a fixture snapshot.
+
+Every page is visited and checked for real content computed from the fixture tables and for the absence of
+Streamlit exception boxes; screenshots of the main pages go to docs/screenshots/.
+"""
+
+import io
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from clv_platform.lib import snapshot
+from clv_platform_tests.dashboards.conftest import SCREENSHOT_DIR
+from clv_platform_tests.dashboards.snapshot_fixture import build_tables
+from dashboards import data
+
+pytestmark = pytest.mark.browser
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .every(e => e.querySelector('svg, canvas'))"""
+
+
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def assert_no_exception(page) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, "Streamlit exception on the page:\n" + "\n".join(boxes.all_inner_texts())
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("h1")
+    page.wait_for_selector(IDLE)
+    assert_no_exception(page)
+
+
+def metric_values(page, count: int) -> list[str]:
+    """The texts of the page's st.metric values, once ``count`` of them are rendered."""
+    metrics = page.locator('[data-testid="stMetricValue"]')
+    _expect()(metrics).to_have_count(count)
+    return [t.strip() for t in metrics.all_inner_texts()]
+
+
+def screenshot(page, name: str) -> None:
+    """Full-height screenshot of the main column (Streamlit scrolls inside the app, not the document)."""
+    page.wait_for_function(CHARTS_DRAWN)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 60, 3000)})
+    page.wait_for_timeout(400)  # let charts re-lay out to the new size
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_url, published):
+    _, tables, manifest = published
+    scores = tables["customer_scores"]
+    expect = _expect()
+    open_page(page, app_url + "/")
+    expect(page.locator("h1")).to_have_text("Customer lifetime value")
+    expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("300")
+    values = metric_values(page, 4)
+    assert values == [
+        f"{len(scores):,}",
+        data.fmt_money(scores["predicted_clv"].sum()),
+        data.fmt_prob(scores["p_alive"].mean()),
+        manifest["as_of_date"],
+    ]
+    main = page.locator('[data-testid="stMain"]')
+    expect(main).to_contain_text("clv_model v3")
+    expect(main).to_contain_text("segment_model v2")
+    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(1)
+    metrics = page.locator('[data-testid="stTable"]').filter(has_text="Normalized Gini")
+    expect(metrics).to_contain_text("0.731")  # CLV model
+    expect(metrics).to_contain_text("0.671")  # BTYD
+    expect(metrics.locator("tr", has_text="Total bias")).to_contain_text("-17.0%")
+    screenshot(page, "overview")
+    assert_no_exception(page)
+
+
+def test_customer_lookup_by_typing_an_id_and_unknown_id(page, app_url, published):
+    scores = published[1]["customer_scores"]
+    row = scores.sort_values("predicted_clv", ascending=False).iloc[3]
+    expect = _expect()
+    open_page(page, app_url + "/customer")
+    box = page.get_by_label("Customer id", exact=True)
+    box.fill(row["customer_id"])
+    box.press("Enter")
+    expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {row['customer_id']}")
+    metrics = page.locator('[data-testid="stMetricValue"]')
+    expect(metrics.first).to_have_text(data.fmt_money(row["predicted_clv"], 2))
+    values = metric_values(page, 8)  # 4 scores + expected purchases 30/90/365 d + days since last order
+    assert values[1] == data.fmt_money(row["btyd_clv"], 2)
+    assert values[2] == data.fmt_prob(row["p_alive"])
+    assert values[3] == row["segment_name"]
+    main = page.locator('[data-testid="stMain"]')
+    expect(main).to_contain_text(
+        f"{data.fmt_money(row['predicted_clv_p10'], 2)} – {data.fmt_money(row['predicted_clv_p90'], 2)}")
+    expect(main).to_contain_text(f"since {data.fmt_date(row['segment_since'])}")
+    features = page.locator('[data-testid="stTable"]').filter(has_text="total spend")
+    expect(features.locator("tr", has_text="total spend")).to_contain_text(f"{row['total_spend']:,.2f}")
+    assert page.url.endswith(f"customer_id={row['customer_id']}")
+    assert_no_exception(page)
+
+    box.fill("C9999999")
+    box.press("Enter")
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_contain_text(
+        "No customer with id C9999999")
+    assert page.locator("h3", has_text="Customer C").count() == 0
+    assert_no_exception(page)
+
+
+def test_customer_deep_link(page, app_url, published):
+    scores = published[1]["customer_scores"]
+    row = scores[scores["segment_name"] == "loyal"].iloc[0]
+    expect = _expect()
+    open_page(page, f"{app_url}/customer?customer_id={row['customer_id']}")
+    expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {row['customer_id']}")
+    history = page.locator('[data-testid="stTable"]').filter(has_text="month")
+    expect(history).to_contain_text("2026-06-30")
+    screenshot(page, "customer_lookup")
+    assert_no_exception(page)
+
+
+def test_segments_page_lists_every_segment_with_charts(page, app_url, published):
+    scores = published[1]["customer_scores"]
+    expect = _expect()
+    open_page(page, app_url + "/segments")
+    profiles = page.locator('[data-testid="stTable"]').first
+    counts = scores["segment_name"].value_counts()
+    for name, n in counts.items():
+        expect(profiles.locator("tr", has_text=name).first).to_contain_text(f"{n:,}")
+    # sizes x2, scatter, migration heatmap, history
+    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(5)
+    mig = published[1]["segment_migration"]
+    last = mig[mig["to_month"] == mig["to_month"].max()]
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text(
+        f"From {last['from_month'].iloc[0]} to {last['to_month'].iloc[0]}")
+    screenshot(page, "segments")
+    assert_no_exception(page)
+
+
+def test_at_risk_table_and_csv_download(page, app_url, published):
+    scores = published[1]["customer_scores"]
+    expected, _ = data.at_risk(scores, "total_spend", 0.8, 0.5)
+    assert len(expected) > 5
+    expect = _expect()
+    open_page(page, app_url + "/at-risk")
+    expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text(str(len(expected)))
+    expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download CSV").click()
+    download = info.value
+    assert download.suggested_filename == "at_risk_customers_2026-06-30.csv"
+    csv = pd.read_csv(io.StringIO(open(download.path()).read()))
+    assert list(csv["customer_id"]) == list(expected["customer_id"])
+    assert (csv["p_alive"] < 0.5).all()
+    screenshot(page, "at_risk")
+    assert_no_exception(page)
+
+
+def test_data_quality_history_and_partition_detail(page, app_url, published):
+    dq = published[1]["data_quality"]
+    failing = dq[~dq["success"]]
+    expect = _expect()
+    open_page(page, app_url + "/data-quality")
+    assert metric_values(page, 4) == [
+        str(dq["partition_date"].nunique()),
+        str(dq.groupby(["expectation", "column_name"], dropna=False).ngroups),
+        str(failing["partition_date"].nunique()),
+        str(int(dq.groupby("partition_date")["rows_rejected"].max().sum())),
+    ]
+    latest = failing.sort_values("partition_date").iloc[-1]
+    detail = page.locator('[data-testid="stTable"]').last
+    row = detail.locator("tr", has_text=latest["column_name"])
+    expect(row).to_contain_text("FAIL")
+    expect(row).to_contain_text(latest["expectation"])
+    expect(row).to_contain_text(str(latest["unexpected_count"]))
+    expect(detail.locator("tr", has_text="customer_id")).to_contain_text("pass")
+    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(2)  # pass/fail grid, rejected rows
+    screenshot(page, "data_quality")
+    assert_no_exception(page)
+
+
+def test_sidebar_navigation_between_pages(page, app_url):
+    expect = _expect()
+    open_page(page, app_url + "/")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for label, path, title in (("Segments", "/segments", "Segments"), ("Data quality", "/data-quality",
+                                                                        "Data quality")):
+        nav.get_by_text(label, exact=True).click()
+        expect(page.locator("h1")).to_have_text(title)
+        assert page.url.endswith(path)
+        page.wait_for_selector(IDLE)
+        assert_no_exception(page)
+
+
+def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
+    """Publishing while the app runs: the next rerun (button) and a reload show the new as-of date."""
+    root, tables, manifest = published
+    expect = _expect()
+    open_page(page, app_url + "/")
+    as_of = page.locator('[data-testid="stMetricValue"]').nth(3)
+    expect(as_of).to_have_text("2026-06-30")
+    new_tables, new_manifest = build_tables(as_of=date(2026, 7, 31), seed=8)
+    try:
+        snapshot.publish(root, new_tables, new_manifest)
+        page.get_by_role("button", name="Check for a new snapshot").click()
+        expect(as_of).to_have_text("2026-07-31")
+        expect(page.locator('[data-testid="stMetricValue"]').nth(1)).to_have_text(
+            data.fmt_money(new_tables["customer_scores"]["predicted_clv"].sum()))
+        page.reload()
+        page.wait_for_selector(IDLE)
+        expect(page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first).to_contain_text(
+            "Snapshot as of 2026-07-31")
+        open_page(page, app_url + "/at-risk")
+        caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
+        expect(caption).to_contain_text("Snapshot as of 2026-07-31")
+        assert_no_exception(page)
+    finally:
+        snapshot.publish(root, tables, manifest)  # leave the module's snapshot as the other tests expect it
