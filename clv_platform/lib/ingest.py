@@ -10,6 +10,7 @@ staging.transactions and raw.load_audit inside ONE transaction. Loading the same
 import csv
 import hashlib
 import io
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -201,21 +202,29 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
     if not data.endswith(b"\n") and b"\n" in data:
         last_line = data.rsplit(b"\n", 1)[1].decode("utf-8")
         fields = next(csv.reader(io.StringIO(last_line)), [])
-        if len(fields) < len(expected) or last_line.count('"') % 2:
-            line = data.count(b"\n") + 1
+        line = data.count(b"\n") + 1
+        if last_line.count('"') % 2:
+            raise LandingFileError(path, f"truncated last line {line}: unterminated quote and no line end")
+        if len(fields) < len(expected):
             raise LandingFileError(
                 path, f"truncated last line {line}: {len(fields)} of {len(expected)} fields and no line end"
             )
 
 
 def _duckdb_problem(exc: duckdb.Error) -> str:
-    """The first, human part of a DuckDB CSV error (it appends a long list of reader options)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    """A short reading of a DuckDB reader error (it appends a long list of reader options and the query)."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    cols = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if line and cols:
+        return f"line {line.group(1)} has {cols.group(2)} fields, expected {cols.group(1)}"
+    if line and "unterminated quote" in text:
+        return f"line {line.group(1)}: value with an unterminated quote"
     keep = []
-    for ln in lines:
-        if ln.startswith(("Possible fixes", "file =", "*")):
+    for ln in (ln.strip() for ln in text.splitlines()):
+        if not ln or ln.startswith(("Possible fixes", "file =", "*", "LINE ")):
             break
-        keep.append(ln.replace("Invalid Input Error: ", ""))
+        keep.append(ln.replace("Invalid Input Error: ", "").replace("IO Error: ", ""))
     return " ".join(keep)[:300]
 
 

@@ -1,0 +1,1 @@
+"""Bad-input corpus for the ingestion (see cases.py)."""
