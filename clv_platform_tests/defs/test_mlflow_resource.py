@@ -9,12 +9,13 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from clv_platform.defs.resources import MlflowResource, default_resources
 from clv_platform.lib import registry
+from clv_platform_tests.lib.mlflow_store import new_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> tuple[MlflowResource, Path]:
     root = tmp_path_factory.mktemp("mlflow")
-    resource = MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts"))
+    resource = MlflowResource(tracking_uri=new_store(root), artifact_root=str(root / "mlartifacts"))
     return resource, root
 
 

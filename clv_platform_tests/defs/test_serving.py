@@ -14,6 +14,7 @@ import pytest
 from clv_platform.defs.resources import default_resources
 from clv_platform.defs.serving.assets import customer_scores, segment_history
 from clv_platform.lib import registry, scoring, snapshot, warehouse
+from clv_platform_tests.lib.mlflow_store import new_store
 
 START = dt.date(2024, 1, 1)
 END = dt.date(2024, 12, 20)
@@ -95,6 +96,7 @@ def env(tmp_path_factory):
     mp.setenv("CLV_DATA_DIR", str(root))
     mp.delenv("CLV_SNAPSHOT_ROOT", raising=False)
     resources = default_resources()
+    assert new_store(root) == resources["mlflow"].tracking_uri
     con = warehouse.connect(resources["warehouse"].database)
     tx = _simulate_transactions()
     con.register("tx", tx)
@@ -237,6 +239,7 @@ def test_with_segment_since_walks_back_the_current_run():
 
 def test_scores_fail_clearly_without_production_models(tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    new_store(tmp_path)
     result = dg.materialize([customer_scores], resources=default_resources(), raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.message

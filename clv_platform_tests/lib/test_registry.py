@@ -10,6 +10,7 @@ from sklearn.dummy import DummyRegressor
 
 from clv_platform.cli import cli
 from clv_platform.lib import registry
+from clv_platform_tests.lib.mlflow_store import new_store
 
 CLV = registry.MODELS["clv"]
 SEGMENT = registry.MODELS["segment"]
@@ -52,7 +53,7 @@ def _log(uri: str, root: Path, metric: str, value: float, k: float, sklearn: boo
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")
-    return f"sqlite:///{root / 'mlflow.db'}", root
+    return new_store(root), root
 
 
 def test_promotion_gate_force_and_rollback(store, monkeypatch):
