@@ -346,6 +346,23 @@ def fit_pareto(x, tx, T) -> FittedModel:
     return FittedModel("pareto_nbd", fitter, params, std, ll, len(x), len(ux), pen, attempts)
 
 
+def compare_bgnbd_pareto(x, tx, T, max_customers: int = 20_000, seed: int = 0) -> dict:
+    """BG/NBD vs Pareto/NBD log-likelihood on the same customers (all of them, or a random `max_customers`:
+    lifetimes' Pareto/NBD fitter is gradient-free and slow on hundreds of thousands of rows)."""
+    x, tx, T = (_as_float(v) for v in (x, tx, T))
+    if len(x) > max_customers:
+        idx = np.random.default_rng(seed).choice(len(x), max_customers, replace=False)
+        x, tx, T = x[idx], tx[idx], T[idx]
+    bg, pareto = fit_bgnbd(x, tx, T), fit_pareto(x, tx, T)
+    return {
+        "n_customers": len(x),
+        "bgnbd_log_likelihood": bg.log_likelihood,
+        "pareto_nbd_log_likelihood": pareto.log_likelihood,
+        "pareto_nbd_params": pareto.params,
+        "preferred": "BG/NBD" if bg.log_likelihood >= pareto.log_likelihood else "Pareto/NBD",
+    }
+
+
 def fit_btyd(
     summary_df: pd.DataFrame,
     time_unit_days: float = WEEK_DAYS,

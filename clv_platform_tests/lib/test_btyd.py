@@ -189,3 +189,11 @@ def test_heavy_buyers_with_long_horizons_stay_finite():
     x, tx, T = np.array([300.0, 1000.0, 2.0]), np.array([1.0, 99.0, 3.0]), np.array([1.0, 100.0, 5.0])
     values = np.array([btyd.bgnbd_conditional_expected(params, t, x, tx, T) for t in (4.3, 52.0, 520.0)])
     assert np.all(np.isfinite(values)) and np.all(np.diff(values, axis=0) > 0)
+
+
+def test_compare_bgnbd_pareto_on_same_customers(sample_cal, sample_models):
+    arrays = btyd.summary_arrays(sample_cal, 7.0, 7.0)
+    full = btyd.compare_bgnbd_pareto(*arrays)
+    assert full["n_customers"] == 2357 and full["preferred"] == "BG/NBD"
+    assert full["bgnbd_log_likelihood"] == pytest.approx(sample_models.bgnbd.log_likelihood, rel=1e-9)
+    assert btyd.compare_bgnbd_pareto(*arrays, max_customers=1000)["n_customers"] == 1000

@@ -110,7 +110,7 @@ def bgnbd(
         pareto = None
         if config.compare_pareto:
             try:
-                pareto = btyd.fit_pareto(*btyd.summary_arrays(feats, unit, 1.0))
+                pareto = btyd.compare_bgnbd_pareto(*btyd.summary_arrays(feats, unit, 1.0))
             except btyd.BtydFitError as exc:
                 context.log.warning(f"Pareto/NBD comparison skipped: {exc}")
         diag = None
@@ -129,12 +129,15 @@ def bgnbd(
     metadata["fit_seconds"] = dg.MetadataValue.float(round(fit_seconds, 3))
     metrics = {"log_likelihood": fitted.log_likelihood, "n_customers": fitted.n_customers,
                **{f"se_{k}": v for k, v in fitted.std_errors.items()}}
-    if pareto is not None:
-        metadata["pareto_nbd_params"] = dg.MetadataValue.json({k: round(v, 6) for k, v in pareto.params.items()})
-        metadata["pareto_nbd_log_likelihood"] = dg.MetadataValue.float(pareto.log_likelihood)
-        metadata["preferred_by_log_likelihood"] = dg.MetadataValue.text(
-            "BG/NBD" if fitted.log_likelihood >= pareto.log_likelihood else "Pareto/NBD")
-        metrics["pareto_nbd_log_likelihood"] = pareto.log_likelihood
+    if pareto is not None:  # both models fitted on the same (up to 20,000) customers
+        metadata["pareto_nbd_params"] = dg.MetadataValue.json(
+            {k: round(v, 6) for k, v in pareto["pareto_nbd_params"].items()})
+        metadata["pareto_nbd_log_likelihood"] = dg.MetadataValue.float(pareto["pareto_nbd_log_likelihood"])
+        metadata["bgnbd_log_likelihood_same_customers"] = dg.MetadataValue.float(pareto["bgnbd_log_likelihood"])
+        metadata["pareto_comparison_customers"] = dg.MetadataValue.int(pareto["n_customers"])
+        metadata["preferred_by_log_likelihood"] = dg.MetadataValue.text(pareto["preferred"])
+        metrics["pareto_nbd_log_likelihood"] = pareto["pareto_nbd_log_likelihood"]
+        metrics["bgnbd_log_likelihood_same_customers"] = pareto["bgnbd_log_likelihood"]
     files = {}
     if diag is not None:
         files = diag["files"]
