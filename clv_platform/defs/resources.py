@@ -1,5 +1,7 @@
 """Resources: where the warehouse and the landing files are. Defaults come from CLV_DATA_DIR."""
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,9 +84,18 @@ class MlflowResource(dg.ConfigurableResource):
     _dagster_run_id: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._dagster_run_id = context.run_id  # mlflow itself is imported only when a run is started
+        self._dagster_run_id = context.run_id
+        self.configure()
+
+    def configure(self) -> None:
+        """Point every MLflow call of this process at our store (MLflow's default is a file in the cwd)."""
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        os.environ["MLFLOW_REGISTRY_URI"] = self.tracking_uri
+        if "mlflow" in sys.modules:  # already imported: its global URI may point elsewhere
+            registry.configure(self.tracking_uri)
 
     def experiment_id(self) -> str:
+        registry.configure(self.tracking_uri)
         return registry.ensure_experiment(self.experiment_name, self.artifact_root, self.tracking_uri)
 
     @contextmanager

@@ -59,6 +59,33 @@ def leaks_a_run(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> No
         raise RuntimeError("failed after leaking a run")
 
 
+@dg.asset(key=["models", "leaks_in_a_thread"])
+def leaks_in_a_thread(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> None:
+    # A run left open in another thread (MLflow's active-run stack is per thread): found by its dagster_run_id tag.
+    import threading
+
+    import mlflow as mlf
+
+    experiment_id = mlflow.experiment_id()
+
+    def work():
+        mlf.start_run(experiment_id=experiment_id, tags={"dagster_run_id": context.run_id})
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+
+
+def test_hook_ends_a_run_left_open_in_another_thread(store):
+    resource, _ = store
+    job = dg.define_asset_job("thread_job", selection=[leaks_in_a_thread], hooks={end_mlflow_on_run_finished})
+    defs = dg.Definitions(assets=[leaks_in_a_thread], jobs=[job], resources={"mlflow": resource})
+    result = defs.resolve_job_def("thread_job").execute_in_process()
+    assert result.success
+    (run,) = _runs(resource, result.run_id)
+    assert run.info.status == "FINISHED"
+
+
 def test_default_resources_register_mlflow_under_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
     resource = default_resources()["mlflow"]
