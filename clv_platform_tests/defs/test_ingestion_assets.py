@@ -1,0 +1,177 @@
+"""Ingestion assets in-process on a temporary DuckDB: single partitions, a ranged single-run backfill with a bad
+file, idempotency, blocking checks stopping downstream assets."""
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from clv_platform.defs.ingestion.assets import (
+    INGESTION_KEYS,
+    RAW_LOAD_AUDIT,
+    STAGING_TRANSACTIONS,
+    transactions_ingestion,
+)
+from clv_platform.defs.resources import LandingResource, WarehouseResource
+from clv_platform.defs.validation.checks import load_audit_reconciles_with_tables, staging_transactions_checks
+from clv_platform.lib import validation, warehouse
+
+HEADER = "order_id,line_number,customer_id,order_ts,category,quantity,unit_price,channel,country,original_order_id"
+TABLES = ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit")
+
+
+def day_file(landing, day, n_good=3, n_bad=0, extra=()):
+    rows = [f"O{day}-{i},1,C{i % 2},{day}T1{i % 10}:00:00,books,{i + 1},2.5,web,US," for i in range(n_good)]
+    rows += [f"B{day}-{i},1,C9,{day}T10:00:00,books,0,2.5,web,US," for i in range(n_bad)]
+    path = landing / f"transactions_{day}.csv"
+    path.write_text("\n".join([HEADER, *rows, *extra]) + "\n")
+    return path
+
+
+@dg.asset(deps=[STAGING_TRANSACTIONS], group_name="test")
+def downstream_of_staging() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"ran": True})
+
+
+@pytest.fixture
+def env(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    resources = {
+        "warehouse": WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
+        "landing": LandingResource(directory=str(landing)),
+    }
+    return landing, resources, tmp_path / "warehouse.duckdb"
+
+
+ASSETS = [transactions_ingestion, staging_transactions_checks, load_audit_reconciles_with_tables,
+          downstream_of_staging]
+
+
+def snapshot(db):
+    con = warehouse.connect(db)
+    try:
+        out = {t: con.execute(f"SELECT * EXCLUDE ({'loaded_at, load_seconds' if t == 'raw.load_audit' else 'partition_date'})"
+                              f" FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
+        out["validation"] = con.execute(
+            "SELECT partition_date, expectation, success, element_count, unexpected_count "
+            "FROM staging.validation_results ORDER BY ALL").fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def test_definitions_load_with_ingestion_and_checks():
+    from clv_platform.definitions import defs
+
+    d = defs()
+    graph = d.resolve_asset_graph()
+    for key in INGESTION_KEYS:
+        assert graph.get(key).group_name == "ingestion"
+        assert graph.get(key).partitions_def is not None
+    assert graph.get(STAGING_TRANSACTIONS).backfill_policy == dg.BackfillPolicy.single_run()
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == STAGING_TRANSACTIONS}
+    assert set(validation.CHECKS) <= checks
+    assert any(k.asset_key == RAW_LOAD_AUDIT for k in graph.asset_check_keys)
+
+
+def test_single_partition_then_idempotent_rerun_and_redelivery(env):
+    landing, resources, db = env
+    path = day_file(landing, "2024-01-02", n_good=4, n_bad=1)
+    result = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources)
+    assert result.success
+    mats = result.asset_materializations_for_node("transactions_ingestion")
+    assert {m.asset_key for m in mats} == set(INGESTION_KEYS)
+    meta = next(m for m in mats if m.asset_key == STAGING_TRANSACTIONS).metadata
+    assert (meta["rows_read"].value, meta["rows_loaded"].value, meta["rows_rejected"].value) == (5, 4, 1)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks.values()), {k: e.metadata for k, e in checks.items() if not e.passed}
+    assert "results" in checks["transactions_have_keys"].metadata
+    first = snapshot(db)
+    assert len(first["staging.transactions"]) == 4 and len(first["validation"]) > 10
+
+    assert dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources).success
+    assert snapshot(db) == first                          # re-run: nothing changed
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)                                # re-delivery of the identical file
+    assert dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources).success
+    assert snapshot(db) == first
+
+    day_file(landing, "2024-01-02", n_good=2)             # a changed file replaces the partition
+    assert dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources).success
+    changed = snapshot(db)
+    assert len(changed["raw.transactions"]) == 2 and len(changed["raw.rejected_transactions"]) == 0
+    assert len(changed["raw.load_audit"]) == 1 and changed["raw.load_audit"] != first["raw.load_audit"]
+
+
+def test_ranged_backfill_is_one_run_and_a_bad_file_does_not_undo_the_others(env):
+    landing, resources, db = env
+    for day in ("2024-01-01", "2024-01-02", "2024-01-04"):
+        day_file(landing, day)
+    (landing / "transactions_2024-01-03.csv").write_text("order_id;line_number\n")   # wrong delimiter
+    # 2024-01-05 has no file: skipped with a warning
+    job = dg.define_asset_job("ingest_range", selection=dg.AssetSelection.assets(transactions_ingestion))
+    defs = dg.Definitions(assets=ASSETS, resources=resources, jobs=[job])
+    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-05"}
+    result = defs.resolve_job_def("ingest_range").execute_in_process(tags=tags, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "transactions_2024-01-03.csv: wrong delimiter" in message
+    mats = [e.event_specific_data.materialization for e in result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert sorted({m.partition for m in mats}) == ["2024-01-01", "2024-01-02", "2024-01-04"]
+    con = warehouse.connect(db)
+    loaded = [str(d) for (d,) in con.execute("SELECT partition_date FROM raw.load_audit ORDER BY 1").fetchall()]
+    assert loaded == ["2024-01-01", "2024-01-02", "2024-01-04"]
+    assert con.execute("SELECT count(*) FROM staging.transactions").fetchone()[0] == 9
+    con.close()
+
+    # fix the file: the same range now succeeds in one run, skipping the day without a file
+    day_file(landing, "2024-01-03")
+    result = defs.resolve_job_def("ingest_range").execute_in_process(tags=tags)
+    assert result.success
+    mats = result.asset_materializations_for_node("transactions_ingestion")
+    staging = [m for m in mats if m.asset_key == STAGING_TRANSACTIONS]
+    assert sorted(m.partition for m in staging) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04",
+                                                    "2024-01-05"]
+    assert "2024-01-05" in staging[0].metadata["warning_days_without_file"].value
+    assert staging[0].metadata["files_loaded"].value == 4
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["load_audit_reconciles_with_tables"].passed
+    assert checks["transactions_have_keys"].metadata["partitions"].value == 5
+
+
+def test_failing_blocking_check_stops_downstream(env):
+    landing, resources, db = env
+    day_file(landing, "2024-01-02", n_good=20, n_bad=10)     # a third of the file quarantined
+    result = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources, raise_on_error=False)
+    assert not result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    bad = checks["transactions_quarantine_share_is_acceptable"]
+    assert not bad.passed and "10/30 rows quarantined" in str(bad.metadata["examples"].value)
+    assert checks["load_audit_reconciles_with_tables"].passed
+    downstream = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+                  and e.event_specific_data.materialization.asset_key == downstream_of_staging.key]
+    assert downstream == []
+    assert "downstream_of_staging" not in {e.step_key for e in result.get_step_success_events()}
+    con = warehouse.connect(db)
+    failed = con.execute("SELECT count(*) FROM staging.validation_results WHERE NOT success").fetchone()[0]
+    con.close()
+    assert failed == 1
+
+    # with a clean file the same run goes through to the downstream asset
+    day_file(landing, "2024-01-02", n_good=20)
+    result = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources)
+    assert result.success
+    assert result.asset_materializations_for_node("downstream_of_staging")
+
+
+def test_copy_of_landing_dir_is_not_needed(env, tmp_path):
+    """The landing file is never moved or deleted by a load."""
+    landing, resources, db = env
+    path = day_file(landing, "2024-01-02")
+    shutil.copy(path, tmp_path / "copy.csv")
+    dg.materialize([transactions_ingestion], partition_key="2024-01-02", resources=resources)
+    assert path.read_bytes() == (tmp_path / "copy.csv").read_bytes()
