@@ -51,17 +51,22 @@ sort_col = s1.selectbox("Sort by", list(sort_labels), format_func=sort_labels.ge
 ascending = s2.toggle("Ascending", value=False, key="risk_ascending")
 rows = rows.sort_values(sort_col, ascending=ascending, kind="stable").reset_index(drop=True)
 
-money = st.column_config.NumberColumn(format="dollar")
+def money(label: str):
+    return st.column_config.NumberColumn(label, format="dollar")
+
+
 st.dataframe(
     rows,
     hide_index=True,
     column_config={
         "customer_id": st.column_config.TextColumn("customer"),
         "segment_name": st.column_config.TextColumn("segment"),
-        "total_spend": money, "predicted_clv": money, "predicted_clv_p10": money, "predicted_clv_p90": money,
-        "btyd_clv": money,
+        "total_spend": money("spend so far"), "predicted_clv": money("predicted CLV"),
+        "predicted_clv_p10": money("CLV p10"), "predicted_clv_p90": money("CLV p90"),
+        "btyd_clv": money("BTYD CLV"),
         "p_alive": st.column_config.ProgressColumn("P(alive)", min_value=0.0, max_value=1.0, format="%.2f"),
-        "expected_purchases_90d": st.column_config.NumberColumn("exp. purchases 90 d", format="%.2f"),
+        "days_since_last_order": st.column_config.NumberColumn("days since last order"),
+        "expected_purchases_90d": st.column_config.NumberColumn("purchases next 90 d", format="%.2f"),
     },
     height=min(36 * len(rows) + 40, 560),
 )

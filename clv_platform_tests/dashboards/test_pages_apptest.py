@@ -1,0 +1,108 @@
+"""Page scripts run in-process with streamlit.testing AppTest (no browser): empty states and degraded snapshots."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from clv_platform.lib import snapshot
+from clv_platform_tests.dashboards.snapshot_fixture import build_tables
+from dashboards import data
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = REPO / "dashboards" / "app_pages"
+PAGE_FILES = ["overview.py", "customer_lookup.py", "segments.py", "at_risk.py", "data_quality.py"]
+
+
+def run_page(name: str, **query) -> AppTest:
+    at = AppTest.from_file(str(PAGES / name), default_timeout=30)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.title, *at.markdown, *at.caption, *at.info, *at.warning, *at.error,
+                               *at.success, *at.subheader)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLV_SNAPSHOT_ROOT", str(tmp_path / "serving"))
+    return tmp_path / "serving"
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+def test_no_snapshot_explains_how_to_create_one(root, page):
+    at = run_page(page)
+    assert not at.exception
+    assert at.title[0].value == "No serving snapshot yet"
+    assert str(root) in at.warning[0].value
+    assert "make run" in texts(at)
+
+
+def test_router_runs_without_a_snapshot(root):
+    at = AppTest.from_file(str(REPO / "dashboards" / "streamlit_app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == "No serving snapshot yet"
+
+
+def test_customer_lookup_known_unknown_and_suggestions(root):
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)
+    row = tables["customer_scores"].iloc[10]
+
+    at = run_page("customer_lookup.py", customer_id=row["customer_id"])
+    assert not at.exception
+    assert at.subheader[0].value == f"Customer {row['customer_id']}"
+    assert at.metric[0].value == data.fmt_money(row["predicted_clv"], 2)
+    assert at.metric[3].value == row["segment_name"]
+
+    at.text_input(key="lookup_id").input("C99999").run()
+    assert not at.exception
+    assert "No customer with id `C99999`" in at.error[0].value
+    assert not at.subheader
+
+    at.text_input(key="lookup_id").input("c000001").run()  # partial, lower case: suggestions
+    assert "Did you mean" in texts(at) and "C0000010" in texts(at)
+
+
+def test_snapshot_with_only_customer_scores_degrades_to_messages(root):
+    tables, manifest = build_tables()
+    snapshot.publish(root, {"customer_scores": tables["customer_scores"]}, manifest | {"metrics": {}})
+    for page in PAGE_FILES:
+        at = run_page(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at = run_page("segments.py")
+    assert "no `segment_migration` table" in texts(at)
+    assert "no `segment_history` table" in texts(at)
+    at = run_page("data_quality.py")
+    assert "no `data_quality` table" in texts(at)
+    at = run_page("overview.py")
+    assert "no `model_metrics` table" in texts(at)
+
+
+def test_data_quality_without_load_audit_columns_uses_unexpected_counts(root):
+    tables, manifest = build_tables()
+    tables["data_quality"] = tables["data_quality"].drop(columns=["rows_read", "rows_loaded", "rows_rejected"])
+    snapshot.publish(root, tables, manifest)
+    at = run_page("data_quality.py")
+    assert not at.exception
+    rejected = [m for m in at.metric if m.label == "Rejected rows"][0]
+    assert rejected.value == "12"  # 7 + 3 + 2 unexpected rows on the three failing partitions
+    assert "Source: unexpected counts." in texts(at)
+
+
+def test_at_risk_thresholds_follow_the_sliders(root):
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)
+    scores = tables["customer_scores"]
+    at = run_page("at_risk.py")
+    assert not at.exception
+    assert at.metric[0].value == str(len(data.at_risk(scores, "total_spend", 0.8, 0.5)[0]))
+    at.slider(key="risk_p_alive").set_value(0.2).run()
+    at.selectbox(key="risk_value").set_value("predicted_clv").run()
+    assert not at.exception
+    assert at.metric[0].value == str(len(data.at_risk(scores, "predicted_clv", 0.8, 0.2)[0]))
