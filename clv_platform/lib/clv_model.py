@@ -55,8 +55,13 @@ DEFAULT_PARAMS: dict = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
     "verbosity": -1,
-    "num_threads": 2,
+    "force_col_wise": True,
 }
+
+
+def _threads(n_rows: int) -> int:
+    # One thread for small inputs: OpenMP spin-waiting makes multi-threaded LightGBM crawl on a busy machine.
+    return 1 if n_rows < 100_000 else 0
 
 
 def _derive(df: pd.DataFrame) -> pd.DataFrame:
@@ -165,11 +170,11 @@ class ClvModel:
 
     def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
         x = _matrix(df, self.features)
-        return np.mean([b.predict(x, num_threads=self.params.get("num_threads", 0)) for b in self.boosters], axis=0)
+        return np.mean([b.predict(x, num_threads=_threads(len(x))) for b in self.boosters], axis=0)
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         x = _matrix(df, self.features)
-        nt = self.params.get("num_threads", 0)
+        nt = _threads(len(x))
         raw = np.mean([b.predict(x, num_threads=nt) for b in self.boosters], axis=0)
         mean = _piecewise_apply(raw, self.calib_x, self.calib_y) * self.scale
         p10 = np.maximum(self.quantile_boosters["p10"].predict(x, num_threads=nt), 0.0)
@@ -244,7 +249,7 @@ def train(
     features = list(features) if features is not None else feature_columns(df, target)
     if not features:
         raise ValueError("CLV model: no numeric feature columns in the training frame")
-    p = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    p = {**DEFAULT_PARAMS, "num_threads": _threads(len(df)), **(params or {}), "seed": seed}
     quantiles = quantiles or {"p10": 0.1, "p90": 0.9}
     x = _matrix(df, features)
     y = np.clip(df[target].astype("float64").to_numpy(), 0.0, None)  # net returns below zero -> 0 spend
@@ -333,6 +338,13 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def _requirements() -> list[str]:
+    """Pinned requirements of the pyfunc (given explicitly: MLflow's inference runs a slow subprocess)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", *("lightgbm", "pandas", "numpy"))]
+
+
 def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
@@ -347,7 +359,7 @@ def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model
         model_dir = model.save(Path(tmp) / "clv_model")
         return mlflow.pyfunc.log_model(
             name=name, python_model=_pyfunc_class()(), artifacts={"clv_model": str(model_dir)},
-            signature=signature, input_example=example.head(5),
+            signature=signature, input_example=example.head(5), pip_requirements=_requirements(),
             registered_model_name=registered_model_name,
         )
 

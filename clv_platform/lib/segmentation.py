@@ -28,6 +28,7 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouett
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 SEGMENT_FEATURES = ["predicted_clv", "p_alive", "frequency", "days_since_last_order", "avg_order_value"]
 _LOG_FEATURES = {"predicted_clv", "frequency", "days_since_last_order", "avg_order_value"}
@@ -76,6 +77,11 @@ def _prepare(df) -> np.ndarray:
     return x[SEGMENT_FEATURES].to_numpy()
 
 
+def _limits(n_rows: int):
+    # One BLAS/OpenMP thread for small inputs: spin-waiting threads make KMeans/GMM crawl on a busy machine.
+    return threadpool_limits(1 if n_rows < 200_000 else None)
+
+
 def _estimator(algorithm: str, k: int, seed: int):
     if algorithm == "kmeans":
         return KMeans(n_clusters=k, n_init=3, random_state=seed)
@@ -101,7 +107,8 @@ class SegmentModel:
     info: dict = field(default_factory=dict)
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        labels = self.pipeline.predict(df)
+        with _limits(len(df)):
+            labels = self.pipeline.predict(df)
         seg = np.array([self.label_to_segment[int(lab)] for lab in labels], dtype="int64")
         return pd.DataFrame({"segment_id": seg, "segment_name": [self.names[s] for s in seg]}, index=df.index)
 
@@ -192,7 +199,9 @@ def fit(
     scaler = StandardScaler().fit(xp)
     xs = scaler.transform(xp)
 
-    table, fitted = _evaluate_candidates(xs, list(k_range), list(algorithms), silhouette_sample, n_bootstrap, seed)
+    with _limits(len(xs)):
+        table, fitted = _evaluate_candidates(xs, list(k_range), list(algorithms), silhouette_sample, n_bootstrap,
+                                             seed)
     best = table.iloc[0]
     algorithm, k = str(best["algorithm"]), int(best["k"])
     est = fitted[(algorithm, k)]
@@ -301,6 +310,13 @@ def _pyfunc_class():
     return SegmentPyfuncModel
 
 
+def _requirements() -> list[str]:
+    """Pinned requirements of the pyfunc (given explicitly: MLflow's inference runs a slow subprocess)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", *("scikit-learn", "pandas", "numpy", "scipy"))]
+
+
 def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segment_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
@@ -315,7 +331,8 @@ def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segme
         model_dir = model.save(Path(tmp) / "segment_model")
         return mlflow.pyfunc.log_model(
             name=name, python_model=_pyfunc_class()(), artifacts={"segment_model": str(model_dir)},
-            signature=signature, input_example=example.head(5), registered_model_name=registered_model_name,
+            signature=signature, input_example=example.head(5), pip_requirements=_requirements(),
+            registered_model_name=registered_model_name,
         )
 
 

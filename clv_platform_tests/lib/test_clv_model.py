@@ -1,0 +1,117 @@
+"""CLV model: training and scoring on simulated customers, comparison with BTYD, save/load, MLflow pyfunc."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv_platform.lib import clv_model, training
+from clv_platform_tests.lib.clv_sim import load_source, simulate_lines
+
+HORIZON = 365
+
+
+@pytest.fixture(scope="module")
+def trained():
+    con = duckdb.connect()
+    source = load_source(con, simulate_lines(3000, seed=0))
+    ts = training.warehouse_training_set(con, horizon_days=HORIZON, source=source, seed=0)
+    con.close()
+    model = clv_model.train(ts["train"], horizon_days=HORIZON, seed=0)
+    table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], HORIZON)
+    return {"ts": ts, "model": model, "table": table, "rows": rows}
+
+
+def test_training_set_is_split_by_customer_and_has_btyd_features(trained):
+    ts = trained["ts"]
+    assert set(ts["train"]["customer_id"]).isdisjoint(ts["test"]["customer_id"])
+    assert len(ts["test"]) == pytest.approx(0.2 * (len(ts["train"]) + len(ts["test"])), abs=1)
+    for col in training.BTYD_FEATURES + ["spend_holdout"]:
+        assert col in ts["train"].columns
+    feats = trained["model"].features
+    assert "spend_holdout" not in feats and "frequency_holdout" not in feats and "customer_id" not in feats
+    assert "btyd_clv" not in feats  # horizon-specific: the model derives value_btyd_365d instead
+    assert {"p_alive", "expected_purchases_365d", "value_btyd_365d", "frequency", "recency"} <= set(feats)
+
+
+def test_predictions_shape_interval_and_calibration(trained):
+    model, test = trained["model"], trained["ts"]["test"]
+    pred = model.predict(test)
+    assert list(pred.columns) == clv_model.PREDICTION_COLUMNS
+    assert len(pred) == len(test) and (pred.index == test.index).all()
+    assert np.isfinite(pred.to_numpy()).all() and (pred.to_numpy() >= 0).all()
+    assert (pred["predicted_clv_p10"] <= pred["predicted_clv"]).all()
+    assert (pred["predicted_clv"] <= pred["predicted_clv_p90"]).all()
+    # the total-scale calibration holds on the training customers' out-of-fold predictions...
+    assert model.info["n_train"] == len(trained["ts"]["train"])
+    # ...and the held-out total is within 15 % (BTYD is 20-30 % low on this population)
+    assert abs(trained["table"].loc["clv_model", "total_bias"]) < 0.15
+    assert 0.6 < trained["table"].loc["clv_model", "interval_coverage"] <= 1.0
+
+
+def test_model_beats_btyd_on_normalized_gini(trained):
+    table = trained["table"]
+    assert list(table.index) == ["clv_model", "btyd", "naive"]
+    assert table.loc["clv_model", "normalized_gini"] > table.loc["btyd", "normalized_gini"] + 0.02
+    assert table.loc["clv_model", "normalized_gini"] > table.loc["naive", "normalized_gini"]
+    assert abs(table.loc["clv_model", "total_bias"]) < abs(table.loc["btyd", "total_bias"])
+
+
+def test_prediction_is_per_row_and_ignores_extra_columns(trained):
+    model, test = trained["model"], trained["ts"]["test"]
+    full = model.predict(test)
+    one = model.predict(test.iloc[[7]])
+    pd.testing.assert_frame_equal(one, full.iloc[[7]])
+    shuffled = test.sample(frac=1.0, random_state=1).assign(unrelated="x")
+    pd.testing.assert_frame_equal(model.predict(shuffled).sort_index(), full.sort_index())
+    with pytest.raises(KeyError, match="lacks feature columns"):
+        model.predict(test.drop(columns=["frequency"]))
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, test = trained["model"], trained["ts"]["test"]
+    path = model.save(tmp_path / "m")
+    again = clv_model.ClvModel.load(path)
+    assert again.features == model.features and again.scale == model.scale
+    pd.testing.assert_frame_equal(again.predict(test), model.predict(test))
+
+
+def test_mlflow_pyfunc_round_trip(trained, tmp_path):
+    import mlflow
+
+    model, test = trained["model"], trained["ts"]["test"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
+    with mlflow.start_run(experiment_id=exp):
+        info = clv_model.log_to_mlflow(model, test)
+    assert info.signature is not None
+    assert set(info.signature.inputs.input_names()) == set(model.input_columns)
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    out = loaded.predict(test[model.input_columns].astype("float64"))
+    np.testing.assert_allclose(out["predicted_clv"].to_numpy(), model.predict(test)["predicted_clv"].to_numpy())
+    native = clv_model.load_from_mlflow(info.model_uri)
+    pd.testing.assert_frame_equal(native.predict(test), model.predict(test))
+
+
+def test_feature_columns_and_naive_baseline():
+    df = pd.DataFrame({"customer_id": ["a", "b"], "frequency": [1, 0], "T": [100.0, 10.0], "total_spend": [50.0, 0.0],
+                       "country": ["US", "FR"], "spend_holdout": [1.0, 0.0], "btyd_clv": [3.0, 1.0],
+                       "btyd_expected_purchases": [1.0, 0.1], "as_of_date": pd.Timestamp("2024-01-01")})
+    assert clv_model.feature_columns(df) == ["frequency", "T", "total_spend"]
+    np.testing.assert_allclose(clv_model.naive_baseline(df, 365), [50 / 100 * 365, 0.0])
+
+
+def test_calibration_map_is_monotone_and_keeps_zero():
+    rng = np.random.default_rng(0)
+    pred = rng.gamma(1.0, 10.0, 5000)
+    actual = np.where(rng.random(5000) < 0.5, 0.0, pred * 1.5)
+    kx, ky = clv_model._piecewise_fit(pred, actual, bins=20)
+    grid = np.linspace(0, pred.max() * 1.2, 500)
+    out = clv_model._piecewise_apply(grid, kx, ky)
+    assert out[0] == 0 and (np.diff(out) >= -1e-9).all()
+    assert clv_model._piecewise_apply(pred, kx, ky).mean() == pytest.approx(actual.mean(), rel=0.05)
+
+
+def test_too_few_customers_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least"):
+        clv_model.train(pd.DataFrame({"frequency": [1.0] * 5, "spend_holdout": [1.0] * 5}), horizon_days=30)
