@@ -45,9 +45,10 @@ _BGNBD_STARTS = [None, np.log([0.5, 5.0, 0.8, 2.5]), np.zeros(4), np.log([1.0, 1
 _GG_STARTS = [None, np.log([5.0, 3.0, 15.0]), np.zeros(3), np.log([2.0, 2.0, 50.0])]
 _PARETO_STARTS = [None, np.log([0.5, 10.0, 0.5, 10.0]), np.zeros(4)]
 _PENALIZERS = [0.0, 1e-6, 1e-4, 1e-3]
-# Above this many compressed rows, a fit on a random ~WARM_START_ROWS-row subsample gives the first start.
-WARM_START_ABOVE_ROWS = 50_000
-WARM_START_CUSTOMERS = 50_000
+# Above this many compressed rows, a fit on a random ~WARM_START_CUSTOMERS-customer subsample gives the
+# first start (and BFGS's initial inverse Hessian).
+WARM_START_ABOVE_ROWS = 20_000
+WARM_START_CUSTOMERS = 20_000
 
 
 class BtydFitError(RuntimeError):
