@@ -95,6 +95,56 @@ def bench_ingest_command(customers, days, no_backfill) -> None:
 
 # --- ingestion + validation: validate ---------------------------------------------------------
 
+
+@cli.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--examples", default=10, show_default=True, help="Rejected rows to show.")
+def validate_command(file: str, examples: int) -> None:
+    """Validate a landing FILE without loading it; exit 1 if it (or any of its rows) would be rejected."""
+    from clv_platform.lib import ingest
+
+    report = ingest.check_file(file, examples=examples)
+    click.echo(f"file:      {report.file}")
+    click.echo(f"partition: {report.partition_date or '-'}")
+    if report.error:
+        click.echo(f"REJECTED (file-level): {report.error}")
+        sys.exit(1)
+    click.echo(f"rows:      {report.rows_read:,} read, {report.rows_valid:,} valid, "
+               f"{report.rows_rejected:,} would be quarantined")
+    for code, n in report.reason_counts.items():
+        click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
+    if report.examples:
+        click.echo("examples (line: reasons | row):")
+        for ex in report.examples:
+            row = ",".join("" if ex[c] is None else str(ex[c]) for c in ingest.schema.LANDING_COLUMNS)
+            click.echo(f"  {ex['source_line']}: {ex['reasons']} | {row}")
+    click.echo("note: returns are checked against earlier orders in the warehouse only when loaded")
+    if not report.ok:
+        click.echo("RESULT: rows would be quarantined")
+        sys.exit(1)
+    click.echo("RESULT: OK")
+
+
+@bench.command("validate")
+@click.option("--rows", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+def bench_validate_command(rows: int) -> None:
+    """Quarantine + GX suite on ROWS synthetic landing rows (goal: 1M rows <= 3 s on 2 cores)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # benchmarks/ lives beside the package
+    from benchmarks.bench_validate import run
+
+    r = run(rows=rows)
+    click.echo(f"validate {r['rows']:,} rows ({r['file_mb']:.0f} MB CSV, {r['rows_rejected']:,} quarantined, "
+               f"{r['cpus']} CPUs); best of 2")
+    click.echo(f"  check_file (file checks + row rules, no writes) {r['check_file_s']:6.2f} s")
+    click.echo(f"  load_partition (quarantine + all writes)        {r['load_partition_s']:6.2f} s")
+    click.echo(f"  GX suite + SQL checks on the partition          {r['gx_suite_s']:6.2f} s")
+    click.echo(f"  quarantine + GX                                 {r['quarantine_plus_gx_s']:6.2f} s "
+               f"= {r['rows_per_s']:,.0f} rows/s (goal <= 3 s)")
+    click.echo(f"  validate only (check_file + GX)                 {r['validate_only_s']:6.2f} s")
+    click.echo(f"  (GX import + context, once per process          {r['gx_import_and_context_s']:6.2f} s)")
+
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
 

@@ -89,3 +89,19 @@ def test_check_file_report(tmp_path):
     assert (report.rows_read, report.rows_valid, report.rows_rejected) == (3, 2, 1)
     assert report.reason_counts == {"unknown_country": 1} and not report.ok
     assert report.examples[0]["source_line"] == 3 and report.examples[0]["reasons"] == "unknown_country"
+
+
+def test_clv_validate_command(tmp_path):
+    from click.testing import CliRunner
+
+    from clv_platform.cli import cli
+
+    write_day(tmp_path, "2024-03-10", ["O1,1,C1,2024-03-10T01:00:00,books,1,2,web,US,"])
+    ok = CliRunner().invoke(cli, ["validate", str(tmp_path / "transactions_2024-03-10.csv")])
+    assert ok.exit_code == 0 and "RESULT: OK" in ok.output and "1 read, 1 valid" in ok.output
+    write_day(tmp_path, "2024-03-11", ["O1,1,C1,2024-03-11T01:00:00,books,0,2,web,US,"])
+    bad = CliRunner().invoke(cli, ["validate", str(tmp_path / "transactions_2024-03-11.csv")])
+    assert bad.exit_code == 1 and "zero_quantity" in bad.output and "2: zero_quantity" in bad.output
+    (tmp_path / "transactions_2024-03-12.csv").write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"\n")
+    bom = CliRunner().invoke(cli, ["validate", str(tmp_path / "transactions_2024-03-12.csv")])
+    assert bom.exit_code == 1 and "REJECTED (file-level)" in bom.output and "BOM" in bom.output
