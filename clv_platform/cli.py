@@ -89,6 +89,9 @@ def bench_ingest_command(customers, days, no_backfill) -> None:
                f"lines/s: {r['generator_lines_per_s']:,.0f}")
     if "backfill_rows_per_s" in r:
         click.echo(f"backfill:  {r['backfill_rows_per_s']:,.0f} rows/s ({r['backfill_seconds']:.1f} s)")
+        if isinstance(r.get("backfill"), dict):
+            click.echo("  " + ", ".join(f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in r["backfill"].items()))
         click.echo(f"  ratio generator lines/s : backfill rows/s = {r['generate_to_backfill_ratio']:.2f}")
     else:
         click.echo(f"backfill:  {r['backfill']}")
