@@ -327,22 +327,41 @@ def data_quality(con: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame
     if not table_exists(con, "staging.validation_results"):
         return pd.DataFrame(columns=["partition_date", "expectation", "column_name", "success",
                                      "element_count", "unexpected_count", "checked_at"])
+    audit = table_exists(con, "raw.load_audit")
     return con.execute(
-        "SELECT * FROM staging.validation_results WHERE partition_date > "
-        "(SELECT max(partition_date) FROM staging.validation_results) - ?::INTEGER "
-        "ORDER BY partition_date, expectation, column_name",
+        "SELECT v.*" + (", a.rows_read, a.rows_loaded, a.rows_rejected" if audit else "")
+        + " FROM staging.validation_results v"
+        + (" LEFT JOIN raw.load_audit a USING (partition_date)" if audit else "")
+        + " WHERE v.partition_date > (SELECT max(partition_date) FROM staging.validation_results) - ?::INTEGER"
+        " ORDER BY v.partition_date, v.expectation, v.column_name",
         [days],
     ).df()
 
 
-def model_metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Long table (model, version, run_id, metric, value) from {model: {version, run_id, metrics}}."""
+# Run metrics named "<model>_<metric>" (the CLV training run logs clv_model_/btyd_/naive_ on the same held-out
+# customers) are split so the table compares the models side by side.
+COMPARED_MODELS = ("clv_model", "btyd", "naive")
+MODEL_METRICS_COLUMNS = ["model", "metric", "value", "registered_model", "version", "run_id"]
+
+
+def model_metrics_table(
+    metrics: Mapping[str, Mapping[str, Any] | None], compared: tuple[str, ...] = COMPARED_MODELS
+) -> pd.DataFrame:
+    """Long table (model, metric, value, registered_model, version, run_id) from the production versions'
+    run metrics {registered_model: {version, run_id, metrics}}."""
     rows = []
-    for model, info in metrics.items():
-        for metric, value in sorted((info.get("metrics") or {}).items()):
-            rows.append({"model": model, "version": str(info.get("version")), "run_id": info.get("run_id"),
-                         "metric": metric, "value": float(value)})
-    return pd.DataFrame(rows, columns=["model", "version", "run_id", "metric", "value"])
+    for registered, info in metrics.items():
+        if not info:
+            continue
+        for name, value in sorted((info.get("metrics") or {}).items()):
+            model, metric = registered, name
+            for prefix in compared:
+                if name.startswith(prefix + "_"):
+                    model, metric = prefix, name[len(prefix) + 1:]
+                    break
+            rows.append({"model": model, "metric": metric, "value": float(value), "registered_model": registered,
+                         "version": str(info.get("version")), "run_id": info.get("run_id")})
+    return pd.DataFrame(rows, columns=MODEL_METRICS_COLUMNS)
 
 
 def snapshot_tables(

@@ -197,7 +197,8 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert len(served) == env["customers"] and served["as_of_date"].iloc[0] == as_of
     assert snap.table("segment_summary")["customers"].sum() == env["customers"]
     assert set(snap.table("model_metrics")["model"]) == {"clv_model", "segment_model"}
-    assert len(snap.table("data_quality")) == 2
+    quality = snap.table("data_quality")
+    assert len(quality) == 2 and {"expectation", "success", "rows_read", "rows_rejected"} <= set(quality.columns)
     assert len(snap.table("segment_history")) == sum(n for _, _, n in months)
     assert len(snap.table("segment_migration")) == len(migration)
     assert json.loads((snap.path / "manifest.json").read_text())["snapshot_id"] == snapshot_id
@@ -244,3 +245,19 @@ def test_scores_fail_clearly_without_production_models(tmp_path, monkeypatch):
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.message
     assert "clv promote clv" in failure
+
+
+def test_model_metrics_table_splits_compared_models():
+    table = scoring.model_metrics_table({
+        "clv_model": {"version": "3", "run_id": "r1", "metrics": {
+            "holdout_normalized_gini": 0.71, "clv_model_normalized_gini": 0.71, "btyd_normalized_gini": 0.66,
+            "naive_mae": 40.0}},
+        "segment_model": {"version": "2", "run_id": "r2", "metrics": {"stability_weighted_silhouette": 0.4}},
+        "missing_model": None,
+    })
+    rows = {(r.model, r.metric): (r.value, r.registered_model, r.version) for r in table.itertuples()}
+    assert rows[("clv_model", "normalized_gini")] == (0.71, "clv_model", "3")
+    assert rows[("btyd", "normalized_gini")] == (0.66, "clv_model", "3")
+    assert rows[("naive", "mae")] == (40.0, "clv_model", "3")
+    assert rows[("clv_model", "holdout_normalized_gini")][0] == 0.71
+    assert rows[("segment_model", "stability_weighted_silhouette")] == (0.4, "segment_model", "2")
