@@ -345,3 +345,31 @@ def load_from_mlflow(model_uri: str) -> SegmentModel:
     if not hits:
         raise FileNotFoundError(f"{model_uri}: no segment_model.pkl among the model's artifacts")
     return SegmentModel.load(hits[0].parent)
+
+
+def plot_selection(selection: pd.DataFrame, path):
+    """Silhouette, stability-weighted silhouette, Davies-Bouldin and GMM BIC by k, per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for algorithm, tab in selection.sort_values("k").groupby("algorithm"):
+        axes[0].plot(tab["k"], tab["silhouette"], "o-", label=f"{algorithm} silhouette")
+        axes[0].plot(tab["k"], tab["score"], "s--", label=f"{algorithm} × stability")
+        axes[1].plot(tab["k"], tab["davies_bouldin"], "o-", label=algorithm)
+        if algorithm == "gmm":
+            axes[2].plot(tab["k"], tab["bic"], "o-", label="gmm BIC")
+    chosen = selection.loc[selection["chosen"]].iloc[0]
+    axes[0].axvline(chosen["k"], color="grey", ls=":")
+    axes[0].set_title(f"silhouette (chosen: {chosen['algorithm']} k={chosen['k']})")
+    axes[1].set_title("Davies-Bouldin (lower is better)")
+    axes[2].set_title("GMM BIC (lower is better)")
+    for ax in axes:
+        ax.set_xlabel("k")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

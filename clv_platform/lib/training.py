@@ -143,3 +143,66 @@ def clv_fold_model(**train_kwargs):
         return pred.reset_index(drop=True)
 
     return FoldModel(name="clv_model", prediction_column="predicted_clv", fit_predict=fit_predict)
+
+
+# -- plots (PNG files for MLflow and the Dagster UI) -------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_feature_importance(importance: pd.Series, path, top: int = 20):
+    plt = _pyplot()
+    imp = importance.head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(imp))))
+    ax.barh(imp.index, imp.to_numpy() / max(importance.sum(), 1e-12))
+    ax.set_xlabel("share of total gain")
+    ax.set_title("CLV model: feature importance (gain)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_decile_calibration(rows: pd.DataFrame, path, models=("predicted_clv", "btyd_clv")):
+    """Mean actual vs mean prediction per prediction decile, one panel per model."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), sharey=True)
+    for ax, col in zip(np.atleast_1d(axes), models, strict=True):
+        tab = decile_calibration(rows["actual"], rows[col])
+        x = np.arange(len(tab))
+        ax.bar(x - 0.2, tab["mean_actual"], width=0.4, label="actual")
+        ax.bar(x + 0.2, tab["mean_predicted"], width=0.4, label="predicted")
+        ax.set_xticks(x, tab["decile"])
+        ax.set_xlabel("prediction decile (1 = highest)")
+        ax.set_title(col)
+        ax.legend()
+    np.atleast_1d(axes)[0].set_ylabel("mean spend in horizon")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_gain_chart(rows: pd.DataFrame, path, models=("predicted_clv", "btyd_clv", "naive")):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    perfect = gain_curve(rows["actual"], rows["actual"])
+    ax.plot(perfect["customer_share"], perfect["value_share"], "k--", label="perfect")
+    for col in models:
+        g = gain_curve(rows["actual"], rows[col])
+        ax.plot(g["customer_share"], g["value_share"], label=col)
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    ax.set_xlabel("share of customers (by prediction)")
+    ax.set_ylabel("share of holdout spend")
+    ax.set_title("Gain chart on held-out customers")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

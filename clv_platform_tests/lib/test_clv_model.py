@@ -1,4 +1,5 @@
-"""CLV model: training and scoring on simulated customers, comparison with BTYD, save/load, MLflow pyfunc."""
+"""CLV model: training and scoring on simulated customers, comparison with BTYD, save/load.
+(The MLflow pyfunc round trip is tested with the asset: clv_platform_tests/defs/test_models_assets.py.)"""
 
 import duckdb
 import numpy as np
@@ -74,23 +75,6 @@ def test_save_load_round_trip(trained, tmp_path):
     again = clv_model.ClvModel.load(path)
     assert again.features == model.features and again.scale == model.scale
     pd.testing.assert_frame_equal(again.predict(test), model.predict(test))
-
-
-def test_mlflow_pyfunc_round_trip(trained, tmp_path):
-    import mlflow
-
-    model, test = trained["model"], trained["ts"]["test"]
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
-    with mlflow.start_run(experiment_id=exp):
-        info = clv_model.log_to_mlflow(model, test)
-    assert info.signature is not None
-    assert set(info.signature.inputs.input_names()) == set(model.input_columns)
-    loaded = mlflow.pyfunc.load_model(info.model_uri)
-    out = loaded.predict(test[model.input_columns].astype("float64"))
-    np.testing.assert_allclose(out["predicted_clv"].to_numpy(), model.predict(test)["predicted_clv"].to_numpy())
-    native = clv_model.load_from_mlflow(info.model_uri)
-    pd.testing.assert_frame_equal(native.predict(test), model.predict(test))
 
 
 def test_feature_columns_and_naive_baseline():
