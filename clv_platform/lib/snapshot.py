@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ MANIFEST = "manifest.json"
 CURRENT = "current"
 SNAPSHOTS = "snapshots"
 DEFAULT_KEEP = 5
+STALE_TMP_SECONDS = 3600
 
 # Tables the serving contract promises (docs/architecture.md). publish() accepts others too.
 CONTRACT_TABLES = (
@@ -168,6 +170,18 @@ def prune(root: str | Path, keep: int = DEFAULT_KEEP) -> list[str]:
     doomed = [i for i in ids[: max(len(ids) - keep, 0)] if i != current]
     for snapshot_id in doomed:
         shutil.rmtree(root / SNAPSHOTS / snapshot_id, ignore_errors=True)
+    # Leftovers of publishes that crashed (an hour old: a concurrent publish may be writing a fresh one).
+    cutoff = time.time() - STALE_TMP_SECONDS
+    for pattern, base in ((".tmp-*", root / SNAPSHOTS), (f".{CURRENT}.tmp-*", root)):
+        for leftover in base.glob(pattern):
+            try:
+                if leftover.lstat().st_mtime < cutoff:
+                    if leftover.is_symlink() or leftover.is_file():
+                        leftover.unlink()
+                    else:
+                        shutil.rmtree(leftover, ignore_errors=True)
+            except FileNotFoundError:
+                pass
     return doomed
 
 

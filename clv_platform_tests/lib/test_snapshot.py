@@ -92,6 +92,19 @@ def test_keeps_only_the_last_n_snapshots(tmp_path):
     assert not [p for p in (tmp_path / "snapshots").iterdir() if p.name.startswith(".")]
 
 
+def test_prune_removes_stale_leftovers_of_crashed_publishes(tmp_path):
+    snapshot.publish(tmp_path, _tables("a", 1), {})
+    stale, fresh = tmp_path / "snapshots" / ".tmp-old", tmp_path / "snapshots" / ".tmp-new"
+    stale.mkdir()
+    fresh.mkdir()
+    os.symlink("snapshots/x", tmp_path / ".current.tmp-1-abc")
+    old = time.time() - 2 * snapshot.STALE_TMP_SECONDS
+    os.utime(stale, (old, old))
+    os.utime(tmp_path / ".current.tmp-1-abc", (old, old), follow_symlinks=False)
+    snapshot.prune(tmp_path)
+    assert not stale.exists() and fresh.exists() and not os.path.lexists(tmp_path / ".current.tmp-1-abc")
+
+
 def test_reader_in_another_process_never_sees_a_partial_or_mixed_snapshot(tmp_path):
     snapshot.publish(tmp_path, _tables("p0", 50), {"token": "p0"}, keep=3)
     ctx = mp.get_context("spawn")
