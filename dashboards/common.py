@@ -9,6 +9,7 @@ without restarting the app. Derived views are cached with st.cache_data under th
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -157,6 +158,35 @@ def segment_order(snapshot_id: str, _scores: pd.DataFrame) -> list[str]:
 @st.cache_data(max_entries=8, show_spinner=False)
 def clv_histogram(snapshot_id: str, _scores: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return data.clv_histogram(_scores["predicted_clv"])
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def customer_positions(snapshot_id: str, _scores: pd.DataFrame) -> pd.Series:
+    """customer_id -> row position, so a lookup does not scan every customer (shared, read-only)."""
+    ids = _scores["customer_id"].astype(str)
+    return pd.Series(range(len(ids)), index=pd.Index(ids)).loc[lambda s: ~s.index.duplicated()]
+
+
+def find_customer(snapshot_id: str, scores: pd.DataFrame, customer_id: str) -> pd.Series | None:
+    pos = customer_positions(snapshot_id, scores).get(customer_id.strip())
+    return None if pos is None else scores.iloc[int(pos)]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def value_concentration(snapshot_id: str, _scores: pd.DataFrame) -> pd.DataFrame:
+    clv = np.sort(_scores["predicted_clv"].to_numpy(dtype=float))[::-1]
+    total = clv.sum()
+    rows = []
+    for share in (0.01, 0.10, 0.20, 0.50):
+        n = max(1, int(round(share * len(clv))))
+        rows.append({"top customers": f"top {share:.0%} ({n:,})",
+                     "share of predicted CLV": data.fmt_prob(clv[:n].sum() / total) if total else "–"})
+    return pd.DataFrame(rows).set_index("top customers")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def top_customers(snapshot_id: str, _scores: pd.DataFrame, n: int = 5) -> list[str]:
+    return _scores.nlargest(n, "predicted_clv")["customer_id"].astype(str).tolist()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

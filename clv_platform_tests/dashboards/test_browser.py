@@ -88,7 +88,7 @@ def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_u
     assert_no_exception(page)
 
 
-def test_customer_lookup_by_typing_an_id_and_unknown_id(page, app_url, published):
+def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published):
     scores = published[1]["customer_scores"]
     row = scores.sort_values("predicted_clv", ascending=False).iloc[3]
     expect = _expect()
@@ -119,13 +119,10 @@ def test_customer_lookup_by_typing_an_id_and_unknown_id(page, app_url, published
     assert page.locator("h3", has_text="Customer C").count() == 0
     assert_no_exception(page)
 
-
-def test_customer_deep_link(page, app_url, published):
-    scores = published[1]["customer_scores"]
-    row = scores[scores["segment_name"] == "loyal"].iloc[0]
-    expect = _expect()
-    open_page(page, f"{app_url}/customer?customer_id={row['customer_id']}")
-    expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {row['customer_id']}")
+    # deep link: /customer?customer_id=... opens the customer directly, with the monthly segment history
+    loyal = scores[scores["segment_name"] == "loyal"].iloc[0]
+    open_page(page, f"{app_url}/customer?customer_id={loyal['customer_id']}")
+    expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {loyal['customer_id']}")
     history = page.locator('[data-testid="stTable"]').filter(has_text="month")
     expect(history).to_contain_text("2026-06-30")
     screenshot(page, "customer_lookup")

@@ -72,16 +72,14 @@ def test_customer_lookup_known_unknown_and_suggestions(root):
 def test_snapshot_with_only_customer_scores_degrades_to_messages(root):
     tables, manifest = build_tables()
     snapshot.publish(root, {"customer_scores": tables["customer_scores"]}, manifest | {"metrics": {}})
-    for page in PAGE_FILES:
-        at = run_page(page)
+    runs = {page: run_page(page) for page in PAGE_FILES}
+    for page, at in runs.items():
         assert not at.exception, (page, [e.value for e in at.exception])
-    at = run_page("segments.py")
-    assert "no `segment_migration` table" in texts(at)
-    assert "no `segment_history` table" in texts(at)
-    at = run_page("data_quality.py")
-    assert "no `data_quality` table" in texts(at)
-    at = run_page("overview.py")
-    assert "no `model_metrics` table" in texts(at)
+    assert "no `segment_migration` table" in texts(runs["segments.py"])
+    assert "no `segment_history` table" in texts(runs["segments.py"])
+    assert "no `data_quality` table" in texts(runs["data_quality.py"])
+    assert "no `model_metrics` table" in texts(runs["overview.py"])
+    assert runs["overview.py"].metric[0].value == "300"
 
 
 def test_data_quality_without_load_audit_columns_uses_unexpected_counts(root):

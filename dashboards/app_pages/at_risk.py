@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboards import common, data
 
+SHOW_MAX = 5000  # rows drawn in the table; the CSV always has all of them
 VALUE_MEASURES = {
     "total_spend": "Spend so far",
     "predicted_clv": "Predicted CLV",
@@ -55,8 +56,10 @@ def money(label: str):
     return st.column_config.NumberColumn(label, format="dollar")
 
 
+if len(rows) > SHOW_MAX:
+    st.caption(f"Showing the first {SHOW_MAX:,} of {len(rows):,} rows in this order; the CSV has all of them.")
 st.dataframe(
-    rows,
+    rows.head(SHOW_MAX),
     hide_index=True,
     column_config={
         "customer_id": st.column_config.TextColumn("customer"),
@@ -68,12 +71,12 @@ st.dataframe(
         "days_since_last_order": st.column_config.NumberColumn("days since last order"),
         "expected_purchases_90d": st.column_config.NumberColumn("purchases next 90 d", format="%.2f"),
     },
-    height=min(36 * len(rows) + 40, 560),
+    height=min(35 * min(len(rows), SHOW_MAX) + 40, 560),
 )
 with s3:
     st.download_button(
         "Download CSV",
-        data=rows.to_csv(index=False).encode(),
+        data=lambda: rows.to_csv(index=False).encode(),  # built on click, not on every rerun
         file_name=f"at_risk_customers_{data.fmt_date(snap.manifest.get('as_of_date'))}.csv",
         mime="text/csv",
         icon=":material/download:",

@@ -15,7 +15,8 @@ scores = common.require_table(snap, "customer_scores", "customer lookups")
 
 if "lookup_id" not in st.session_state:
     st.session_state["lookup_id"] = st.query_params.get("customer_id", "")
-example = str(scores.sort_values("predicted_clv", ascending=False)["customer_id"].iloc[0])
+top = common.top_customers(snap.snapshot_id, scores)
+example = top[0] if top else "C0000001"
 customer_id = st.text_input(
     "Customer id", key="lookup_id", placeholder=f"e.g. {example}", help="Exact id, as in the landing files"
 ).strip()
@@ -25,11 +26,10 @@ elif "customer_id" in st.query_params:
     del st.query_params["customer_id"]
 
 if not customer_id:
-    top = scores.nlargest(5, "predicted_clv")["customer_id"].astype(str).tolist()
     st.info("Type a customer id and press Enter. Highest predicted CLV: " + ", ".join(f"`{c}`" for c in top))
     st.stop()
 
-row = data.find_customer(scores, customer_id)
+row = common.find_customer(snap.snapshot_id, scores, customer_id)
 if row is None:
     st.error(
         f"No customer with id `{customer_id}` in snapshot `{snap.snapshot_id}` "

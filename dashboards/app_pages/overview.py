@@ -1,7 +1,6 @@
 """Overview: headline KPIs, model versions, CLV distribution, CLV model vs BTYD metrics."""
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -48,14 +47,8 @@ with left:
         st.caption(f"{clipped:,} customers above the 99th percentile are counted in the last bar.")
 with right:
     st.subheader("Value concentration")
-    clv = np.sort(scores["predicted_clv"].to_numpy(dtype=float))[::-1]
-    total = clv.sum()
-    rows = []
-    for share in (0.01, 0.10, 0.20, 0.50):
-        n = max(1, int(round(share * len(clv))))
-        rows.append({"top customers": f"top {share:.0%} ({n:,})",
-                     "share of predicted CLV": data.fmt_prob(clv[:n].sum() / total) if total else "–"})
-    st.table(pd.DataFrame(rows).set_index("top customers"))
+    st.table(common.value_concentration(snap.snapshot_id, scores))
+    total = k["total_predicted_clv"]
     if "segment_name" in scores:
         by_seg = scores.groupby("segment_name")["predicted_clv"].sum().sort_values(ascending=False)
         st.caption("Predicted CLV by segment: " + ", ".join(
