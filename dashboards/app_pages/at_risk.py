@@ -58,11 +58,14 @@ def money(label: str):
 
 if len(rows) > SHOW_MAX:
     st.caption(f"Showing the first {SHOW_MAX:,} of {len(rows):,} rows in this order; the CSV has all of them.")
+shown = rows.head(SHOW_MAX).copy()
+shown["customer_id"] = "/customer?customer_id=" + shown["customer_id"].astype(str)  # link to the lookup page
 st.dataframe(
-    rows.head(SHOW_MAX),
+    shown,
     hide_index=True,
     column_config={
-        "customer_id": st.column_config.TextColumn("customer"),
+        "customer_id": st.column_config.LinkColumn("customer", display_text=r"customer_id=(.*)$",
+                                                   help="Open in Customer lookup"),
         "segment_name": st.column_config.TextColumn("segment"),
         "total_spend": money("spend so far"), "predicted_clv": money("predicted CLV"),
         "predicted_clv_p10": money("CLV p10"), "predicted_clv_p90": money("CLV p90"),
