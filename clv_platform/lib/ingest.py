@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -239,16 +240,27 @@ _PARQUET_TYPES = {
 def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """Read the file into temp table _landing(source_line, <landing columns as VARCHAR>); returns sha256."""
     data = _read_bytes(path)
-    digest = hashlib.sha256(data).hexdigest()
-    con.execute("DROP TABLE IF EXISTS _landing")
+    # hashing releases the GIL: it runs beside the checks and DuckDB's read
+    digest: list[str] = []
+    hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()))
+    hasher.start()
+    try:
+        _stage_parsed(con, path, data)
+    finally:
+        hasher.join()
+    return digest[0]
+
+
+def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> None:
+    con.execute("DROP VIEW IF EXISTS _landing")
+    con.execute("DROP TABLE IF EXISTS _landing_rows")
     if path.suffix == ".csv":
         _check_csv_bytes(path, data)
-        del data
         columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.LANDING_COLUMNS) + "}"
         try:
             con.execute(
-                f"""CREATE TEMP TABLE _landing AS
-                SELECT CAST(NULL AS BIGINT) AS source_line, * FROM read_csv(?, header = true, auto_detect = false,
+                f"""CREATE TEMP TABLE _landing_rows AS
+                SELECT * FROM read_csv(?, header = true, auto_detect = false,
                     delim = ',', quote = '"', escape = '"', strict_mode = true, columns = {columns})""",
                 [str(path)],
             )
@@ -256,7 +268,6 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
             raise LandingFileError(path, f"malformed CSV: {_duckdb_problem(exc)}") from None
         first_line = 2
     elif path.suffix == ".parquet":
-        del data
         try:
             described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
         except duckdb.Error as exc:
@@ -281,7 +292,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
                 selects.append(f"CAST({col} AS VARCHAR) AS {col}")
         try:
             con.execute(
-                f"CREATE TEMP TABLE _landing AS SELECT CAST(NULL AS BIGINT) AS source_line, {', '.join(selects)} "
+                f"CREATE TEMP TABLE _landing_rows AS SELECT {', '.join(selects)} "
                 "FROM read_parquet(?)",
                 [str(path)],
             )
@@ -291,8 +302,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     else:
         raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
-    con.execute("UPDATE _landing SET source_line = rowid + ?", [first_line])
-    return digest
+    con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {first_line} AS source_line, * FROM _landing_rows")
 
 
 def _apply_rules(
@@ -373,12 +383,12 @@ def load_file(
                 con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
             con.execute(
                 f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "
-                f"SELECT ?, ?, source_line, {_COLS} FROM _checked ORDER BY source_line",
+                f"SELECT ?, ?, source_line, {_COLS} FROM _checked",
                 params,
             )
             con.execute(
                 f"INSERT INTO raw.rejected_transactions (partition_date, source_file, source_line, reasons, {_COLS}) "
-                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked WHERE reasons <> '' ORDER BY source_line",
+                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked WHERE reasons <> ''",
                 params,
             )
             con.execute(
@@ -388,7 +398,7 @@ def load_file(
                 SELECT ?, order_id, t_line_number, customer_id, t_order_ts, category, t_quantity, t_unit_price,
                     CAST(round(t_quantity * t_unit_price, 2) AS DECIMAL(18, 2)), channel, country,
                     nullif(trim(original_order_id), ''), ?, source_line
-                FROM _checked WHERE reasons = '' ORDER BY source_line""",
+                FROM _checked WHERE reasons = ''""",
                 params,
             )
             rows_read, rows_rejected = con.execute(
@@ -404,7 +414,8 @@ def load_file(
             con.execute("ROLLBACK")
             raise
     finally:
-        for obj in ("TABLE IF EXISTS _checked", "TABLE IF EXISTS _landing", "VIEW IF EXISTS _prior_orders"):
+        for obj in ("TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
+                    "VIEW IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,

@@ -20,24 +20,27 @@ WITH typed AS (
         coalesce(trim(original_order_id), '') = '' AS no_original
     FROM _landing AS l
 ),
+-- the CTEs below read _landing directly so that `typed` is used once and never materialised
 returns AS (
     SELECT DISTINCT original_order_id, customer_id
-    FROM typed
-    WHERE $check_returns AND t_quantity < 0 AND NOT no_original AND NOT no_customer_id
+    FROM _landing
+    WHERE $check_returns AND starts_with(quantity, '-') AND coalesce(trim(original_order_id), '') <> ''
+      AND coalesce(trim(customer_id), '') <> ''
 ),
 known_returns AS (
     SELECT r.original_order_id, r.customer_id
     FROM returns AS r
-    WHERE EXISTS (SELECT 1 FROM typed AS t
-                  WHERE t.order_id = r.original_order_id AND t.customer_id = r.customer_id AND t.t_quantity > 0)
+    WHERE EXISTS (SELECT 1 FROM _landing AS t
+                  WHERE t.order_id = r.original_order_id AND t.customer_id = r.customer_id
+                    AND TRY_CAST(t.quantity AS INTEGER) > 0)
        OR EXISTS (SELECT 1 FROM _prior_orders AS p
                   WHERE p.order_id = r.original_order_id AND p.customer_id = r.customer_id)
 ),
 first_lines AS (
     -- (order_id, line_number) keys seen more than once: the first line keeps them, later ones are duplicates
     SELECT order_id, line_number, min(source_line) AS first_line
-    FROM typed
-    WHERE NOT no_order_id AND NOT no_line_number
+    FROM _landing
+    WHERE coalesce(trim(order_id), '') <> '' AND coalesce(trim(line_number), '') <> ''
     GROUP BY order_id, line_number
     HAVING count(*) > 1
 ),
