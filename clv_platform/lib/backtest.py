@@ -52,7 +52,9 @@ class FoldModel:
 
 def default_fold_models() -> list[FoldModel]:
     """Models `clv backtest` evaluates besides BTYD. The CLV model adds itself here."""
-    return []
+    from clv_platform.lib.training import clv_fold_model  # CLV model (lib/training.py)
+
+    return [clv_fold_model()]
 
 
 def load_calibration_holdout(
