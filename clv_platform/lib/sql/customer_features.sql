@@ -2,126 +2,114 @@
 -- Only lines dated on or before $as_of are read, so training (as of a cutoff) and scoring (as of the latest
 -- day) use the same query and nothing from after the as-of date can leak in.
 --
--- Parameters: $as_of (DATE), $time_unit (DOUBLE, days per time unit of recency / T).
+-- Parameters: $as_of (DATE), $time_unit (DOUBLE, days per time unit of recency and T).
 -- Source: a table or view with customer_id, order_id, order_ts, amount, quantity, category, channel,
 -- country (its name is formatted in by clv_platform.lib.features after validating it as an identifier).
 --
 -- Conventions (lifetimes): a purchase line is a line with quantity > 0; return lines (quantity < 0) never
--- make a purchase. A purchase day is a calendar day with at least one purchase line (same-day orders merge).
--- frequency = purchase days - 1; recency = last - first purchase day; T = $as_of - first purchase day
--- (recency and T in time units); monetary_value = mean gross purchase amount per repeat purchase day
--- (0 when frequency = 0). Money columns other than gross ones are net of returns.
-WITH lines AS (
-    SELECT customer_id, order_id, CAST(order_ts AS DATE) AS d, amount, quantity, category, channel, country
-    FROM {source}
-    WHERE order_ts < CAST($as_of AS DATE) + INTERVAL 1 DAY
-),
-orders AS (   -- one row per order (an order may hold purchase and return lines)
+-- make a purchase. A purchase order has at least one purchase line; a purchase day is a calendar day with
+-- at least one purchase order (same-day orders merge). frequency = purchase days - 1; recency = last -
+-- first purchase day; T = $as_of - first purchase day (recency and T in time units); monetary_value = mean
+-- gross purchase amount per repeat purchase day (0 when frequency = 0). Gross = purchase lines only; net
+-- (total_spend, spend windows) = all lines, returns negative.
+--
+-- Plan (one pass over the lines, chosen for speed): lines -> orders (hash aggregate) -> a window over each
+-- customer's purchase orders sorted by day (gap to the previous purchase order, first purchase day) ->
+-- customers (hash aggregate). Consecutive distinct purchase days differ by exactly the non-zero gaps
+-- between consecutive purchase orders, so purchase days, inter-purchase gaps and repeat-day spend need no
+-- separate day-level aggregate.
+WITH orders AS (
     SELECT
         customer_id,
         order_id,
-        min(d) AS d,
-        bool_or(quantity > 0) AS is_purchase,
-        coalesce(sum(amount) FILTER (WHERE quantity > 0), 0) AS gross,
-        coalesce(-sum(amount) FILTER (WHERE quantity < 0), 0) AS returned,
-        sum(amount) AS net,
-        count(*) FILTER (WHERE quantity > 0) AS n_lines,
-        coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0) AS items,
-        min(channel) FILTER (WHERE quantity > 0) AS channel,
+        CAST(min(order_ts) AS DATE) AS d,
+        count_if(quantity > 0) AS n_lines,
+        CAST(sum(CASE WHEN quantity > 0 THEN amount ELSE 0 END) AS DOUBLE) AS gross,
+        CAST(sum(amount) AS DOUBLE) AS net,
+        sum(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS items,
+        -- distinct categories as a bit set: the 63 most frequent categories of the source get a bit each,
+        -- any further ones share bit 63 (exact for up to 64 distinct categories)
+        bit_or(CASE WHEN quantity > 0 THEN CAST(1 AS UBIGINT) << (coalesce(list_position(
+            (SELECT list(category ORDER BY n DESC, category)[1:63]
+             FROM (SELECT category, count(*) AS n FROM {source} WHERE category IS NOT NULL GROUP BY category)),
+            category), 64) - 1) ELSE CAST(0 AS UBIGINT) END) AS categories,
+        min(channel) AS channel,
         min(country) AS country
-    FROM lines
+    FROM {source}
+    WHERE order_ts < CAST($as_of AS DATE) + INTERVAL 1 DAY
     GROUP BY customer_id, order_id
 ),
-days AS (     -- one row per purchase day; gap = days since the previous purchase day (NULL on the first)
+sequenced AS (
     SELECT
-        customer_id,
-        d,
-        sum(gross) AS day_gross,
-        d - lag(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+        *,
+        n_lines > 0 AS is_purchase,
+        d - lag(d) OVER w AS gap,             -- days since the previous purchase order (NULL on the first)
+        first_value(d) OVER w AS first_day    -- first purchase day (for purchase orders)
     FROM orders
-    WHERE is_purchase
-    GROUP BY customer_id, d
+    WINDOW w AS (PARTITION BY customer_id, n_lines > 0 ORDER BY d)
 ),
-per_day AS (
+customers AS (
     SELECT
         customer_id,
-        min(d) AS first_day,
-        max(d) AS last_day,
-        count(*) - 1 AS frequency,
-        coalesce(sum(day_gross) FILTER (WHERE gap IS NOT NULL), 0) AS repeat_gross,
-        avg(gap) AS inter_purchase_days_mean,
-        stddev_samp(gap) AS inter_purchase_days_std
-    FROM days
-    GROUP BY customer_id
-),
-per_order AS (
-    SELECT
-        customer_id,
-        count(*) FILTER (WHERE is_purchase) AS orders,
+        min(first_day) FILTER (WHERE is_purchase) AS first_day,
+        max(d) FILTER (WHERE is_purchase) AS last_day,
+        count_if(is_purchase AND coalesce(gap, 1) > 0) - 1 AS frequency,
+        sum(CASE WHEN is_purchase AND d > first_day THEN gross ELSE 0 END) AS repeat_gross,
+        avg(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS inter_purchase_days_mean,
+        stddev_samp(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS inter_purchase_days_std,
+        count_if(is_purchase) AS orders,
         sum(net) AS total_spend,
         sum(gross) AS gross_spend,
-        sum(returned) AS returned_spend,
-        avg(gross) FILTER (WHERE is_purchase) AS avg_order_value,
-        stddev_samp(gross) FILTER (WHERE is_purchase) AS avg_order_value_std,
-        coalesce(sum(net) FILTER (WHERE d > CAST($as_of AS DATE) - 90), 0) AS spend_last_90d,
-        coalesce(sum(net) FILTER (WHERE d > CAST($as_of AS DATE) - 180 AND d <= CAST($as_of AS DATE) - 90), 0)
+        avg(CASE WHEN is_purchase THEN gross END) AS avg_order_value,
+        stddev_samp(CASE WHEN is_purchase THEN gross END) AS avg_order_value_std,
+        sum(CASE WHEN d > CAST($as_of AS DATE) - 90 THEN net ELSE 0 END) AS spend_last_90d,
+        sum(CASE WHEN d > CAST($as_of AS DATE) - 180 AND d <= CAST($as_of AS DATE) - 90 THEN net ELSE 0 END)
             AS spend_prev_90d,
-        avg(CAST(channel = 'web' AS DOUBLE)) FILTER (WHERE is_purchase) AS channel_share_web,
-        avg(CAST(channel = 'app' AS DOUBLE)) FILTER (WHERE is_purchase) AS channel_share_app,
-        avg(CAST(channel = 'store' AS DOUBLE)) FILTER (WHERE is_purchase) AS channel_share_store,
-        avg(CAST(channel = 'phone' AS DOUBLE)) FILTER (WHERE is_purchase) AS channel_share_phone,
-        avg(CAST(isodow(d) >= 6 AS DOUBLE)) FILTER (WHERE is_purchase) AS weekend_share,
-        avg(items) FILTER (WHERE is_purchase) AS avg_basket_size,
-        avg(n_lines) FILTER (WHERE is_purchase) AS avg_lines_per_order
-    FROM orders
+        count_if(is_purchase AND channel = 'web') AS n_web,
+        count_if(is_purchase AND channel = 'app') AS n_app,
+        count_if(is_purchase AND channel = 'store') AS n_store,
+        count_if(is_purchase AND channel = 'phone') AS n_phone,
+        count_if(is_purchase AND isodow(d) >= 6) AS n_weekend,
+        sum(items) AS items,
+        sum(n_lines) AS n_lines,
+        bit_count(bit_or(categories)) AS category_diversity,
+        -- most frequent country over the customer's orders; ties go to the first in sort order
+        mode(country ORDER BY country) AS country
+    FROM sequenced
     GROUP BY customer_id
-),
-per_category AS (
-    SELECT customer_id, count(DISTINCT category) AS category_diversity
-    FROM lines
-    WHERE quantity > 0
-    GROUP BY customer_id
-),
-per_country AS (  -- most frequent country over the customer's orders; ties go to the first name
-    SELECT customer_id, first(country ORDER BY n DESC, country) AS country
-    FROM (SELECT customer_id, country, count(*) AS n FROM orders GROUP BY customer_id, country)
-    GROUP BY customer_id
+    HAVING bool_or(is_purchase)
 )
 SELECT
-    p.customer_id,
-    p.frequency,
-    CAST(p.last_day - p.first_day AS DOUBLE) / $time_unit AS recency,
-    CAST(CAST($as_of AS DATE) - p.first_day AS DOUBLE) / $time_unit AS T,
-    CASE WHEN p.frequency > 0 THEN CAST(p.repeat_gross AS DOUBLE) / p.frequency ELSE 0.0 END AS monetary_value,
-    o.orders,
-    CAST(o.total_spend AS DOUBLE) AS total_spend,
-    CAST(o.gross_spend AS DOUBLE) AS gross_spend,
-    CAST(o.avg_order_value AS DOUBLE) AS avg_order_value,
-    CAST(o.avg_order_value_std AS DOUBLE) AS avg_order_value_std,
-    CAST(p.inter_purchase_days_mean AS DOUBLE) AS inter_purchase_days_mean,
-    CAST(p.inter_purchase_days_std AS DOUBLE) AS inter_purchase_days_std,
-    CAST($as_of AS DATE) - p.last_day AS days_since_last_order,
-    CAST($as_of AS DATE) - p.first_day AS tenure_days,
-    CAST(o.spend_last_90d AS DOUBLE) AS spend_last_90d,
-    CAST(o.spend_prev_90d AS DOUBLE) AS spend_prev_90d,
+    customer_id,
+    frequency,
+    CAST(last_day - first_day AS DOUBLE) / $time_unit AS recency,
+    CAST(CAST($as_of AS DATE) - first_day AS DOUBLE) / $time_unit AS T,
+    CASE WHEN frequency > 0 THEN repeat_gross / frequency ELSE 0.0 END AS monetary_value,
+    orders,
+    total_spend,
+    gross_spend,
+    avg_order_value,
+    avg_order_value_std,
+    inter_purchase_days_mean,
+    inter_purchase_days_std,
+    CAST($as_of AS DATE) - last_day AS days_since_last_order,
+    CAST($as_of AS DATE) - first_day AS tenure_days,
+    spend_last_90d,
+    spend_prev_90d,
     -- symmetric relative change in [-1, 1]; 0 when both windows are 0
-    CASE WHEN abs(o.spend_last_90d) + abs(o.spend_prev_90d) > 0
-         THEN CAST(o.spend_last_90d - o.spend_prev_90d AS DOUBLE) / CAST(abs(o.spend_last_90d) + abs(o.spend_prev_90d) AS DOUBLE)
+    CASE WHEN abs(spend_last_90d) + abs(spend_prev_90d) > 0
+         THEN (spend_last_90d - spend_prev_90d) / (abs(spend_last_90d) + abs(spend_prev_90d))
          ELSE 0.0 END AS spend_trend,
-    coalesce(c.category_diversity, 0) AS category_diversity,
-    o.channel_share_web,
-    o.channel_share_app,
-    o.channel_share_store,
-    o.channel_share_phone,
-    CASE WHEN o.gross_spend > 0 THEN CAST(o.returned_spend AS DOUBLE) / CAST(o.gross_spend AS DOUBLE) ELSE 0.0 END
-        AS return_rate,
-    o.weekend_share,
-    o.avg_basket_size,
-    o.avg_lines_per_order,
-    k.country,
+    category_diversity,
+    n_web / orders AS channel_share_web,
+    n_app / orders AS channel_share_app,
+    n_store / orders AS channel_share_store,
+    n_phone / orders AS channel_share_phone,
+    CASE WHEN gross_spend > 0 THEN (gross_spend - total_spend) / gross_spend ELSE 0.0 END AS return_rate,
+    n_weekend / orders AS weekend_share,
+    items / orders AS avg_basket_size,
+    n_lines / orders AS avg_lines_per_order,
+    country,
     CAST($as_of AS DATE) AS as_of_date
-FROM per_day AS p
-JOIN per_order AS o USING (customer_id)
-LEFT JOIN per_category AS c USING (customer_id)
-LEFT JOIN per_country AS k USING (customer_id)
-ORDER BY p.customer_id
+FROM customers
+ORDER BY customer_id
