@@ -241,6 +241,22 @@ def promote_command(model: str, force: bool) -> None:
         sys.exit(1)
 
 
+@cli.command("models")
+def models_command() -> None:
+    """Registered models: which version is production / staging, their held-out metric, promotion history."""
+    from clv_platform.lib import registry
+
+    for spec in registry.MODELS.values():
+        info = registry.status(spec.name)
+        if not info["registered"]:
+            click.echo(f"{spec.name}: not registered yet (train first)")
+            continue
+        click.echo(f"{spec.name}: latest v{info['latest_version']}, production history {info['history'] or '-'}")
+        for alias, version in sorted(info["aliases"].items()):
+            value = registry.version_metric(spec.name, version, spec.metric)
+            click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}")
+
+
 @cli.command("rollback")
 @click.argument("model", type=click.Choice(["clv", "segment"]))
 def rollback_command(model: str) -> None:

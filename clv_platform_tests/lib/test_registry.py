@@ -112,6 +112,10 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
     pred = model.predict(pd.DataFrame({"x": [1, 2], "extra": ["a", "b"]}, index=[10, 11]))
     assert list(pred["predicted_clv"]) == [3.0, 6.0] and list(pred.index) == [10, 11]
 
+    out = runner.invoke(cli, ["models"])
+    assert out.exit_code == 0, out.output
+    assert "production           v3" in out.output and "holdout_normalized_gini = 0.6500" in out.output
+
     # Roll back twice: the second has nothing left to go back to.
     assert registry.rollback(CLV.name, uri).to_version == "1"
     with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
