@@ -325,6 +325,24 @@ def _apply_rules(
     )
 
 
+def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    """temp table _prior_orders: the sales of earlier partitions that this file's return lines refer to.
+    Looked up by explicit ids (and their min/max, which prunes row groups: order ids grow over time), so
+    the cost does not grow with the history."""
+    ids = [r[0] for r in con.execute(
+        "SELECT DISTINCT original_order_id FROM _landing WHERE starts_with(quantity, '-') "
+        "AND coalesce(trim(original_order_id), '') <> ''").fetchall()]
+    con.execute("DROP TABLE IF EXISTS _prior_orders")
+    if not ids:
+        con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
+        return
+    con.execute(
+        "CREATE TEMP TABLE _prior_orders AS SELECT DISTINCT order_id, customer_id FROM staging.transactions "
+        "WHERE partition_date < ? AND quantity > 0 AND order_id BETWEEN ? AND ? AND list_contains(?, order_id)",
+        [day, min(ids), max(ids), ids],
+    )
+
+
 def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
         "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _checked "
@@ -369,10 +387,7 @@ def load_file(
     now = now or datetime.now()
     try:
         digest = _stage_file(con, path)
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW _prior_orders AS SELECT order_id, customer_id FROM staging.transactions "
-            f"WHERE partition_date < DATE '{day.isoformat()}' AND quantity > 0"
-        )
+        _prior_orders(con, day)
         _apply_rules(con, day, now, check_returns=True)
         counts = _reason_counts(con)
         source = path.name
@@ -415,7 +430,7 @@ def load_file(
             raise
     finally:
         for obj in ("TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
-                    "VIEW IF EXISTS _prior_orders"):
+                    "TABLE IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,
@@ -433,7 +448,7 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
     try:
         report.partition_date = partition_date_of(path)
         _stage_file(con, path)
-        con.execute("CREATE TEMP VIEW _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
+        con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
         _apply_rules(con, report.partition_date, now or datetime.now(), check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"

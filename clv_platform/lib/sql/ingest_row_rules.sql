@@ -2,7 +2,7 @@
 -- One output row per input row: the raw text, the typed values and `reasons`, a comma-separated list of
 -- reason codes ('' = valid row). Parameters: $partition_date DATE, $now TIMESTAMP, $check_returns BOOLEAN,
 -- vocabularies $categories/$channels/$countries (VARCHAR[]), plausibility limits $max_quantity, $max_unit_price.
--- Known orders of earlier partitions come from the temp view _prior_orders(order_id, customer_id).
+-- Known orders of earlier partitions come from the temp table _prior_orders(order_id, customer_id).
 WITH typed AS (
     SELECT
         l.*,
