@@ -216,6 +216,31 @@ def bench_predict_command(customers) -> None:
     click.echo(module.format_predict(module.run_predict(customers=customers)))
 
 
+@bench.command("features")
+@click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--lines", type=click.IntRange(min=10_000), default=10_000_000, show_default=True)
+@click.option("--subset-customers", type=click.IntRange(min=100), default=100_000, show_default=True,
+              help="lifetimes is always timed on this many customers' lines too.")
+@click.option("--lifetimes-full", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Time lifetimes on every line: auto = when its estimate from the subset is <= 3 minutes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object too.")
+def bench_features_command(customers, lines, subset_customers, lifetimes_full, as_json) -> None:
+    """customer_features (DuckDB, all columns) vs lifetimes summary_data_from_transaction_data, same data."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_features.py"
+    spec = importlib.util.spec_from_file_location("bench_features", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run(customers=customers, lines=lines, subset_customers=min(subset_customers, customers),
+                        lifetimes_full=lifetimes_full, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(module.format_result(result))
+    if as_json:
+        click.echo(json.dumps(result))
+
+
 # --- models + registry: promote / rollback -------------------------------------------------------
 
 
