@@ -359,7 +359,13 @@ def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_a
     try:
         con.execute("DELETE FROM staging.validation_results WHERE list_contains(?, partition_date)", [run.partitions])
         if rows:
-            con.executemany("INSERT INTO staging.validation_results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            frame = pd.DataFrame(rows, columns=["partition_date", "expectation", "column_name", "success",
+                                                "element_count", "unexpected_count", "checked_at"])
+            con.register("_validation_rows", frame)
+            try:
+                con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
+            finally:
+                con.unregister("_validation_rows")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
