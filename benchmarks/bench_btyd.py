@@ -71,17 +71,20 @@ def run_predict(customers: int = 1_000_000, repeats: int = 3, seed: int = 7) -> 
         bgnbd=btyd.FittedModel("bgnbd", None, PARAMS, {}, float("nan"), customers, 0, 0.0, 0),
         gamma_gamma=btyd.FittedModel("gamma_gamma", None, GG_PARAMS, {}, float("nan"), customers, 0, 0.0, 0),
     )
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pred = btyd.predict(models, df, horizon_days=365, discount_rate_annual=0.10, input_unit_days=7.0)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     best = min(times)
     return {
         "customers": customers,
         "seconds_best": best,
         "seconds_all": times,
         "customers_per_s": customers / best,
+        "cpu_seconds_best": min(cpu),
+        "customers_per_cpu_s": customers / min(cpu),
         "goal_customers_per_s": 2_000_000,
         "ratio_to_goal": customers / best / 2_000_000,
         "mean_btyd_clv": float(pred["btyd_clv"].mean()),
@@ -127,7 +130,8 @@ def format_predict(r: dict) -> str:
     return (
         f"btyd.predict on {r['customers']:,} customers: best {r['seconds_best']:.3f} s of "
         f"{', '.join(f'{t:.3f}' for t in r['seconds_all'])} -> {r['customers_per_s']:,.0f} customers/s "
-        f"(goal 2,000,000/s: {r['ratio_to_goal']:.2f}x the goal)"
+        f"(goal 2,000,000/s: {r['ratio_to_goal']:.2f}x the goal); per CPU second (robust to other processes): "
+        f"{r['customers_per_cpu_s']:,.0f} customers/s"
     )
 
 

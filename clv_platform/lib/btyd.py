@@ -387,6 +387,25 @@ def fit_btyd(
 # ----------------------------------------------------------------------------------------------- closed forms
 
 
+def _frequency_T_index(x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (frequency, T) pairs and the inverse index: T is hashed once, the pair becomes the integer
+    frequency·n_T + code_T, grouped by a dense lookup table when that range is small (the usual case)."""
+    code_t, t_values = pd.factorize(T, sort=False)
+    n_t = max(len(t_values), 1)
+    key = x.astype(np.int64) * n_t + code_t
+    span = int(key.max()) + 1 if len(key) else 0
+    if span <= 4 * len(key) + 1024:
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        ukeys = np.flatnonzero(present)
+        lookup = np.empty(span, dtype=np.int64)
+        lookup[ukeys] = np.arange(len(ukeys))
+        inv = lookup[key]
+    else:
+        inv, ukeys = pd.factorize(key, sort=False)
+    return (ukeys // n_t).astype(float), np.asarray(t_values, dtype=float)[ukeys % n_t], inv
+
+
 def bgnbd_p_alive(params, x, tx, T) -> np.ndarray:
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
     with np.errstate(all="ignore"):
@@ -476,7 +495,7 @@ def predict(
     bg = models.bgnbd.params
     x, tx, T = _summary_arrays(features_df, models.time_unit_days, input_unit_days)
     unit = models.time_unit_days
-    (ux, uT), _, inv = compress(x, T)
+    ux, uT, inv = _frequency_T_index(x, T)
     p_alive = bgnbd_p_alive(bg, x, tx, T)
 
     def cond(days):
@@ -516,7 +535,7 @@ def expected_holdout_purchases(models: BtydModels, features_df, horizon_days, in
     x, tx, T = _summary_arrays(features_df, models.time_unit_days, input_unit_days)
     t = horizon_days / models.time_unit_days
     if model == "bgnbd":
-        (ux, uT), _, inv = compress(x, T)
+        ux, uT, inv = _frequency_T_index(x, T)
         return _bgnbd_unconditional_part(models.bgnbd.params, ux, uT, t)[inv] * bgnbd_p_alive(
             models.bgnbd.params, x, tx, T
         )
