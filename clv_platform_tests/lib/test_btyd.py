@@ -197,3 +197,14 @@ def test_compare_bgnbd_pareto_on_same_customers(sample_cal, sample_models):
     assert full["n_customers"] == 2357 and full["preferred"] == "BG/NBD"
     assert full["bgnbd_log_likelihood"] == pytest.approx(sample_models.bgnbd.log_likelihood, rel=1e-9)
     assert btyd.compare_bgnbd_pareto(*arrays, max_customers=1000)["n_customers"] == 1000
+
+
+@pytest.mark.parametrize("big_x", [False, True])  # dense lookup / hash fallback
+def test_frequency_T_index_roundtrip(big_x):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 1000).astype(float) + (1e7 if big_x else 0)
+    T = rng.integers(1, 30, 1000) / 7.0
+    ux, uT, inv = btyd._frequency_T_index(x, T)
+    np.testing.assert_array_equal(ux[inv], x)
+    np.testing.assert_array_equal(uT[inv], T)
+    assert len(ux) == len(set(zip(x.tolist(), T.tolist(), strict=True)))
