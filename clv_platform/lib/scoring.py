@@ -57,8 +57,8 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(row and row[0][0])
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def scoring_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None)
 
     feats = None
     if table_exists(con, FEATURES_TABLE):
-        got = con.execute(f"SELECT max(as_of_date) FROM {FEATURES_TABLE}").fetchone()[0]
+        got = con.execute(f"SELECT max(as_of_date) FROM {FEATURES_TABLE}").fetchall()[0][0]
         if got is not None and pd.Timestamp(got).date() == as_of:
             feats = con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY customer_id").df()
     if feats is None:
@@ -91,7 +91,7 @@ def scoring_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None)
         cols = [r[0] for r in con.execute(f"DESCRIBE {BTYD_TABLE}").fetchall()]
         same_day = True
         if "as_of_date" in cols:
-            got = con.execute(f"SELECT max(as_of_date) FROM {BTYD_TABLE}").fetchone()[0]
+            got = con.execute(f"SELECT max(as_of_date) FROM {BTYD_TABLE}").fetchall()[0][0]
             same_day = got is not None and pd.Timestamp(got).date() == as_of
         if same_day:
             preds = con.execute(f"SELECT * FROM {BTYD_TABLE}").df().drop(columns=["as_of_date"], errors="ignore")
@@ -226,9 +226,9 @@ def migration_rows(prev: pd.DataFrame, cur: pd.DataFrame, from_month: str, to_mo
 
 def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> int:
     """Replace serving.customer_scores with ``scores`` (one transaction)."""
-    con.register("_scores_df", scores)
+    con.execute("BEGIN TRANSACTION")  # first: it also closes any half-fetched result (DuckDB 2 refuses register)
     try:
-        con.execute("BEGIN TRANSACTION")
+        con.register("_scores_df", scores)
         con.execute(
             f"CREATE OR REPLACE TABLE {SCORES_TABLE} AS SELECT * REPLACE ("
             "CAST(as_of_date AS DATE) AS as_of_date, CAST(segment_since AS DATE) AS segment_since) FROM _scores_df"
@@ -270,9 +270,9 @@ def write_history_month(con: duckdb.DuckDBPyConnection, month: str, scores: pd.D
             rows[col] = None
     rows = rows[HISTORY_COLUMNS]
     con.execute(HISTORY_DDL)
-    con.register("_hist_df", rows)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("BEGIN TRANSACTION")
+        con.register("_hist_df", rows)
         con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE month = ?", [month])
         con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT * FROM _hist_df")
         con.execute("COMMIT")
@@ -297,9 +297,9 @@ def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["from_month", "to_month", "from_segment", "to_segment", "customers", "share"]
     )
-    con.register("_mig_df", out)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("BEGIN TRANSACTION")
+        con.register("_mig_df", out)
         for a, b in pairs:
             con.execute(f"DELETE FROM {MIGRATION_TABLE} WHERE from_month = ? AND to_month = ?", [a, b])
         # Pairs that are no longer consecutive (a month was backfilled in between) go too.

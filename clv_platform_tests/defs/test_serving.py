@@ -261,3 +261,17 @@ def test_model_metrics_table_splits_compared_models():
     assert rows[("naive", "mae")] == (40.0, "clv_model", "3")
     assert rows[("clv_model", "holdout_normalized_gini")][0] == 0.71
     assert rows[("segment_model", "stability_weighted_silhouette")] == (0.4, "segment_model", "2")
+
+
+def test_warehouse_writes_survive_a_half_fetched_result(tmp_path):
+    # DuckDB 2 refuses register() while a result is not fully fetched (e.g. after fetchone()).
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        scores = pd.DataFrame({"customer_id": ["a"], "as_of_date": [pd.Timestamp("2024-01-31")], "segment_name": ["x"],
+                               "segment_since": [pd.Timestamp("2024-01-31")]})
+        con.execute("SELECT * FROM range(10)").fetchone()
+        assert scoring.write_scores(con, scores) == 1
+        con.execute("SELECT * FROM range(10)").fetchone()
+        assert scoring.write_history_month(con, "2024-01", scores) == 1
+        con.execute("SELECT * FROM range(10)").fetchone()
+        scoring.refresh_migrations(con, ["2024-01"])
+        assert scoring.previous_scores(con)["segment_since"].iloc[0] == pd.Timestamp("2024-01-31")
