@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium against `streamlit run` on a fixture snapshot.
 
 Every page is visited and checked for real content computed from the fixture tables and for the absence of
-Streamlit exception boxes; screenshots of the main pages go to docs/screenshots/.
+Streamlit exception boxes. Screenshots of the main pages: refresh the committed ones with
+`CLV_UPDATE_SCREENSHOTS=1 .venv/bin/pytest clv_platform_tests/dashboards -m browser` (docs/screenshots/).
 """
 
 import io
@@ -12,7 +13,6 @@ import pytest
 from PIL import Image
 
 from clv_platform.lib import snapshot
-from clv_platform_tests.dashboards.conftest import SCREENSHOT_DIR
 from clv_platform_tests.dashboards.snapshot_fixture import build_tables
 from dashboards import data
 
@@ -48,21 +48,21 @@ def metric_values(page, count: int) -> list[str]:
     return [t.strip() for t in metrics.all_inner_texts()]
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, directory, name: str) -> None:
     """Full-height screenshot of the main column (Streamlit scrolls inside the app, not the document)."""
     page.wait_for_function(CHARTS_DRAWN)
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 60, 3000)})
     page.wait_for_timeout(400)  # let charts re-lay out to the new size
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOT_DIR / f"{name}.png"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 900})
     # 128-colour palette: a third of the size, no visible loss on a UI screenshot
     Image.open(path).convert("RGB").quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
 
 
-def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_url, published):
+def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_url, published, screenshot_dir):
     _, tables, manifest = published
     scores = tables["customer_scores"]
     expect = _expect()
@@ -84,11 +84,18 @@ def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_u
     expect(metrics).to_contain_text("0.731")  # CLV model
     expect(metrics).to_contain_text("0.671")  # BTYD
     expect(metrics.locator("tr", has_text="Total bias")).to_contain_text("-17.0%")
-    screenshot(page, "overview")
+    screenshot(page, screenshot_dir, "overview")
+    assert_no_exception(page)
+
+    # the sidebar navigation switches pages and their addresses
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Segments", exact=True).click()
+    expect(page.locator("h1")).to_have_text("Segments")
+    assert page.url.endswith("/segments")
+    page.wait_for_selector(IDLE)
     assert_no_exception(page)
 
 
-def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published):
+def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published, screenshot_dir):
     scores = published[1]["customer_scores"]
     row = scores.sort_values("predicted_clv", ascending=False).iloc[3]
     expect = _expect()
@@ -125,11 +132,11 @@ def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published):
     expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {loyal['customer_id']}")
     history = page.locator('[data-testid="stTable"]').filter(has_text="month")
     expect(history).to_contain_text("2026-06-30")
-    screenshot(page, "customer_lookup")
+    screenshot(page, screenshot_dir, "customer_lookup")
     assert_no_exception(page)
 
 
-def test_segments_page_lists_every_segment_with_charts(page, app_url, published):
+def test_segments_page_lists_every_segment_with_charts(page, app_url, published, screenshot_dir):
     scores = published[1]["customer_scores"]
     expect = _expect()
     open_page(page, app_url + "/segments")
@@ -143,11 +150,11 @@ def test_segments_page_lists_every_segment_with_charts(page, app_url, published)
     last = mig[mig["to_month"] == mig["to_month"].max()]
     expect(page.locator('[data-testid="stMain"]')).to_contain_text(
         f"From {last['from_month'].iloc[0]} to {last['to_month'].iloc[0]}")
-    screenshot(page, "segments")
+    screenshot(page, screenshot_dir, "segments")
     assert_no_exception(page)
 
 
-def test_at_risk_table_and_csv_download(page, app_url, published):
+def test_at_risk_table_and_csv_download(page, app_url, published, screenshot_dir):
     scores = published[1]["customer_scores"]
     expected, _ = data.at_risk(scores, "total_spend", 0.8, 0.5)
     assert len(expected) > 5
@@ -162,11 +169,11 @@ def test_at_risk_table_and_csv_download(page, app_url, published):
     csv = pd.read_csv(io.StringIO(open(download.path()).read()))
     assert list(csv["customer_id"]) == list(expected["customer_id"])
     assert (csv["p_alive"] < 0.5).all()
-    screenshot(page, "at_risk")
+    screenshot(page, screenshot_dir, "at_risk")
     assert_no_exception(page)
 
 
-def test_data_quality_history_and_partition_detail(page, app_url, published):
+def test_data_quality_history_and_partition_detail(page, app_url, published, screenshot_dir):
     dq = published[1]["data_quality"]
     failing = dq[~dq["success"]]
     expect = _expect()
@@ -185,21 +192,8 @@ def test_data_quality_history_and_partition_detail(page, app_url, published):
     expect(row).to_contain_text(str(latest["unexpected_count"]))
     expect(detail.locator("tr", has_text="customer_id")).to_contain_text("pass")
     expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(2)  # pass/fail grid, rejected rows
-    screenshot(page, "data_quality")
+    screenshot(page, screenshot_dir, "data_quality")
     assert_no_exception(page)
-
-
-def test_sidebar_navigation_between_pages(page, app_url):
-    expect = _expect()
-    open_page(page, app_url + "/")
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    for label, path, title in (("Segments", "/segments", "Segments"), ("Data quality", "/data-quality",
-                                                                        "Data quality")):
-        nav.get_by_text(label, exact=True).click()
-        expect(page.locator("h1")).to_have_text(title)
-        assert page.url.endswith(path)
-        page.wait_for_selector(IDLE)
-        assert_no_exception(page)
 
 
 def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
@@ -216,11 +210,7 @@ def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
         expect(as_of).to_have_text("2026-07-31")
         expect(page.locator('[data-testid="stMetricValue"]').nth(1)).to_have_text(
             data.fmt_money(new_tables["customer_scores"]["predicted_clv"].sum()))
-        page.reload()
-        page.wait_for_selector(IDLE)
-        expect(page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first).to_contain_text(
-            "Snapshot as of 2026-07-31")
-        open_page(page, app_url + "/at-risk")
+        open_page(page, app_url + "/at-risk")  # a new session on another page
         caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
         expect(caption).to_contain_text("Snapshot as of 2026-07-31")
         assert_no_exception(page)
