@@ -26,7 +26,8 @@ elif "customer_id" in st.query_params:
     del st.query_params["customer_id"]
 
 if not customer_id:
-    st.info("Type a customer id and press Enter. Highest predicted CLV: " + ", ".join(f"`{c}`" for c in top))
+    st.info("Type a customer id and press Enter. Highest predicted CLV: "
+            + ", ".join(f"[{c}](customer?customer_id={c})" for c in top))
     st.stop()
 
 row = common.find_customer(snap.snapshot_id, scores, customer_id)
@@ -38,7 +39,7 @@ if row is None:
     )
     similar = data.similar_ids(scores, customer_id)
     if similar:
-        st.markdown("Did you mean: " + ", ".join(f"`{c}`" for c in similar))
+        st.markdown("Did you mean: " + ", ".join(f"[{c}](customer?customer_id={c})" for c in similar))
     else:
         st.caption(f"Ids look like `{example}`. Customers first seen after the as-of date are not scored yet.")
     st.stop()
