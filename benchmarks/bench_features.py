@@ -8,6 +8,7 @@ reading the table and returning the pandas frame.
 """
 
 import datetime as dt
+import os
 import tempfile
 import time
 import warnings
@@ -64,16 +65,17 @@ def _purchase_lines(con: duckdb.DuckDBPyConnection, table: str = "bench_tx"):
     ).df()
 
 
-def _time_lifetimes(tx) -> tuple[float, int]:
+def _time_lifetimes(tx) -> tuple[float, int, float]:
+    """(wall seconds, rows, process CPU seconds) of lifetimes' summary on `tx`."""
     from lifetimes.utils import summary_data_from_transaction_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = summary_data_from_transaction_data(
             tx, "customer_id", "order_ts", monetary_value_col="amount", observation_period_end=str(AS_OF)
         )
-        return time.perf_counter() - t0, len(out)
+        return time.perf_counter() - t0, len(out), time.process_time() - c0
 
 
 def run(
@@ -94,11 +96,13 @@ def run(
         n_lines, n_customers = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM bench_tx").fetchone()
         progress(f"generated {n_lines:,} lines for {n_customers:,} customers in {gen_s:.1f} s")
 
-        times = []
+        load_before = os.getloadavg()[0]
+        times, cpus = [], []
         for i in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             df = features.customer_features(con, AS_OF, source="bench_tx")
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
             progress(f"customer_features run {i + 1}/{repeats}: {times[-1]:.2f} s ({len(df):,} rows x {df.shape[1]})")
         ours_s = min(times)
 
@@ -108,6 +112,9 @@ def run(
             "feature_columns": int(df.shape[1]),
             "features_seconds": round(ours_s, 3),
             "features_seconds_all_runs": [round(t, 3) for t in times],
+            "features_cpu_seconds": round(cpus[times.index(ours_s)], 3),
+            "duckdb_threads": con.execute("SELECT current_setting('threads')").fetchone()[0],
+            "load_average_1min_at_start": round(load_before, 2),
             "generate_seconds": round(gen_s, 2),
         }
 
@@ -118,7 +125,7 @@ def run(
         t0 = time.perf_counter()
         features.customer_features(con, AS_OF, source="bench_sub")
         ours_sub_s = time.perf_counter() - t0
-        lt_sub_s, lt_rows = _time_lifetimes(_purchase_lines(con, "bench_sub"))
+        lt_sub_s, lt_rows, _ = _time_lifetimes(_purchase_lines(con, "bench_sub"))
         progress(
             f"subset {subset_customers:,} customers / {sub_lines:,} lines: customer_features {ours_sub_s:.2f} s, "
             f"lifetimes {lt_sub_s:.2f} s ({lt_rows:,} rows)"
@@ -136,14 +143,17 @@ def run(
         if lifetimes_full == "yes" or (lifetimes_full == "auto" and estimate <= LIFETIMES_FULL_BUDGET_S):
             progress(f"lifetimes on all {n_lines:,} lines (estimated {estimate:.0f} s) ...")
             tx = _purchase_lines(con)
-            lt_s, lt_rows = _time_lifetimes(tx)
+            lt_s, lt_rows, lt_cpu = _time_lifetimes(tx)
             del tx
-            result.update(lifetimes_seconds=round(lt_s, 3), lifetimes_rows=lt_rows, speedup=round(lt_s / ours_s, 1))
+            result.update(lifetimes_seconds=round(lt_s, 3), lifetimes_cpu_seconds=round(lt_cpu, 3),
+                          lifetimes_rows=lt_rows, speedup=round(lt_s / ours_s, 1),
+                          cpu_ratio=round(lt_cpu / result["features_cpu_seconds"], 1))
             result["lifetimes_measured_on"] = "full"
         else:
             result["lifetimes_measured_on"] = f"subset only (full size estimated {estimate:.0f} s, over budget)"
         con.close()
 
+    result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     result["goal_features_seconds"] = 8.0
     result["goal_speedup"] = 15.0
     sp = result.get("speedup", result["subset_speedup"])
@@ -156,20 +166,25 @@ def format_result(r: dict) -> str:
     out = [
         f"data: {r['lines']:,} order lines, {r['customers']:,} customers (generated in {r['generate_seconds']} s)",
         f"customer_features ({r['feature_columns']} columns): {r['features_seconds']:.2f} s "
-        f"(best of {r['features_seconds_all_runs']})",
+        f"(best of {r['features_seconds_all_runs']}; {r['features_cpu_seconds']:.2f} CPU-s on "
+        f"{r['duckdb_threads']} DuckDB threads)",
     ]
     if "lifetimes_seconds" in r:
         out.append(
             f"lifetimes summary_data_from_transaction_data (4 columns), same {r['lines']:,} lines: "
-            f"{r['lifetimes_seconds']:.2f} s"
+            f"{r['lifetimes_seconds']:.2f} s ({r['lifetimes_cpu_seconds']:.2f} CPU-s)"
         )
-        out.append(f"speedup at full size: {r['speedup']:.1f}x")
+        out.append(f"speedup at full size: {r['speedup']:.1f}x wall, {r['cpu_ratio']:.1f}x CPU")
     else:
         out.append(f"lifetimes at full size: not run ({r['lifetimes_measured_on']})")
     out.append(
         f"subset {r['subset_customers']:,} customers / {r['subset_lines']:,} lines: customer_features "
         f"{r['subset_features_seconds']:.2f} s vs lifetimes {r['subset_lifetimes_seconds']:.2f} s = "
         f"{r['subset_speedup']:.1f}x"
+    )
+    out.append(
+        f"machine load average (1 min): {r['load_average_1min_at_start']} at start, "
+        f"{r['load_average_1min_at_end']} at end on {os.cpu_count()} CPUs"
     )
     out.append(
         f"goals: features <= {r['goal_features_seconds']:.0f} s and >= {r['goal_speedup']:.0f}x faster: "
