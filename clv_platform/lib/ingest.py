@@ -13,7 +13,8 @@ import io
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -437,6 +438,20 @@ def load_file(
         rows_loaded=rows_read - rows_rejected, rows_rejected=rows_rejected, reason_counts=counts,
         seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def bulk_load(con: duckdb.DuckDBPyConnection, wal_limit: str = "1GB") -> Iterator[None]:
+    """For a run of many partitions: let the WAL grow instead of checkpointing after every small commit
+    (DuckDB's default 16 MB threshold makes each commit rewrite the tables' last row groups), then
+    checkpoint once at the end."""
+    old = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    con.execute(f"SET checkpoint_threshold = '{wal_limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET checkpoint_threshold = '{old}'")
+        con.execute("CHECKPOINT")
 
 
 def check_file(path: str | Path, now: datetime | None = None, examples: int = 10) -> FileReport:

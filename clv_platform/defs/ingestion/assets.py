@@ -49,7 +49,7 @@ def transactions_ingestion(
     failed: dict[str, str] = {}
     started = time.perf_counter()
     every = max(1, len(days) // 20)
-    with warehouse.connect() as con:
+    with warehouse.connect() as con, ingest.bulk_load(con):
         for i, day in enumerate(days, 1):
             try:
                 result = ingest.load_partition(con, day, landing.path)
