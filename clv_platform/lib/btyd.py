@@ -11,9 +11,10 @@ Input frames carry recency and T in `input_unit_days` (default 1 = days, the uni
 Predictions use vectorised closed forms (numpy/scipy), evaluated on unique (frequency, T) pairs for the
 hypergeometric part and broadcast back to customers, so one million customers take well under a second.
 
-Note on lifetimes 0.11.3: always hand the fitters plain float/int numpy arrays (we do, via `_as_float`):
-pandas nullable dtypes (Float64/Int64, as DuckDB's `.df()` may return) become object arrays under
-`np.asarray`, and `recency > T` checks on those misbehave.
+Note on lifetimes 0.11.3 + pandas 2.3: we always hand the fitters plain float numpy arrays (`_as_float`) and
+clip recency to T after the unit conversion. In this venv, float64 Series fit fine; object-dtype columns fail
+inside np.log, and a recency that exceeds T by float rounding (separately converted units) trips lifetimes'
+"recency larger than T" check — both are excluded by construction here.
 """
 
 import contextlib
