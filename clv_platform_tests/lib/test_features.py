@@ -173,8 +173,20 @@ def test_spend_windows_and_trend(con):
 
 def test_country_mode_ties_go_to_first_name(con):
     rows = [_line("F", "O1", "2024-01-01", 1.0, country="SE"), _line("F", "O2", "2024-01-02", 1.0, country="FR")]
+    rows += [_line("H", f"H{i}", "2024-01-01", 1.0, country=c) for i, c in enumerate(["US", "GB", "US", "AA"])]
     _load(con, rows)
-    assert _by_id(features.customer_features(con, "2024-01-05")).loc["F"].country == "FR"
+    f = _by_id(features.customer_features(con, "2024-01-05"))
+    assert f.loc["F"].country == "FR" and f.loc["H"].country == "US"
+
+
+def test_category_diversity_counts_up_to_64_categories_exactly(con):
+    rows = [_line("K", f"K{i}", "2024-01-01", 1.0, category=f"cat{i:02d}") for i in range(70)]
+    rows += [_line("L", f"L{i}", "2024-01-02", 1.0, category=f"cat{i:02d}") for i in range(64)]
+    rows += [_line("L", "L99", "2024-01-02", -1.0, -1, category="returned-only")]  # returns add none
+    _load(con, rows)
+    f = _by_id(features.customer_features(con, "2024-01-05"))
+    assert f.loc["L"].category_diversity == 64
+    assert f.loc["K"].category_diversity == 64  # categories beyond the 63 most frequent share one bit
 
 
 def test_calibration_holdout_by_hand(con):

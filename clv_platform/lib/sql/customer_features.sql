@@ -27,11 +27,13 @@ WITH orders AS (
         CAST(sum(CASE WHEN quantity > 0 THEN amount ELSE 0 END) AS DOUBLE) AS gross,
         CAST(sum(amount) AS DOUBLE) AS net,
         sum(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS items,
-        -- distinct categories as a bit set: the 63 most frequent categories of the source get a bit each,
+        -- distinct categories as a bit set: the 63 most frequent categories up to $as_of get a bit each,
         -- any further ones share bit 63 (exact for up to 64 distinct categories)
         bit_or(CASE WHEN quantity > 0 THEN CAST(1 AS UBIGINT) << (coalesce(list_position(
             (SELECT list(category ORDER BY n DESC, category)[1:63]
-             FROM (SELECT category, count(*) AS n FROM {source} WHERE category IS NOT NULL GROUP BY category)),
+             FROM (SELECT category, count(*) AS n FROM {source}
+                   WHERE category IS NOT NULL AND order_ts < CAST($as_of AS DATE) + INTERVAL 1 DAY
+                   GROUP BY category)),
             category), 64) - 1) ELSE CAST(0 AS UBIGINT) END) AS categories,
         min(channel) AS channel,
         min(country) AS country
