@@ -32,7 +32,7 @@ def _check(snap: snapshot.Snapshot) -> str | None:
     return None
 
 
-def _reader_loop(root: str, stop, out) -> None:
+def _reader_loop(root: str, stop, latest, out) -> None:
     reads, errors, seen = 0, [], set()
     cached = snapshot.SnapshotReader(root, preload=None)
     while not stop.is_set():
@@ -46,6 +46,7 @@ def _reader_loop(root: str, stop, out) -> None:
                 errors.append(problem)
             seen.add(snap.manifest["token"])
             reads += 1
+        latest.value = max(latest.value, int(snaps[0].manifest["token"][1:]))
     out.put({"reads": reads, "errors": errors, "seen": sorted(seen)})
 
 
@@ -105,25 +106,31 @@ def test_prune_removes_stale_leftovers_of_crashed_publishes(tmp_path):
     assert not stale.exists() and fresh.exists() and not os.path.lexists(tmp_path / ".current.tmp-1-abc")
 
 
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the reader process did not keep up"
+        time.sleep(0.01)
+
+
 def test_reader_in_another_process_never_sees_a_partial_or_mixed_snapshot(tmp_path):
     snapshot.publish(tmp_path, _tables("p0", 50), {"token": "p0"}, keep=3)
     ctx = mp.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_reader_loop, args=(str(tmp_path), stop, out))
+    stop, out, latest = ctx.Event(), ctx.Queue(), ctx.Value("i", -1)
+    proc = ctx.Process(target=_reader_loop, args=(str(tmp_path), stop, latest, out))
     proc.start()
     try:
-        time.sleep(1.5)  # let the spawned reader import pandas and start looping
+        _wait_for(lambda: latest.value >= 0)  # the spawned reader is looping
         for i in range(1, 11):
             snapshot.publish(tmp_path, _tables(f"p{i}", 50 + i * 100), {"token": f"p{i}"}, keep=3)
-            time.sleep(0.05)
-        time.sleep(0.3)
+            _wait_for(lambda i=i: latest.value >= i)  # it read this one before the next publish
     finally:
         stop.set()
-        result = out.get(timeout=30)
+        result = out.get(timeout=60)
         proc.join(timeout=30)
     assert result["errors"] == []
-    assert result["reads"] > 20
-    assert len(result["seen"]) >= 3  # it really read while the publishes happened
+    assert result["seen"] == sorted(f"p{i}" for i in range(11))  # it read every one of the 10 publishes
+    assert result["reads"] >= 22
 
 
 def test_reader_thread_during_publishes(tmp_path):
