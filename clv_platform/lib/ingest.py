@@ -309,7 +309,9 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> No
 def _apply_rules(
     con: duckdb.DuckDBPyConnection, partition_date: date, now: datetime, check_returns: bool
 ) -> None:
-    """temp table _checked = rows of _landing with typed values and reason codes."""
+    """temp table _checked(source_line, typed values, reasons) in file order: row i of _checked is row i of
+    _landing_rows, so the two are combined with a POSITIONAL JOIN (no copy of the raw text)."""
+    con.execute("DROP VIEW IF EXISTS _checked_rows")
     con.execute("DROP TABLE IF EXISTS _checked")
     con.execute(
         "CREATE TEMP TABLE _checked AS " + warehouse.read_sql("ingest_row_rules"),
@@ -324,6 +326,8 @@ def _apply_rules(
             "max_unit_price": MAX_UNIT_PRICE,
         },
     )
+    con.execute("CREATE OR REPLACE TEMP VIEW _checked_rows AS "
+                "SELECT c.*, l.* FROM _landing_rows AS l POSITIONAL JOIN _checked AS c")
 
 
 def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
@@ -399,12 +403,12 @@ def load_file(
                 con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
             con.execute(
                 f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "
-                f"SELECT ?, ?, source_line, {_COLS} FROM _checked",
+                f"SELECT ?, ?, source_line, {_COLS} FROM _landing",
                 params,
             )
             con.execute(
                 f"INSERT INTO raw.rejected_transactions (partition_date, source_file, source_line, reasons, {_COLS}) "
-                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked WHERE reasons <> ''",
+                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked_rows WHERE reasons <> ''",
                 params,
             )
             con.execute(
@@ -414,7 +418,7 @@ def load_file(
                 SELECT ?, order_id, t_line_number, customer_id, t_order_ts, category, t_quantity, t_unit_price,
                     CAST(round(t_quantity * t_unit_price, 2) AS DECIMAL(18, 2)), channel, country,
                     nullif(trim(original_order_id), ''), ?, source_line
-                FROM _checked WHERE reasons = ''""",
+                FROM _checked_rows WHERE reasons = ''""",
                 params,
             )
             rows_read, rows_rejected = con.execute(
@@ -430,7 +434,7 @@ def load_file(
             con.execute("ROLLBACK")
             raise
     finally:
-        for obj in ("TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
+        for obj in ("VIEW IF EXISTS _checked_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
                     "TABLE IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
@@ -471,7 +475,7 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
         report.rows_valid = report.rows_read - report.rows_rejected
         report.reason_counts = _reason_counts(con)
         cur = con.execute(
-            f"SELECT source_line, reasons, {_COLS} FROM _checked WHERE reasons <> '' ORDER BY source_line LIMIT ?",
+            f"SELECT source_line, reasons, {_COLS} FROM _checked_rows WHERE reasons <> '' ORDER BY source_line LIMIT ?",
             [examples],
         )
         names = [d[0] for d in cur.description]

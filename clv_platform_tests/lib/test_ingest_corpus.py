@@ -1,5 +1,7 @@
 """The bad-input corpus (bad_inputs/cases.py): exact outcome of every row-level and file-level case."""
 
+import csv
+import io
 from datetime import date, datetime
 
 import duckdb
@@ -63,6 +65,13 @@ def test_row_case(case, con, tmp_path):
         "SELECT source_line, order_id, quantity, unit_price, amount FROM staging.transactions "
         "WHERE partition_date = ? ORDER BY source_line", [date.fromisoformat(DAY)]).fetchall()
     assert [r[0] for r in staged] == [line for line in range(2, n_rows + 2) if line not in case.rejected]
+    # quarantined rows keep their raw text, exactly as in the file at that line
+    file_rows = list(csv.reader(io.StringIO(text)))
+    kept = con.execute(f"SELECT source_line, {', '.join(schema.LANDING_COLUMNS)} FROM raw.rejected_transactions "
+                       "ORDER BY 1").fetchall()
+    for line, *values in kept:
+        assert [v or "" for v in values] == file_rows[line - 1]
+    assert [r[1] for r in staged] == [file_rows[line - 1][0] for line, *_ in staged]
     for _, _, q, p, amount in staged:
         assert float(amount) == round(q * float(p), 2)
     assert validation.reconcile(con, [DAY])["passed"]
