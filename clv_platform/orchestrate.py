@@ -102,10 +102,10 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
             echo(f"  {spec.name}: production already set; the new version waits as `staging` (make promote-{model})")
         else:
             echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better).message)
-    echo("[5/6] scoring every customer and publishing the serving snapshot")
-    run_job("scoring_job")
-    echo("[6/6] monthly segment history")
+    echo("[5/6] monthly segment history (as-of month ends, with the production models)")
     run_segment_history(end)
+    echo("[6/6] scoring every customer and publishing the serving snapshot")
+    run_job("scoring_job")
     echo(summary_text())
 
 
@@ -161,10 +161,16 @@ def snapshot_lines(snapshot_root: Path) -> list[str]:
     tables = {name: snapshot.table(name) for name in snapshot.table_names}
     metrics = tables.get("model_metrics")
     if metrics is not None and len(metrics):
-        lines.append("model metrics on held-out customers:")
-        lines.extend("  " + line for line in metrics.to_string(index=False, float_format="{:.3f}".format).splitlines())
+        wide = metrics.pivot_table(index=["registered_model", "metric"], columns="model", values="value")
+        for registered_model, block in wide.groupby(level=0):
+            block = block.droplevel(0).dropna(axis=1, how="all")
+            lines.append(f"{registered_model} metrics on held-out customers:")
+            lines.extend("  " + line for line in block.to_string(float_format="{:.3f}".format).splitlines())
     segments = tables.get("segment_summary")
     if segments is not None and len(segments):
+        columns = ["segment_name", "customers", "share", "value_share", "avg_predicted_clv", "avg_p_alive",
+                   "avg_days_since_last_order"]
+        segments = segments[[c for c in columns if c in segments.columns]]
         lines.append("segments:")
         lines.extend("  " + line for line in segments.to_string(index=False, float_format="{:.2f}".format).splitlines())
     return lines

@@ -1,19 +1,28 @@
-"""Jobs: ingestion (daily partitions), training (models), scoring (publish the serving snapshot)."""
+"""Jobs: ingestion (daily partitions), training (models), scoring (publish the serving snapshot), history."""
 
 import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished
 
 from clv_platform.defs.partitions import daily_partitions, monthly_partitions
+
+# Console logs at INFO: the step-by-step DEBUG events stay in the Dagster UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# Backstop for MLflow runs: ends any run still open when a job's steps are done (our resource ends its own).
+MLFLOW_HOOKS = {end_mlflow_on_run_finished}
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
     selection=dg.AssetSelection.groups("ingestion"),
     partitions_def=daily_partitions,
+    config=QUIET_LOGS,
     description="Load landing files into raw/staging, one daily partition each (ranges run as one run).",
 )
 
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("features", "btyd", "models"),
+    config=QUIET_LOGS,
+    hooks=MLFLOW_HOOKS,
     description="Features as of the latest day, BTYD fits, CLV and segment models (registered as `staging`).",
 )
 
@@ -21,6 +30,9 @@ scoring_job = dg.define_asset_job(
     "scoring_job",
     selection=dg.AssetSelection.groups("features", "btyd")
     | dg.AssetSelection.assets(dg.AssetKey(["serving", "customer_scores"])),
+    # Rescoring refits BTYD on the latest day; the Pareto/NBD comparison and plots belong to training runs.
+    config={**QUIET_LOGS, "ops": {"models__bgnbd": {"config": {"compare_pareto": False, "diagnostics": False}}}},
+    hooks=MLFLOW_HOOKS,
     description="Score every customer with the `production` models and publish the serving snapshot.",
 )
 
@@ -28,5 +40,7 @@ segment_history_job = dg.define_asset_job(
     "segment_history_job",
     selection=dg.AssetSelection.assets(dg.AssetKey(["serving", "segment_history"])),
     partitions_def=monthly_partitions,
+    config=QUIET_LOGS,
+    hooks=MLFLOW_HOOKS,
     description="Month-end as-of scores and segments for every customer (backfillable history).",
 )
