@@ -10,6 +10,15 @@ purchase day, ``T`` = as_of - first purchase day, both divided by ``time_unit_da
 mean gross amount per repeat purchase day (0 when frequency = 0). These equal
 ``lifetimes.utils.summary_data_from_transaction_data(purchase_lines, ..., freq="D",
 freq_multiplier=time_unit_days)`` fed with the purchase lines only.
+
+Behavioural columns (days are calendar days, money net of returns unless called gross; NaN where undefined,
+e.g. a std over fewer than two values): orders (purchase orders), total_spend, gross_spend,
+avg_order_value, avg_order_value_std (gross per purchase order), inter_purchase_days_mean/_std (gaps between
+purchase days), days_since_last_order, tenure_days, spend_last_90d, spend_prev_90d (net, days
+(as_of-90, as_of] and (as_of-180, as_of-90]), spend_trend ((last - prev) / (|last| + |prev|), 0 when both
+are 0), category_diversity (distinct categories bought), channel_share_web/app/store/phone and weekend_share
+(shares of purchase orders), return_rate (returned / gross amount), avg_basket_size (items per purchase
+order), avg_lines_per_order, country (most frequent over orders, ties to the first name), as_of_date.
 """
 
 import datetime as dt
@@ -22,6 +31,7 @@ from clv_platform.lib import warehouse
 
 SOURCE_COLUMNS = ("customer_id", "order_id", "order_ts", "amount", "quantity", "category", "channel", "country")
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+HOLDOUT_COLUMNS = ("frequency_holdout", "spend_holdout", "duration_holdout")
 FEATURES_TABLE = "features.customer_features"
 
 _IDENT_PART = r"[A-Za-z_][A-Za-z0-9_$]*"
