@@ -3,9 +3,10 @@
 Training set = one row per customer: features as of a cutoff (plus the BTYD predictions made at that
 cutoff) and the realised spend in the `horizon_days` after it (the target). The model is
 
-* a Tweedie-objective gradient-boosted ensemble (zero-inflated, right-skewed spend): K boosters trained
-  with K-fold cross-validation *inside the training customers*, each early-stopped on its held-out fold;
-  the prediction is their mean;
+* a Tweedie-objective gradient-boosted model (zero-inflated, right-skewed spend): K-fold cross-validation
+  *inside the training customers* early-stops one booster per fold and gives out-of-fold predictions; the
+  final booster is refitted on all training customers for the mean early-stopping round count (or, with
+  refit=False, the prediction is the mean of the K fold boosters);
 * calibrated on the out-of-fold predictions: a piecewise-linear map fitted on prediction-quantile bins
   (fixes the per-decile level) and a final total-scale factor (fixes total bias), both monotone so the
   ranking is not changed;
@@ -236,6 +237,7 @@ def train(
     params: dict | None = None,
     inner_folds: int = 4,
     repeats: int = 1,
+    refit: bool = True,
     num_boost_round: int = 3000,
     early_stopping_rounds: int = 100,
     calibration_bins: int = 20,
@@ -247,7 +249,9 @@ def train(
     Every split is by customer (rows are customers). Inner K-fold CV gives early stopping per booster
     and out-of-fold predictions, on which the calibration map and total scale are fitted; nothing
     outside `df` is used, so in a backtest this stays inside the outer training folds. `repeats` > 1 repeats
-    the CV with other fold assignments (more boosters in the ensemble, averaged out-of-fold predictions).
+    the CV with other fold assignments (averaged out-of-fold predictions). `refit` (default): the model is
+    one booster refitted on every training customer for the mean early-stopping round count (4x fewer
+    trees to evaluate when scoring); otherwise the ensemble of the CV boosters.
     """
     if len(df) < 10 * inner_folds:
         raise ValueError(f"CLV model needs at least {10 * inner_folds} customers to train, got {len(df)}")
@@ -277,6 +281,10 @@ def train(
             boosters.append(b)
             best_iters.append(int(b.current_iteration()))
     fold = first_fold
+    if refit:
+        rounds = max(1, int(round(float(np.mean(best_iters)))))
+        full = lgb.train({**p, "seed": seed}, lgb.Dataset(x, y, feature_name=features), num_boost_round=rounds)
+        boosters = [full]
 
     kx, ky = _piecewise_fit(oof, y, bins=min(calibration_bins, max(len(df) // 50, 2)))
     calibrated = _piecewise_apply(oof, kx, ky)
@@ -296,6 +304,7 @@ def train(
 
     info = {
         "n_train": int(len(df)), "inner_folds": inner_folds, "repeats": repeats, "best_iterations": best_iters,
+        "refit": refit, "n_trees": [int(b.current_iteration()) for b in boosters],
         "target": target, "target_mean": float(y.mean()), "target_zero_share": float((y == 0).mean()),
         "oof_total_ratio_before_scale": float(calibrated.sum() / y.sum()) if y.sum() > 0 else None,
         "quantiles": quantiles,
