@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,6 +25,7 @@ from clv_platform.lib import schema, warehouse
 
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
+RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 # Reason codes, in the order the row rules emit them, with what a person should do about each.
@@ -49,7 +50,8 @@ REASONS = {
     "unknown_channel": "channel is not one of schema.CHANNELS",
     "unknown_country": "country is not one of schema.COUNTRIES",
     "return_without_original_order": "negative quantity without original_order_id",
-    "return_without_known_order": "original_order_id is no known order of this customer",
+    "return_without_known_order":
+        f"original_order_id is no sale of this customer in this file or the {RETURN_WINDOW_DAYS} days before",
     "original_order_on_sale": "original_order_id set on a line with positive quantity",
     "duplicate_line": "(order_id, line_number) already seen earlier in the file",
 }
@@ -331,9 +333,9 @@ def _apply_rules(
 
 
 def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
-    """temp table _prior_orders: the sales of earlier partitions that this file's return lines refer to.
-    Looked up by explicit ids (and their min/max, which prunes row groups: order ids grow over time), so
-    the cost does not grow with the history."""
+    """temp table _prior_orders: the sales of the RETURN_WINDOW_DAYS partitions before `day` that this file's
+    return lines refer to. The date window prunes row groups (partitions are loaded in date order), so the
+    lookup does not grow with the history."""
     ids = [r[0] for r in con.execute(
         "SELECT DISTINCT original_order_id FROM _landing WHERE starts_with(quantity, '-') "
         "AND coalesce(trim(original_order_id), '') <> ''").fetchall()]
@@ -343,8 +345,9 @@ def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
         return
     con.execute(
         "CREATE TEMP TABLE _prior_orders AS SELECT DISTINCT order_id, customer_id FROM staging.transactions "
-        "WHERE partition_date < ? AND quantity > 0 AND order_id BETWEEN ? AND ? AND list_contains(?, order_id)",
-        [day, min(ids), max(ids), ids],
+        "WHERE partition_date < ? AND partition_date >= ? AND quantity > 0 "
+        "AND order_id BETWEEN ? AND ? AND list_contains(?, order_id)",
+        [day, day - timedelta(days=RETURN_WINDOW_DAYS), min(ids), max(ids), ids],
     )
 
 

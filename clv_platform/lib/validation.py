@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib import schema
-from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE
+from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
 
 MAX_REJECT_SHARE = 0.05      # a partition with more quarantined rows than this (and >= MIN_ROWS_FOR_SHARE) fails
 MIN_ROWS_FOR_SHARE = 20
@@ -36,7 +36,8 @@ CHECKS = {
         f"quantity is a non-zero integer within ±{MAX_QUANTITY}, 0 <= unit_price <= {MAX_UNIT_PRICE}, "
         "amount = round(quantity * unit_price, 2)",
     "transactions_returns_refer_to_known_orders":
-        "negative lines carry original_order_id of an earlier order of the same customer; sales carry none",
+        f"negative lines carry original_order_id of a sale of the same customer in the {RETURN_WINDOW_DAYS} days "
+        "before; sales carry none",
     "transactions_are_inside_their_partition_day": "order_ts is on the partition's day and not in the future",
     "transactions_use_known_vocabularies": "channel, country and category are in the contract's vocabularies",
     "transactions_quarantine_share_is_acceptable":
@@ -278,15 +279,17 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
                count(*) FILTER (WHERE NOT EXISTS (
                    SELECT 1 FROM staging.transactions s
                    WHERE s.order_id = r.original_order_id AND s.customer_id = r.customer_id
-                     AND s.quantity > 0 AND s.partition_date <= r.partition_date)) AS bad,
+                     AND s.quantity > 0 AND s.partition_date <= r.partition_date
+                     AND s.partition_date >= r.partition_date - $window)) AS bad,
                list(r.order_id || '/' || r.line_number ORDER BY r.source_line) FILTER (WHERE NOT EXISTS (
                    SELECT 1 FROM staging.transactions s
                    WHERE s.order_id = r.original_order_id AND s.customer_id = r.customer_id
-                     AND s.quantity > 0 AND s.partition_date <= r.partition_date))[1:5] AS examples
+                     AND s.quantity > 0 AND s.partition_date <= r.partition_date
+                     AND s.partition_date >= r.partition_date - $window))[1:5] AS examples
         FROM staging.transactions r
-        WHERE r.quantity < 0 AND list_contains(?, r.partition_date)
+        WHERE r.quantity < 0 AND list_contains($days, r.partition_date)
         GROUP BY r.partition_date""",
-        [partition_dates],
+        {"days": partition_dates, "window": RETURN_WINDOW_DAYS},
     ).fetchall()
     per = {d: (n, bad) for d, n, bad, _ in rows}
     out.append(ExpectationOutcome(

@@ -20,7 +20,6 @@ from clv_platform_tests.lib.bad_inputs.cases import (
 )
 
 NOW = datetime.fromisoformat(f"{DAY}T12:00:00")
-PRIOR_DAY = "2024-03-09"
 
 
 @pytest.fixture
@@ -45,8 +44,8 @@ def test_row_case(case, con, tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
     if case.prior:
-        (landing / f"transactions_{PRIOR_DAY}.csv").write_text("\n".join([HEADER, *case.prior]) + "\n")
-        ingest.load_partition(con, PRIOR_DAY, landing, now=NOW)
+        (landing / f"transactions_{case.prior_day}.csv").write_text("\n".join([HEADER, *case.prior]) + "\n")
+        ingest.load_partition(con, case.prior_day, landing, now=NOW)
     text = csv_text(*case.bad_rows)
     (landing / f"transactions_{DAY}.csv").write_text(text)
 

@@ -26,7 +26,8 @@ class RowCase:
     name: str
     bad_rows: list[str]
     rejected: dict[int, str]          # source_line -> reasons
-    prior: list[str] = field(default_factory=list)   # rows of the previous day's file, loaded first
+    prior: list[str] = field(default_factory=list)   # rows of an earlier day's file, loaded first
+    prior_day: str = "2024-03-09"
 
 
 ROW_CASES = [
@@ -85,6 +86,9 @@ ROW_CASES = [
     RowCase("return_of_same_file_order_is_valid", [f"R1,1,C1,{DAY}T12:00:00,books,-1,12.5,web,US,O1"], {}),
     RowCase("return_of_earlier_day_order_is_valid", [f"R1,1,C9,{DAY}T12:00:00,books,-2,7,app,FR,P1"], {},
             prior=["P1,1,C9,2024-03-09T08:00:00,books,2,7,app,FR,"]),
+    RowCase("return_outside_return_window", [f"R1,1,C9,{DAY}T12:00:00,books,-2,7,app,FR,P1"],
+            {5: "return_without_known_order"}, prior=["P1,1,C9,2023-12-01T08:00:00,books,2,7,app,FR,"],
+            prior_day="2023-12-01"),
     RowCase("quoted_fields_are_valid", [f'"O3",1,"C,3",{DAY}T11:00:00,books,1,"5.25",web,US,'], {}),
 ]
 
