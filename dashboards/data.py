@@ -17,6 +17,7 @@ Column names are looked up among a few aliases so the pages degrade to a message
 table is shaped a little differently.
 """
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -141,15 +142,16 @@ def split_metric(model: str, metric: str) -> tuple[str, str]:
     metric = str(metric)
     if metric in METRIC_LABELS:
         return model, metric
+    known = set(MODEL_ORDER) | set(MODEL_ALIASES)
     for base in METRIC_LABELS:
         for sep in ("_", ".", "/", ":"):
-            if metric.endswith(sep + base):
+            if metric.endswith(sep + base) and metric[: -len(base) - 1] in known:
                 prefix = metric[: -len(base) - 1]
                 return MODEL_ALIASES.get(prefix, prefix), base
-            if metric.startswith(base + sep):
+            if metric.startswith(base + sep) and metric[len(base) + 1:] in known:
                 suffix = metric[len(base) + 1:]
                 return MODEL_ALIASES.get(suffix, suffix), base
-    return model, metric
+    return model, metric  # e.g. holdout_normalized_gini stays as it is (shown under other metrics)
 
 
 def metrics_long(model_metrics: pd.DataFrame | None, manifest_metrics: dict | None = None) -> pd.DataFrame:
@@ -360,12 +362,30 @@ def dq_normalise(dq: pd.DataFrame | None) -> pd.DataFrame:
     out = dq.rename(columns={exp: "expectation", ok: "success"}).copy()
     out["partition_date"] = pd.to_datetime(out["partition_date"], errors="coerce").dt.date
     out["success"] = out["success"].astype(bool)
+    names = out["expectation"].astype(str)
+    short = names.map(short_expectation)
+    # drop a prefix every check shares (e.g. "transactions_") so the labels fit next to the chart
+    common = os.path.commonprefix(sorted(set(short))) if short.nunique() > 1 else ""
+    common = common[: common.rfind("_") + 1]
+    if common:
+        short = short.str.slice(len(common))
+    out["check_name"] = short
     if "column_name" in out:
         col = out["column_name"].fillna("").astype(str)
-        out["check"] = np.where(col != "", out["expectation"].astype(str) + " (" + col + ")", out["expectation"])
+        out["check"] = np.where(col != "", short + " (" + col + ")", short)
     else:
-        out["check"] = out["expectation"].astype(str)
+        out["check"] = short
     return out.sort_values(["partition_date", "check"]).reset_index(drop=True)
+
+
+def short_expectation(name: str) -> str:
+    """'transactions_have_keys:expect_column_values_to_not_be_null' -> 'transactions_have_keys: not_be_null'."""
+    check, _, expectation = name.rpartition(":")
+    for prefix in ("expect_column_values_to_", "expect_column_", "expect_"):
+        if expectation.startswith(prefix):
+            expectation = expectation[len(prefix):]
+            break
+    return f"{check}: {expectation}" if check else expectation
 
 
 def dq_partitions(dq: pd.DataFrame) -> pd.DataFrame:

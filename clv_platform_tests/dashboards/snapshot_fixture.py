@@ -20,21 +20,22 @@ SEGMENTS = {
     "at risk": (60, (3, 10), (0.10, 0.45), 160.0, (150, 300)),
     "hibernating": (90, (0, 2), (0.02, 0.30), 18.0, (200, 500)),
 }
+# "<asset check>:<GX expectation>" as the validation stage records them in staging.validation_results
 EXPECTATIONS = [
-    ("expect_table_columns_to_match_ordered_list", None),
-    ("expect_column_values_to_not_be_null", "customer_id"),
-    ("expect_compound_columns_to_be_unique", "order_id,line_number"),
-    ("expect_column_values_to_be_between", "unit_price"),
-    ("expect_column_values_to_be_between", "quantity"),
-    ("expect_column_values_to_be_in_set", "channel"),
-    ("expect_column_values_to_be_in_set", "country"),
-    ("expect_column_values_to_match_strftime_format", "order_ts"),
+    ("transactions_match_schema:expect_table_columns_to_match_set", None),
+    ("transactions_have_keys:expect_column_values_to_not_be_null", "customer_id"),
+    ("transactions_have_unique_order_lines:expect_compound_columns_to_be_unique", "order_id,line_number"),
+    ("transactions_have_plausible_quantities_and_prices:expect_column_values_to_be_between", "unit_price"),
+    ("transactions_have_plausible_quantities_and_prices:expect_column_values_to_be_between", "quantity"),
+    ("transactions_use_known_vocabularies:expect_column_values_to_be_in_set", "channel"),
+    ("transactions_use_known_vocabularies:expect_column_values_to_be_in_set", "country"),
+    ("transactions_are_inside_their_partition_day:expect_column_values_to_be_between", "order_ts"),
 ]
 # (partition, expectation, column) -> unexpected rows
 DQ_FAILURES = {
-    (date(2026, 6, 12), "expect_column_values_to_be_in_set", "channel"): 7,
-    (date(2026, 6, 20), "expect_column_values_to_be_between", "unit_price"): 3,
-    (date(2026, 5, 30), "expect_column_values_to_be_in_set", "country"): 2,
+    (date(2026, 6, 12), EXPECTATIONS[5][0], "channel"): 7,
+    (date(2026, 6, 20), EXPECTATIONS[3][0], "unit_price"): 3,
+    (date(2026, 5, 30), EXPECTATIONS[6][0], "country"): 2,
 }
 DQ_DAYS = 45
 HISTORY_MONTHS = 6

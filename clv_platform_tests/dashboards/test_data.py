@@ -65,6 +65,12 @@ def test_metrics_table_wide_and_prefixed_names_and_manifest():
     m = data.metrics_table(prefixed)
     assert m.loc["Normalized Gini", "clv_model"] == 0.72 and m.loc["Normalized Gini", "btyd"] == 0.67
     assert m.loc["MAE", "naive"] == 41.0 and m.loc["MAE", "btyd"] == 32.7
+    # what lib/scoring publishes: the split rows plus run-level extras that are not model comparisons
+    extra = pd.DataFrame({"model": ["clv_model", "clv_model"], "metric": ["holdout_normalized_gini", "mae"],
+                          "value": [0.74, 125.4]})
+    m = data.metrics_table(extra)
+    assert list(m.columns) == ["better", "clv_model"] and list(m.index) == ["MAE"]
+    assert data.other_metrics(extra)["metric"].tolist() == ["holdout_normalized_gini"]
     m = data.metrics_table(None, {"customers": 300, "clv_model.normalized_gini": 0.7, "top10_capture": 0.5})
     assert list(m.index) == ["Normalized Gini", "Top-10% capture"] and list(m.columns) == ["better", "clv_model"]
     assert data.metrics_table(None, None).empty
@@ -138,7 +144,10 @@ def test_at_risk(tables):
 def test_data_quality_views(tables):
     dq = data.dq_normalise(tables["data_quality"])
     assert dq["check"].nunique() == len(EXPECTATIONS)
-    assert "expect_column_values_to_be_in_set (channel)" in set(dq["check"])
+    assert "use_known_vocabularies: be_in_set (channel)" in set(dq["check"])  # common "transactions_" dropped
+    assert data.short_expectation("transactions_have_keys:expect_column_values_to_not_be_null") == (
+        "transactions_have_keys: not_be_null")
+    assert data.short_expectation("expect_table_columns_to_match_set") == "table_columns_to_match_set"
     parts = data.dq_partitions(dq)
     failing = parts[parts["status"] == "fail"]
     assert sorted(failing["partition_date"]) == sorted({d for d, _, _ in DQ_FAILURES})

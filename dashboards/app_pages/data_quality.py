@@ -37,7 +37,9 @@ parts_in = parts[(parts["partition_date"] >= start) & (parts["partition_date"] <
 st.subheader("Pass / fail per expectation")
 grid = in_range.assign(result=in_range["success"].map({True: "pass", False: "fail"}),
                        day=pd.to_datetime(in_range["partition_date"]))
-tooltip = [alt.Tooltip("day:T", title="partition", format="%Y-%m-%d"), "check:N", "result:N"]
+tooltip = [alt.Tooltip("day:T", title="partition", format="%Y-%m-%d"), "expectation:N", "result:N"]
+if "column_name" in grid:
+    tooltip.insert(2, alt.Tooltip("column_name:N", title="column"))
 for c in ("unexpected_count", "element_count"):
     if c in grid:
         tooltip.append(alt.Tooltip(f"{c}:Q", format=","))
@@ -46,7 +48,7 @@ heat = (
     .mark_rect(stroke="white", strokeWidth=0.5)
     .encode(
         x=alt.X("yearmonthdate(day):T", title="Partition", axis=alt.Axis(format="%b %d", labelOverlap=True)),
-        y=alt.Y("check:N", title=None, axis=alt.Axis(labelLimit=420)),
+        y=alt.Y("check:N", title=None, axis=alt.Axis(labelLimit=380)),
         color=alt.Color("result:N", scale=alt.Scale(domain=["pass", "fail"], range=["#59a14f", "#e15759"]),
                         title=None),
         tooltip=tooltip,
@@ -57,6 +59,9 @@ st.altair_chart(heat, width="stretch")
 
 if "rejected_rows" in parts_in:
     st.subheader("Rejected rows over time")
+if "rejected_rows" in parts_in and not parts_in["rejected_rows"].fillna(0).any():
+    st.success("No row was rejected in these partitions.", icon=":material/check_circle:")
+elif "rejected_rows" in parts_in:
     chart_df = parts_in.assign(day=pd.to_datetime(parts_in["partition_date"]))
     enc = [alt.Tooltip("day:T", title="partition", format="%Y-%m-%d"),
            alt.Tooltip("rejected_rows:Q", format=",", title="rejected rows")]
@@ -78,17 +83,24 @@ default = failing["partition_date"].max() if len(failing) else dates[-1]
 chosen = st.selectbox("Partition", options=dates[::-1], index=dates[::-1].index(default), format_func=data.fmt_date,
                     key="dq_partition", help="Defaults to the latest partition with a failure")
 detail = dq[dq["partition_date"] == chosen]
-cols = [c for c in ("expectation", "column_name", "success", "element_count", "unexpected_count", "checked_at")
-        if c in detail]
+cols = [c for c in ("check_name", "column_name", "success", "element_count", "unexpected_count") if c in detail]
 shown = detail[cols].copy()
 shown["success"] = shown["success"].map({True: "pass", False: "FAIL"})
-shown = shown.rename(columns={"success": "result", "column_name": "column"})
-for c in ("element_count", "unexpected_count"):
+shown = shown.rename(columns={"check_name": "check", "success": "result", "column_name": "column",
+                              "element_count": "rows checked", "unexpected_count": "unexpected"})
+for c in ("rows checked", "unexpected"):
     if c in shown:
         shown[c] = shown[c].map(data.fmt_int)
-if "checked_at" in shown:
-    shown["checked_at"] = pd.to_datetime(shown["checked_at"], errors="coerce").dt.strftime("%Y-%m-%d %H:%M")
 st.table(shown.reset_index(drop=True))
+notes = []
+if "checked_at" in detail and detail["checked_at"].notna().any():
+    notes.append(f"Checked {pd.to_datetime(detail['checked_at']).max():%Y-%m-%d %H:%M}.")
+if "rows_read" in detail:
+    audit = detail.iloc[0]
+    notes.append(f"Load audit: {data.fmt_int(audit.get('rows_read'))} rows read, "
+                 f"{data.fmt_int(audit.get('rows_loaded'))} loaded, {data.fmt_int(audit.get('rows_rejected'))} rejected.")
+if notes:
+    st.caption(" ".join(notes))
 
 with st.expander(f"All failed checks ({int((~dq['success']).sum()):,})"):
     st.dataframe(dq[~dq["success"]].drop(columns=["check"]).sort_values("partition_date", ascending=False),
