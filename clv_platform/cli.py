@@ -147,6 +147,9 @@ def bench_validate_command(rows: int) -> None:
                f"= {r['rows_per_s']:,.0f} rows/s (goal <= 3 s)")
     click.echo(f"  validate only (check_file + GX)                 {r['validate_only_s']:6.2f} s")
     click.echo(f"  (GX import + context, once per process          {r['gx_import_and_context_s']:6.2f} s)")
+    click.echo(f"  process CPU s (all threads): check_file {r['cpu_check_file_s']:.2f}, load_partition "
+               f"{r['cpu_load_partition_s']:.2f}, GX {r['cpu_gx_suite_s']:.2f}; "
+               f"load average {r['load_average_1min']:.1f} (others' work on the machine inflates wall times)")
 
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
