@@ -51,6 +51,19 @@ def split_customers(n: int, test_fraction: float, seed: int) -> np.ndarray:
     return test
 
 
+def auto_horizon(con: duckdb.DuckDBPyConnection, source: str = "staging.transactions", preferred: int = 365) -> int:
+    """`preferred` days when the history holds at least twice that, else half the history (at least 7 days):
+    the cutoff must leave enough calibration history for the features and BTYD."""
+    # fetchall, not fetchone: DuckDB 2 keeps a partly fetched result open and then refuses con.register()
+    ((first, last),) = con.execute(
+        f"SELECT CAST(min(order_ts) AS DATE), CAST(max(order_ts) AS DATE) FROM {features.quote_identifier(source)}"
+    ).fetchall()
+    if first is None:
+        raise ValueError(f"{source} is empty: nothing to train on")
+    history = (last - first).days
+    return int(preferred) if history >= 2 * preferred else max(7, history // 2)
+
+
 def default_cutoff(con: duckdb.DuckDBPyConnection, horizon_days: int, source: str = "staging.transactions") -> dt.date:
     latest = features.latest_order_date(con, source)
     if latest is None:
@@ -60,7 +73,7 @@ def default_cutoff(con: duckdb.DuckDBPyConnection, horizon_days: int, source: st
 
 def warehouse_training_set(
     con: duckdb.DuckDBPyConnection,
-    horizon_days: int = 365,
+    horizon_days: int | None = 365,
     cutoff=None,
     source: str = "staging.transactions",
     test_fraction: float = 0.2,
@@ -68,9 +81,12 @@ def warehouse_training_set(
     btyd_time_unit_days: float = btyd.WEEK_DAYS,
 ) -> dict:
     """Train/test customers as of `cutoff` (default latest order day − horizon) with BTYD features.
+    `horizon_days=None`: `auto_horizon` (365 days, or half the history when that is shorter than two years).
 
     Returns {"cutoff", "horizon_days", "train", "test", "btyd_models"}; BTYD is fitted on train customers only.
     """
+    if horizon_days is None:
+        horizon_days = auto_horizon(con, source)
     cutoff = default_cutoff(con, horizon_days, source) if cutoff is None else pd.Timestamp(cutoff).date()
     cal = features.calibration_holdout(con, cutoff, int(horizon_days), source=source, time_unit_days=1.0)
     if len(cal) < 100:

@@ -99,3 +99,15 @@ def test_calibration_map_is_monotone_and_keeps_zero():
 def test_too_few_customers_is_a_clear_error():
     with pytest.raises(ValueError, match="at least"):
         clv_model.train(pd.DataFrame({"frequency": [1.0] * 5, "spend_holdout": [1.0] * 5}), horizon_days=30)
+
+
+def test_auto_horizon_leaves_calibration_history():
+    con = duckdb.connect()
+    for days, expected in ((800, 365), (400, 200), (10, 7)):
+        lines = pd.DataFrame({"order_ts": pd.Timestamp("2024-01-01") + pd.to_timedelta([0, days], unit="D")})
+        con.register("lines", lines)
+        con.execute("CREATE OR REPLACE TABLE tx AS SELECT * FROM lines").fetchall()
+        assert training.auto_horizon(con, "tx") == expected
+    with pytest.raises(ValueError, match="empty"):
+        con.execute("DELETE FROM tx").fetchall()
+        training.auto_horizon(con, "tx")

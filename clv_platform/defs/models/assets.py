@@ -24,7 +24,9 @@ SEGMENT = registry.MODELS["segment"]
 
 
 class ClvModelConfig(dg.Config):
-    horizon_days: int = 365      # target: spend in the horizon after the cutoff (= latest day - horizon)
+    # target: spend in the horizon after the cutoff (= latest day - horizon); 0 = 365 days, or half the
+    # history when it is shorter than two years
+    horizon_days: int = 0
     test_fraction: float = 0.2   # held-out customers for the comparison with BTYD and the naive baseline
     inner_folds: int = 4         # CV folds inside the training customers (early stopping + calibration)
     seed: int = 0
@@ -59,11 +61,11 @@ def clv_model_asset(
     context: dg.AssetExecutionContext, config: ClvModelConfig, warehouse: WarehouseResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        ts = training.warehouse_training_set(con, horizon_days=config.horizon_days,
+        ts = training.warehouse_training_set(con, horizon_days=config.horizon_days or None,
                                              test_fraction=config.test_fraction, seed=config.seed)
-    model = clv_model.train(ts["train"], horizon_days=config.horizon_days, inner_folds=config.inner_folds,
-                            seed=config.seed)
-    table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], config.horizon_days)
+    horizon = ts["horizon_days"]
+    model = clv_model.train(ts["train"], horizon_days=horizon, inner_folds=config.inner_folds, seed=config.seed)
+    table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], horizon)
     importance = model.feature_importance()
     context.log.info("held-out metrics:\n%s", table.round(4).to_string())
 
@@ -82,7 +84,7 @@ def clv_model_asset(
         "registered_version": dg.MetadataValue.text(f"{CLV.name} v{version} (alias staging)"),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
         "cutoff": dg.MetadataValue.text(str(ts["cutoff"])),
-        "horizon_days": config.horizon_days,
+        "horizon_days": horizon,
         "train_customers": len(ts["train"]),
         "test_customers": len(ts["test"]),
         "metrics": dg.MetadataValue.md(table.to_markdown(floatfmt=".4f")),
@@ -103,7 +105,7 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
 
     with mlflow.start_run(context, run_name="clv_model") as run:
         mlf.log_params({
-            "horizon_days": config.horizon_days, "cutoff": str(ts["cutoff"]), "test_fraction": config.test_fraction,
+            "horizon_days": ts["horizon_days"], "cutoff": str(ts["cutoff"]), "test_fraction": config.test_fraction,
             "inner_folds": config.inner_folds, "seed": config.seed, "n_train": len(ts["train"]),
             "n_test": len(ts["test"]), "n_features": len(model.features), "calibration_scale": round(model.scale, 6),
             **{f"lgb_{k}": v for k, v in model.params.items() if k not in ("verbosity", "seed")},
@@ -122,7 +124,7 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
         info = clv_model.log_to_mlflow(model, ts["train"], name="clv_model")
         run_id = run.info.run_id
     version = registry.register(run_id, "clv_model", CLV.name, model_uri=info.model_uri,
-                                tags={"cutoff": ts["cutoff"], "horizon_days": config.horizon_days},
+                                tags={"cutoff": ts["cutoff"], "horizon_days": ts["horizon_days"]},
                                 tracking_uri=mlflow.tracking_uri)
     return version, run_id
 
