@@ -5,6 +5,12 @@ import streamlit as st
 from dashboards import common, data
 
 SHOW_MAX = 5000  # rows drawn in the table; the CSV always has all of them
+LABELS = {
+    "segment_name": "segment", "total_spend": "spend so far", "predicted_clv": "predicted CLV",
+    "predicted_clv_p10": "CLV p10", "predicted_clv_p90": "CLV p90", "btyd_clv": "BTYD CLV", "p_alive": "P(alive)",
+    "days_since_last_order": "days since last order", "orders": "orders",
+    "expected_purchases_90d": "purchases next 90 d",
+}
 VALUE_MEASURES = {
     "total_spend": "Spend so far",
     "predicted_clv": "Predicted CLV",
@@ -45,15 +51,15 @@ if rows.empty:
     st.success("No customer matches these thresholds.", icon=":material/check_circle:")
     st.stop()
 
-sort_labels = {c: c.replace("_", " ") for c in rows.columns if c != "customer_id"}
+sort_labels = {c: LABELS.get(c, c.replace("_", " ")) for c in rows.columns if c != "customer_id"}
 s1, s2, s3 = st.columns([2, 1, 2])
 sort_col = s1.selectbox("Sort by", list(sort_labels), format_func=sort_labels.get,
                         index=list(sort_labels).index(value_col), key="risk_sort")
 ascending = s2.toggle("Ascending", value=False, key="risk_ascending")
 rows = rows.sort_values(sort_col, ascending=ascending, kind="stable").reset_index(drop=True)
 
-def money(label: str):
-    return st.column_config.NumberColumn(label, format="dollar")
+def money(col: str):
+    return st.column_config.NumberColumn(LABELS[col], format="dollar")
 
 
 if len(rows) > SHOW_MAX:
@@ -66,13 +72,13 @@ st.dataframe(
     column_config={
         "customer_id": st.column_config.LinkColumn("customer", display_text=r"customer_id=(.*)$",
                                                    help="Open in Customer lookup"),
-        "segment_name": st.column_config.TextColumn("segment"),
-        "total_spend": money("spend so far"), "predicted_clv": money("predicted CLV"),
-        "predicted_clv_p10": money("CLV p10"), "predicted_clv_p90": money("CLV p90"),
-        "btyd_clv": money("BTYD CLV"),
-        "p_alive": st.column_config.ProgressColumn("P(alive)", min_value=0.0, max_value=1.0, format="%.2f"),
-        "days_since_last_order": st.column_config.NumberColumn("days since last order"),
-        "expected_purchases_90d": st.column_config.NumberColumn("purchases next 90 d", format="%.2f"),
+        "segment_name": st.column_config.TextColumn(LABELS["segment_name"]),
+        **{c: money(c) for c in ("total_spend", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
+                                 "btyd_clv")},
+        "p_alive": st.column_config.ProgressColumn(LABELS["p_alive"], min_value=0.0, max_value=1.0, format="%.2f"),
+        "days_since_last_order": st.column_config.NumberColumn(LABELS["days_since_last_order"]),
+        "orders": st.column_config.NumberColumn(LABELS["orders"], format="%d"),
+        "expected_purchases_90d": st.column_config.NumberColumn(LABELS["expected_purchases_90d"], format="%.2f"),
     },
     height=min(35 * min(len(rows), SHOW_MAX) + 40, 560),
 )
