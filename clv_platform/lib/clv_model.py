@@ -68,15 +68,24 @@ def _threads(n_rows: int) -> int:
     return 1 if n_rows < 100_000 else 0
 
 
-def _derive(df: pd.DataFrame) -> pd.DataFrame:
+def _float(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _derived(df: pd.DataFrame) -> dict[str, np.ndarray]:
     """Features computed inside the model, so training and scoring compute them identically."""
     out = {}
     if "expected_purchases_365d" in df.columns and "expected_avg_order_value" in df.columns:
-        out["value_btyd_365d"] = (pd.to_numeric(df["expected_purchases_365d"], errors="coerce")
-                                  * pd.to_numeric(df["expected_avg_order_value"], errors="coerce"))
+        out["value_btyd_365d"] = _float(df["expected_purchases_365d"]) * _float(df["expected_avg_order_value"])
     if "total_spend" in df.columns and "tenure_days" in df.columns:
-        tenure = pd.to_numeric(df["tenure_days"], errors="coerce").clip(lower=1.0)
-        out["spend_per_tenure_day"] = pd.to_numeric(df["total_spend"], errors="coerce") / tenure
+        out["spend_per_tenure_day"] = _float(df["total_spend"]) / np.maximum(_float(df["tenure_days"]), 1.0)
+    return out
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    out = _derived(df)
     return df.assign(**out) if out else df
 
 
@@ -94,11 +103,15 @@ def feature_columns(df: pd.DataFrame, target: str = TARGET) -> list[str]:
 
 
 def _matrix(df: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    df = _derive(df)
-    missing = [c for c in features if c not in df.columns]
+    """float64 feature matrix, column by column (no copy of the whole frame: scoring passes 1M rows)."""
+    derived = _derived(df)
+    missing = [c for c in features if c not in df.columns and c not in derived]
     if missing:
         raise KeyError(f"CLV model input lacks feature columns {missing}")
-    return df[list(features)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    x = np.empty((len(df), len(features)), dtype="float64")
+    for j, col in enumerate(features):
+        x[:, j] = derived[col] if col in derived else _float(df[col])
+    return x
 
 
 def _piecewise_fit(pred: np.ndarray, actual: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
