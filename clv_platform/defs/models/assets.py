@@ -61,8 +61,11 @@ def clv_model_asset(
     context: dg.AssetExecutionContext, config: ClvModelConfig, warehouse: WarehouseResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        ts = training.warehouse_training_set(con, horizon_days=config.horizon_days or None,
-                                             test_fraction=config.test_fraction, seed=config.seed)
+        try:
+            ts = training.warehouse_training_set(con, horizon_days=config.horizon_days or None,
+                                                 test_fraction=config.test_fraction, seed=config.seed)
+        except ValueError as exc:  # empty or too short a history
+            raise dg.Failure(description=f"cannot train the CLV model: {exc}") from None
     horizon = ts["horizon_days"]
     model = clv_model.train(ts["train"], horizon_days=horizon, inner_folds=config.inner_folds, seed=config.seed)
     table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], horizon)
@@ -145,7 +148,10 @@ def segment_model_asset(
     context: dg.AssetExecutionContext, config: SegmentModelConfig, warehouse: WarehouseResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    clv = registry.load(CLV.name, registry.STAGING, tracking_uri=mlflow.tracking_uri)
+    try:
+        clv = registry.load(CLV.name, registry.STAGING, tracking_uri=mlflow.tracking_uri)
+    except registry.RegistryError as exc:
+        raise dg.Failure(description=f"{exc}. Materialise models/clv_model first.") from None
     with warehouse.connect() as con:
         as_of, frame = scoring.scoring_inputs(con)
     frame = frame.reset_index(drop=True)
