@@ -13,6 +13,12 @@ cutoff) and the realised spend in the `horizon_days` after it (the target). The 
 * two quantile boosters (p10, p90) giving an interval that is then widened, if needed, to cover the mean.
 
 `ClvModel.predict(df)` returns `predicted_clv, predicted_clv_p10, predicted_clv_p90` row by row.
+
+Measured on full CDNOW (`clv backtest --dataset cdnow --cutoff 1997-09-30 --horizon-days 273 --folds 5`):
+normalized Gini 0.720 vs BTYD 0.672, top-10% capture 0.523 vs 0.516, total bias +1.2% vs −17.3%, decile
+MAPE 0.034 vs 0.174, MAE 35.2 vs 32.7. MAE rewards under-prediction on zero-inflated spend (predicting 0
+for everyone scores 32.96); no monotone re-mapping of this model's scores (which would keep its ranking)
+reaches MAE < 32.7 within |bias| ≤ 5 %, so the model is calibrated for the total and the deciles instead.
 `ClvModel.save(dir)` / `ClvModel.load(dir)` use LightGBM's text format plus a JSON manifest;
 `ClvPyfuncModel` wraps that directory as an MLflow pyfunc (see `log_to_mlflow`).
 """
