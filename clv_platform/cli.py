@@ -18,6 +18,17 @@ def bench() -> None:
     """Benchmarks that print ratios measured side by side in one run."""
 
 
+def _benchmark(name: str):
+    """benchmarks/bench_<name>.py (beside the package in the repo checkout)."""
+    import importlib
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module(f"benchmarks.bench_{name}")
+
+
 # --- data: generate / import-cdnow -------------------------------------------------------------
 
 
@@ -74,14 +85,7 @@ def import_cdnow_command(sample, out) -> None:
 @click.option("--no-backfill", is_flag=True, help="Only the generator.")
 def bench_ingest_command(customers, days, no_backfill) -> None:
     """Generator customers/s and lines, then backfill rows/s of the same files (if bench_backfill exists)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_ingest.py"
-    spec = importlib.util.spec_from_file_location("bench_ingest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    r = module.run(customers=customers, days=days, backfill=not no_backfill)
+    r = _benchmark("ingest").run(customers=customers, days=days, backfill=not no_backfill)
     click.echo(f"generator: {r['customers']:,} customers over {r['days']} days -> {r['orders']:,} orders, "
                f"{r['lines']:,} lines, {r['bytes_written'] / 1e6:,.0f} MB in {r['generate_seconds']:.1f} s "
                f"({r['cpus']} CPUs)")
@@ -132,12 +136,7 @@ def validate_command(file: str, examples: int) -> None:
 @click.option("--rows", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
 def bench_validate_command(rows: int) -> None:
     """Quarantine + GX suite on ROWS synthetic landing rows (goal: 1M rows <= 3 s on 2 cores)."""
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # benchmarks/ lives beside the package
-    from benchmarks.bench_validate import run
-
-    r = run(rows=rows)
+    r = _benchmark("validate").run(rows=rows)
     click.echo(f"validate {r['rows']:,} rows ({r['file_mb']:.0f} MB CSV, {r['rows_rejected']:,} quarantined, "
                f"{r['cpus']} CPUs); best of 2")
     click.echo(f"  check_file (file checks + row rules, no writes) {r['check_file_s']:6.2f} s")
@@ -152,17 +151,6 @@ def bench_validate_command(rows: int) -> None:
                f"load average {r['load_average_1min']:.1f} (others' work on the machine inflates wall times)")
 
 # --- features + BTYD: backtest ------------------------------------------------------------------
-
-
-def _btyd_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_btyd.py"
-    spec = importlib.util.spec_from_file_location("bench_btyd", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @cli.command("backtest")
@@ -207,7 +195,7 @@ def backtest_command(dataset, cutoff, horizon_days, folds, seed, out, no_pareto)
 @click.option("--skip-plain", is_flag=True, help="Only our compressed fit (the plain fit takes a while).")
 def bench_fit_command(customers, skip_plain) -> None:
     """BG/NBD + Gamma-Gamma on compressed rows vs a plain BetaGeoFitter().fit on every row."""
-    module = _btyd_benchmark()
+    module = _benchmark("btyd")
     click.echo(module.format_fit(module.run_fit(customers=customers, plain=not skip_plain, progress=click.echo)))
 
 
@@ -215,7 +203,7 @@ def bench_fit_command(customers, skip_plain) -> None:
 @click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
 def bench_predict_command(customers) -> None:
     """btyd.predict customers/s (P(alive), 30/90/365-day purchases, order value, discounted CLV)."""
-    module = _btyd_benchmark()
+    module = _benchmark("btyd")
     click.echo(module.format_predict(module.run_predict(customers=customers)))
 
 
@@ -229,14 +217,9 @@ def bench_predict_command(customers) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object too.")
 def bench_features_command(customers, lines, subset_customers, lifetimes_full, as_json) -> None:
     """customer_features (DuckDB, all columns) vs lifetimes summary_data_from_transaction_data, same data."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_features.py"
-    spec = importlib.util.spec_from_file_location("bench_features", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark("features")
     result = module.run(customers=customers, lines=lines, subset_customers=min(subset_customers, customers),
                         lifetimes_full=lifetimes_full, progress=lambda msg: click.echo(msg, err=True))
     click.echo(module.format_result(result))
@@ -343,6 +326,24 @@ def run_command(customers: int, days: int, seed: int) -> None:
         orchestrate.run_pipeline(customers=customers, days=days, seed=seed, echo=click.echo)
     except orchestrate.JobFailed as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@bench.command("score")
+@click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--lines", type=click.IntRange(min=10_000), default=10_000_000, show_default=True)
+def bench_score_command(customers: int, lines: int) -> None:
+    """Scoring end to end (features -> BTYD -> LightGBM -> segment), stage by stage (goal: 1M in <= 10 s)."""
+    module = _benchmark("score")
+    click.echo(module.format_result(module.run(customers=customers, lines=lines)))
+
+
+@bench.command("all")
+@click.pass_context
+def bench_all_command(ctx: click.Context) -> None:
+    """Every benchmark at its default size, one after the other (`make bench`; about 15 minutes)."""
+    for name in ("ingest", "validate", "features", "fit", "predict", "score"):
+        click.echo(f"\n== clv bench {name} ==")
+        ctx.invoke(bench.commands[name])
 
 
 def main() -> None:

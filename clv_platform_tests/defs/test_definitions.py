@@ -36,7 +36,8 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     assert {s.name for s in repo.schedule_defs} >= {"daily_ingestion_schedule", "weekly_training_schedule"}
     raw = graph.get(dg.AssetKey(["raw", "transactions"]))
     assert raw.partitions_def is not None and raw.backfill_policy == dg.BackfillPolicy.single_run()
-    blocking = [spec for spec in graph.asset_check_specs if spec.asset_key == dg.AssetKey(["staging", "transactions"])]
+    staging = dg.AssetKey(["staging", "transactions"])
+    blocking = [graph.get_check_spec(key) for key in graph.asset_check_keys if key.asset_key == staging]
     assert blocking and all(spec.blocking for spec in blocking)
 
 
