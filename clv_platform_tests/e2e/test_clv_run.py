@@ -3,7 +3,6 @@ own data dir and Dagster instance. Then the pieces a user looks at next are chec
 reconcile, the snapshot is published, MLflow holds finished runs and production aliases, Dagster has the runs."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from clv_platform_tests.e2e import clean_environ
 
 REPO = Path(__file__).resolve().parents[2]
 CLV = Path(sys.executable).parent / "clv"
@@ -22,8 +23,7 @@ def demo_run(tmp_path_factory):
     home = tmp / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(tmp / "data")}
-    env.pop("CLV_SNAPSHOT_ROOT", None)
+    env = {**clean_environ(), "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(tmp / "data")}
     result = subprocess.run(
         [CLV, "run", "--customers", "3000", "--days", "400", "--seed", "7"],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=900,

@@ -18,6 +18,8 @@ import duckdb
 import pytest
 import requests
 
+from clv_platform_tests.e2e import clean_environ
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HEADER = "order_id,line_number,customer_id,order_ts,category,quantity,unit_price,channel,country,original_order_id\n"
@@ -47,7 +49,7 @@ def dagster_ui(tmp_path):
     for day in ("2024-05-01", "2024-05-02"):
         rows = [f"O{day}-{i},1,C{i:03d},{day}T1{i % 10}:00:00,books,1,12.50,web,US,\n" for i in range(20)]
         (landing / f"transactions_{day}.csv").write_text(HEADER + "".join(rows))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(data)}
+    env = {**clean_environ(), "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(data)}
     port = free_port()
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("daemon", "webserver")}
     procs = [
