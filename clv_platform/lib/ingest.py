@@ -175,7 +175,8 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
     if data.startswith(b"\xef\xbb\xbf"):
         raise LandingFileError(path, "starts with a UTF-8 byte-order mark (BOM); landing files must be UTF-8 without BOM")
     try:
-        data.decode("utf-8")
+        if not data.isascii():      # ASCII is valid UTF-8; isascii is ~10x faster than a full decode
+            data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise LandingFileError(
@@ -184,7 +185,8 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise LandingFileError(path, f"bad encoding: NUL byte on line {line}")
-    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    newline = data.find(b"\n")          # (split would copy the whole rest of the file)
+    first = (data if newline < 0 else data[:newline]).decode("utf-8").rstrip("\r")
     if not first.strip():
         raise LandingFileError(path, "missing header: the first line is empty")
     header = next(csv.reader([first]))
@@ -240,9 +242,13 @@ _PARQUET_TYPES = {
 }
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """Read the file into temp table _landing(source_line, <landing columns as VARCHAR>); returns sha256."""
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, with_digest: bool = True) -> str | None:
+    """Read the file into temp table _landing(source_line, <landing columns as VARCHAR>); returns sha256
+    (None when not `with_digest`: check_file has no audit row to write)."""
     data = _read_bytes(path)
+    if not with_digest:
+        _stage_parsed(con, path, data)
+        return None
     # hashing releases the GIL: it runs beside the checks and DuckDB's read
     digest: list[str] = []
     hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()))
@@ -469,7 +475,7 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
     con = duckdb.connect()
     try:
         report.partition_date = partition_date_of(path)
-        _stage_file(con, path)
+        _stage_file(con, path, with_digest=False)
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
         _apply_rules(con, report.partition_date, now or datetime.now(), check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
