@@ -75,4 +75,4 @@ def test_run_leaves_no_mlflow_run_running_and_sets_production(demo_run):
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads(result.stdout.strip().splitlines()[-1])
     assert state["n"] >= 2 and state["statuses"] == ["FINISHED"]
-    assert state["prod"] == ["1", "1"]
+    assert [str(v) for v in state["prod"]] == ["1", "1"]

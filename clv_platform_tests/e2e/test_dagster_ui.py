@@ -39,6 +39,14 @@ def graphql(port: int, query: str) -> dict:
     return body["data"]
 
 
+def step_errors(port: int, run_id: str) -> str:
+    """The failed steps' error messages of a run, for a readable assertion."""
+    query = """{ logsForRun(runId: "%s") { ... on EventConnection { events {
+        ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }""" % run_id
+    events = graphql(port, query)["logsForRun"]["events"]
+    return "\n".join(f"{e['stepKey']}: {e['error']['message']}" for e in events if e.get("error"))
+
+
 @pytest.fixture()
 def dagster_ui(tmp_path):
     home, data = tmp_path / "dagster_home", tmp_path / "data"
@@ -109,7 +117,7 @@ def test_sensor_launches_ingestion_and_ui_shows_everything(dagster_ui):
             break
         time.sleep(3)
     assert runs, "the sensor launched no run:\n" + (tmp / "daemon.log").read_text()[-3000:]
-    assert runs[0]["status"] == "SUCCESS", json.dumps(runs[0])
+    assert runs[0]["status"] == "SUCCESS", json.dumps(runs[0]) + step_errors(port, runs[0]["runId"])
     tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
     assert tags.get("dagster/asset_partition_range_start") == "2024-05-01"
     assert tags.get("dagster/asset_partition_range_end") == "2024-05-02"
