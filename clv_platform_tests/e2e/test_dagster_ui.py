@@ -41,8 +41,8 @@ def graphql(port: int, query: str) -> dict:
 
 def step_errors(port: int, run_id: str) -> str:
     """The failed steps' error messages of a run, for a readable assertion."""
-    query = """{ logsForRun(runId: "%s") { ... on EventConnection { events {
-        ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }""" % run_id
+    query = ('{ logsForRun(runId: "' + run_id + '") { ... on EventConnection { events {'
+             " ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }")
     events = graphql(port, query)["logsForRun"]["events"]
     return "\n".join(f"{e['stepKey']}: {e['error']['message']}" for e in events if e.get("error"))
 
