@@ -122,3 +122,12 @@ def page(browser):
     pg.set_default_timeout(20_000)
     yield pg
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def restore_main_module():
+    """Streamlit's AppTest leaves ``sys.modules["__main__"]`` pointing at the page it ran; multiprocessing's
+    spawn would then re-run that page in every child process started by later tests. Put it back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
