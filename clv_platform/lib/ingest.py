@@ -234,6 +234,9 @@ def _duckdb_problem(exc: duckdb.Error) -> str:
     return " ".join(keep)[:300]
 
 
+_FIRST_LINE = {".csv": 2, ".parquet": 1}     # source_line of _landing_rows' rowid 0
+
+
 _PARQUET_TYPES = {
     "line_number": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UINT"),
     "quantity": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT"),
@@ -275,7 +278,6 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> No
             )
         except duckdb.Error as exc:
             raise LandingFileError(path, f"malformed CSV: {_duckdb_problem(exc)}") from None
-        first_line = 2
     elif path.suffix == ".parquet":
         try:
             described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
@@ -307,19 +309,21 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> No
             )
         except duckdb.Error as exc:
             raise LandingFileError(path, f"unreadable Parquet data ({_duckdb_problem(exc)})") from None
-        first_line = 1
     else:
         raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
-    con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {first_line} AS source_line, * FROM _landing_rows")
+    con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {_FIRST_LINE[path.suffix]} AS source_line, * "
+                "FROM _landing_rows")
 
 
 def _apply_rules(
-    con: duckdb.DuckDBPyConnection, partition_date: date, now: datetime, check_returns: bool
+    con: duckdb.DuckDBPyConnection, path: Path, partition_date: date, now: datetime, check_returns: bool
 ) -> None:
     """temp table _checked(source_line, typed values, reasons) in file order: row i of _checked is row i of
-    _landing_rows, so the two are combined with a POSITIONAL JOIN (no copy of the raw text)."""
+    _landing_rows, so the two are combined with a POSITIONAL JOIN (no copy of the raw text). The few rejected
+    rows (view _rejected_rows) are instead fetched by rowid: cheaper than scanning every row's text."""
     con.execute("DROP VIEW IF EXISTS _checked_rows")
+    con.execute("DROP VIEW IF EXISTS _rejected_rows")
     con.execute("DROP TABLE IF EXISTS _checked")
     con.execute(
         "CREATE TEMP TABLE _checked AS " + warehouse.read_sql("ingest_row_rules"),
@@ -336,6 +340,11 @@ def _apply_rules(
     )
     con.execute("CREATE OR REPLACE TEMP VIEW _checked_rows AS "
                 "SELECT c.*, l.* FROM _landing_rows AS l POSITIONAL JOIN _checked AS c")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _rejected_rows AS SELECT c.source_line, c.reasons, "
+        + ", ".join(f"l.{col}" for col in schema.LANDING_COLUMNS)
+        + " FROM (SELECT source_line, reasons FROM _checked WHERE reasons <> '') AS c "
+        f"JOIN _landing_rows AS l ON l.rowid = c.source_line - {_FIRST_LINE[path.suffix]} ORDER BY c.source_line")
 
 
 def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
@@ -402,7 +411,7 @@ def load_file(
     try:
         digest = _stage_file(con, path)
         _prior_orders(con, day)
-        _apply_rules(con, day, now, check_returns=True)
+        _apply_rules(con, path, day, now, check_returns=True)
         counts = _reason_counts(con)
         source = path.name
         params = [day, source]
@@ -417,7 +426,7 @@ def load_file(
             )
             con.execute(
                 f"INSERT INTO raw.rejected_transactions (partition_date, source_file, source_line, reasons, {_COLS}) "
-                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _checked_rows WHERE reasons <> ''",
+                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _rejected_rows",
                 params,
             )
             con.execute(
@@ -443,7 +452,7 @@ def load_file(
             con.execute("ROLLBACK")
             raise
     finally:
-        for obj in ("VIEW IF EXISTS _checked_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
+        for obj in ("VIEW IF EXISTS _rejected_rows", "VIEW IF EXISTS _checked_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
                     "TABLE IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
@@ -477,14 +486,14 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
         report.partition_date = partition_date_of(path)
         _stage_file(con, path, with_digest=False)
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
-        _apply_rules(con, report.partition_date, now or datetime.now(), check_returns=False)
+        _apply_rules(con, path, report.partition_date, now or datetime.now(), check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"
         ).fetchone()
         report.rows_valid = report.rows_read - report.rows_rejected
         report.reason_counts = _reason_counts(con)
         cur = con.execute(
-            f"SELECT source_line, reasons, {_COLS} FROM _checked_rows WHERE reasons <> '' ORDER BY source_line LIMIT ?",
+            f"SELECT source_line, reasons, {_COLS} FROM _rejected_rows ORDER BY source_line LIMIT ?",
             [examples],
         )
         names = [d[0] for d in cur.description]
