@@ -43,8 +43,12 @@ def run_job(
     asset_keys: list[tuple[str, ...]] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute a job (or some of its assets) in this process; on failure raise with the steps' errors."""
+    from clv_platform.defs.jobs import QUIET_LOGS
+
     job = definitions().resolve_job_def(name)
     result = job.execute_in_process(
+        # A ranged run of a partitioned job takes its config from the partitions, not the job's default.
+        run_config=QUIET_LOGS if job.partitions_def is not None else None,
         instance=instance(),
         tags=tags or {},
         partition_key=partition_key,
