@@ -25,6 +25,7 @@ import datetime as dt
 import re
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from clv_platform.lib import warehouse
@@ -60,6 +61,35 @@ def _check_unit(time_unit_days: float) -> float:
     return time_unit_days
 
 
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:
+    """The result of `sql` as the DataFrame `.df()` gives (same columns, dtypes and values), built without
+    pandas' block consolidation, which copies every numeric column once more (about a second on 1M rows x
+    28 columns). NULLs come out as `.df()` makes them: NaN in floats, None in objects, NaT in datetimes,
+    nullable Int/boolean arrays for integers and booleans."""
+    columns = {}
+    for name, values in con.execute(sql, params).fetchnumpy().items():
+        if isinstance(values, np.ma.MaskedArray):
+            mask = np.ma.getmaskarray(values)
+            data = values.data
+            if not mask.any():
+                values = data
+            elif data.dtype.kind == "f":
+                values = np.where(mask, np.nan, data)
+            elif data.dtype.kind in "iu":
+                values = pd.arrays.IntegerArray(data, mask)
+            elif data.dtype.kind == "b":
+                values = pd.arrays.BooleanArray(data, mask)
+            elif data.dtype.kind == "M":
+                values = np.where(mask, np.datetime64("NaT"), data).astype(data.dtype)
+            elif data.dtype == object:
+                values = data.copy()
+                values[mask] = None
+            else:  # anything else: let DuckDB's own conversion decide
+                return con.execute(sql, params).df()
+        columns[name] = values
+    return pd.DataFrame(columns, copy=False)
+
+
 def customer_features_sql(source: str = "staging.transactions") -> str:
     """The customer-features SELECT for `source` (parameters $as_of, $time_unit)."""
     return warehouse.read_sql("customer_features").replace("{source}", quote_identifier(source))
@@ -84,7 +114,7 @@ def customer_features(
     before `as_of`. Columns: customer_id, frequency, recency, T, monetary_value (lifetimes convention,
     recency/T in units of `time_unit_days` days), behavioural features, as_of_date. Sorted by customer_id."""
     params = {"as_of": _as_date(as_of), "time_unit": _check_unit(time_unit_days)}
-    return con.execute(customer_features_sql(source), params).df()
+    return _frame(con, customer_features_sql(source), params)
 
 
 def calibration_holdout(
@@ -101,7 +131,7 @@ def calibration_holdout(
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
     params = {"as_of": _as_date(cutoff), "horizon_days": horizon_days, "time_unit": _check_unit(time_unit_days)}
-    return con.execute(calibration_holdout_sql(source), params).df()
+    return _frame(con, calibration_holdout_sql(source), params)
 
 
 def latest_order_date(con: duckdb.DuckDBPyConnection, source: str = "staging.transactions") -> dt.date | None:
