@@ -335,9 +335,10 @@ def train(
 # -- baselines and evaluation --------------------------------------------------------------------
 
 def naive_baseline(df: pd.DataFrame, horizon_days: int, time_unit_days: float = 1.0) -> np.ndarray:
-    """Past spend per day of tenure × horizon (tenure = T, first purchase to cutoff, at least one day)."""
+    """Past spend rate × horizon: spend so far / tenure (T, first purchase to cutoff), with the tenure floored
+    at the horizon so a customer seen for a few days is not extrapolated from those days to a whole horizon."""
     spend = df["total_spend"] if "total_spend" in df.columns else df["monetary_value"] * (df["frequency"] + 1)
-    tenure_days = np.maximum(df["T"].astype("float64").to_numpy() * time_unit_days, 1.0)
+    tenure_days = np.maximum(df["T"].astype("float64").to_numpy() * time_unit_days, float(horizon_days))
     return np.maximum(spend.astype("float64").to_numpy(), 0.0) / tenure_days * horizon_days
 
 

@@ -82,7 +82,9 @@ def test_feature_columns_and_naive_baseline():
                        "country": ["US", "FR"], "spend_holdout": [1.0, 0.0], "btyd_clv": [3.0, 1.0],
                        "btyd_expected_purchases": [1.0, 0.1], "as_of_date": pd.Timestamp("2024-01-01")})
     assert clv_model.feature_columns(df) == ["frequency", "T", "total_spend"]
-    np.testing.assert_allclose(clv_model.naive_baseline(df, 365), [50 / 100 * 365, 0.0])
+    # Tenure below the horizon counts as the horizon: 50 spent in 100 days -> 50 over the next 365 days.
+    np.testing.assert_allclose(clv_model.naive_baseline(df, 365), [50.0, 0.0])
+    np.testing.assert_allclose(clv_model.naive_baseline(df, 50), [50 / 100 * 50, 0.0])
 
 
 def test_calibration_map_is_monotone_and_keeps_zero():
