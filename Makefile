@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export CLV_DATA_DIR ?= $(CURDIR)/data
 export PYTHONUNBUFFERED := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 CLV := $(BIN)/clv
 DEMO_CUSTOMERS ?= 20000
 DEMO_DAYS ?= 730
