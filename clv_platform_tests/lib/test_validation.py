@@ -37,6 +37,18 @@ def test_clean_partitions_pass_and_are_recorded(loaded):
     assert loaded.execute("SELECT count(*) FROM staging.validation_results").fetchone()[0] == 2 * len(again.outcomes)
 
 
+def test_distinct_order_ids_whose_duckdb_hashes_collide_are_unique(tmp_path):
+    """Real CDNOW ids that DuckDB's hash() maps to the same value must not fail the uniqueness check."""
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    ids = ("CDNOW-12953-19980318-1", "CDNOW-15953-19970318-1")
+    assert len({con.execute(f"SELECT hash('{i}')").fetchone()[0] for i in ids}) == 1
+    write_day(tmp_path, "2024-03-10", [f"{i},1,C1,2024-03-10T10:00:00,music,1,9.5,web,US," for i in ids])
+    ingest.load_partition(con, "2024-03-10", tmp_path, now=NOW)
+    run = validation.validate_partitions(con, ["2024-03-10"], now=NOW)
+    con.close()
+    assert run.success and all(o.success for o in run.checks()["transactions_have_unique_order_lines"])
+
+
 def test_suite_catches_rows_that_bypassed_the_quarantine(loaded):
     # rows written behind the loader's back: GX must flag each with its partition and source line
     loaded.execute("""INSERT INTO staging.transactions VALUES
