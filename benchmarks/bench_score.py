@@ -8,6 +8,7 @@ import datetime as dt
 import time
 
 import duckdb
+import pandas as pd
 
 from benchmarks.bench_features import AS_OF, make_transactions
 from clv_platform.lib import btyd, clv_model, features, scoring, segmentation, training
@@ -40,9 +41,8 @@ def run(customers: int = 1_000_000, lines: int = 10_000_000) -> dict:
     models = btyd.fit_btyd(feats)
     stages["BTYD fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    preds = btyd.predict(models, feats)
-    frame = feats.merge(preds.drop(columns=[c for c in preds.columns if c in feats.columns and c != "customer_id"]),
-                        on="customer_id", how="left")
+    preds = btyd.predict(models, feats)  # row for row in the order of feats
+    frame = pd.concat([feats, preds.drop(columns=[c for c in preds.columns if c in feats.columns])], axis=1)
     stages["BTYD predictions"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores = scoring.score(frame, model, segments, AS_OF, "bench", "bench")
@@ -50,7 +50,8 @@ def run(customers: int = 1_000_000, lines: int = 10_000_000) -> dict:
     total = time.perf_counter() - start
     con.close()
     return {"customers": len(scores), "lines": lines, "setup_s": setup_s, "train_s": train_s, "stages": stages,
-            "total_s": total, "customers_per_s": len(scores) / total, "goal_s": 10.0}
+            "total_s": total, "total_without_btyd_fit_s": total - stages["BTYD fit"],
+            "customers_per_s": len(scores) / total, "goal_s": 10.0}
 
 
 def format_result(result: dict) -> str:
@@ -60,6 +61,8 @@ def format_result(result: dict) -> str:
     verdict = "meets" if result["total_s"] <= result["goal_s"] else "misses"
     out.append(f"  {'end to end':<22} {result['total_s']:7.2f} s  ({result['customers_per_s']:,.0f} customers/s; "
                f"{verdict} the {result['goal_s']:.0f} s goal)")
+    out.append(f"  {'without the BTYD refit':<22} {result['total_without_btyd_fit_s']:7.2f} s  "
+               "(scoring with the BTYD parameters fitted at training)")
     return "\n".join(out)
 
 
