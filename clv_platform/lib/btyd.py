@@ -29,6 +29,8 @@ from lifetimes.utils import ConvergenceError
 from scipy.optimize import minimize
 from scipy.special import expit, gammaln, hyp2f1
 
+from clv_platform.lib import warehouse
+
 WEEK_DAYS = 7.0
 DAYS_PER_YEAR = 365.25
 PREDICTION_COLUMNS = [
@@ -627,17 +629,9 @@ def write_params(con, fitted: FittedModel, time_unit_days: float, as_of) -> None
         "log_likelihood DOUBLE, n_customers BIGINT, n_rows BIGINT, penalizer DOUBLE, time_unit_days DOUBLE, "
         "as_of_date DATE)"
     )
-    con.register("_btyd_params_rows", rows)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con, _btyd_params_rows=rows):
         con.execute(f"DELETE FROM {PARAMS_TABLE} WHERE model = ?", [fitted.name])
         con.execute(f"INSERT INTO {PARAMS_TABLE} SELECT * FROM _btyd_params_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_btyd_params_rows")
 
 
 def models_from_params(rows: pd.DataFrame) -> BtydModels:

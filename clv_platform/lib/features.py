@@ -155,12 +155,7 @@ def write_customer_features(
     # With no data at all, still leave a table with the right columns (as of today, zero rows).
     as_of_date = _as_date(as_of) if as_of is not None else dt.date.today()
     params = {"as_of": as_of_date, "time_unit": _check_unit(time_unit_days)}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con):
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {customer_features_sql(source)}", params)
-        (rows,) = con.execute(f"SELECT count(*) FROM {target}").fetchone()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        (rows,) = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0]
     return (as_of_date if as_of is not None else None), int(rows)

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import btyd, features
+from clv_platform.lib import btyd, features, warehouse
 
 SCORES_TABLE = "serving.customer_scores"
 HISTORY_TABLE = "serving.segment_history"
@@ -226,19 +226,11 @@ def migration_rows(prev: pd.DataFrame, cur: pd.DataFrame, from_month: str, to_mo
 
 def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> int:
     """Replace serving.customer_scores with ``scores`` (one transaction)."""
-    con.execute("BEGIN TRANSACTION")  # first: it also closes any half-fetched result (DuckDB 2 refuses register)
-    try:
-        con.register("_scores_df", scores)
+    with warehouse.transaction(con, _scores_df=scores):
         con.execute(
             f"CREATE OR REPLACE TABLE {SCORES_TABLE} AS SELECT * REPLACE ("
             "CAST(as_of_date AS DATE) AS as_of_date, CAST(segment_since AS DATE) AS segment_since) FROM _scores_df"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_scores_df")
     return len(scores)
 
 
@@ -270,17 +262,9 @@ def write_history_month(con: duckdb.DuckDBPyConnection, month: str, scores: pd.D
             rows[col] = None
     rows = rows[HISTORY_COLUMNS]
     con.execute(HISTORY_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.register("_hist_df", rows)
+    with warehouse.transaction(con, _hist_df=rows):
         con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE month = ?", [month])
         con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT * FROM _hist_df")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_hist_df")
     return len(rows)
 
 
@@ -297,9 +281,7 @@ def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["from_month", "to_month", "from_segment", "to_segment", "customers", "share"]
     )
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.register("_mig_df", out)
+    with warehouse.transaction(con, _mig_df=out):
         for a, b in pairs:
             con.execute(f"DELETE FROM {MIGRATION_TABLE} WHERE from_month = ? AND to_month = ?", [a, b])
         # Pairs that are no longer consecutive (a month was backfilled in between) go too.
@@ -310,12 +292,6 @@ def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.
         )
         if len(out):
             con.execute(f"INSERT INTO {MIGRATION_TABLE} SELECT * FROM _mig_df")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_mig_df")
     return out
 
 

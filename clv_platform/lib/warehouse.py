@@ -1,5 +1,7 @@
 """DuckDB warehouse access: one file, schemas raw/staging/features/models/serving, SQL kept in sql/*.sql."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -29,3 +31,24 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     con.execute(read_sql("ddl"))
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, **frames) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction, with the given pandas frames registered as views under their keyword names.
+
+    Commits when the block ends, rolls back and re-raises on any error, unregisters the frames either way.
+    BEGIN comes first: it also closes a half-fetched result, after which DuckDB 2 refuses register().
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in frames:
+            con.unregister(name)

@@ -17,6 +17,7 @@ import pandas as pd
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import btyd, btyd_diagnostics, features
 from clv_platform.lib.settings import get_settings
+from clv_platform.lib.warehouse import transaction
 
 FEATURES = dg.AssetKey(["features", "customer_features"])
 BGNBD = dg.AssetKey(["models", "bgnbd"])
@@ -205,16 +206,8 @@ def btyd_predictions(
                              discount_rate_annual=config.discount_rate_annual, input_unit_days=1.0)
         seconds = time.perf_counter() - t0
         preds["as_of_date"] = as_of
-        con.register("_btyd_predictions", preds)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con, _btyd_predictions=preds):
             con.execute(f"CREATE OR REPLACE TABLE {PREDICTIONS_TABLE} AS SELECT * FROM _btyd_predictions")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_btyd_predictions")
     return dg.MaterializeResult(
         metadata={
             "customers": dg.MetadataValue.int(len(preds)),
