@@ -330,11 +330,14 @@ def run_command(customers: int, days: int, seed: int) -> None:
 
 @bench.command("score")
 @click.option("--customers", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
-@click.option("--lines", type=click.IntRange(min=10_000), default=10_000_000, show_default=True)
-def bench_score_command(customers: int, lines: int) -> None:
+@click.option("--data", type=click.Choice(["generator", "uniform"]), default="generator", show_default=True,
+              help="BG/NBD-simulated customers (as the demo), or the features benchmark's uniform 10M lines.")
+@click.option("--lines", type=click.IntRange(min=10_000), default=10_000_000, show_default=True,
+              help="Order lines of the uniform data.")
+def bench_score_command(customers: int, data: str, lines: int) -> None:
     """Scoring end to end (features -> BTYD -> LightGBM -> segment), stage by stage (goal: 1M in <= 10 s)."""
     module = _benchmark("score")
-    click.echo(module.format_result(module.run(customers=customers, lines=lines)))
+    click.echo(module.format_result(module.run(customers=customers, lines=lines, data=data)))
 
 
 @bench.command("all")

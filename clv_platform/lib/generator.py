@@ -254,7 +254,7 @@ def _dict(indices: np.ndarray, dictionary: pa.Array, mask: np.ndarray | None = N
     return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32(), mask=mask), dictionary)
 
 
-def _lines_table(sim: dict, start: dt.date) -> tuple[pa.Table, np.ndarray]:
+def lines_table(sim: dict, start: dt.date) -> tuple[pa.Table, np.ndarray]:
     """All order lines and return lines as one Arrow table in file order (string columns dictionary-encoded);
     also each row's day index."""
     n_orders = sim["o_cust"].size
@@ -360,7 +360,7 @@ def generate(out_dir, customers: int = 20_000, start: dt.date | str | None = Non
             old.unlink(missing_ok=True)
 
     sim = simulate(customers, days, seed, params, acquisition_days)
-    table, row_day = _lines_table(sim, start)
+    table, row_day = lines_table(sim, start)
     bounds = np.searchsorted(row_day, np.arange(days + 1), side="left")
     empty_days = 0
     for d in tqdm(range(days), desc="writing landing files", unit="file", disable=not progress):
