@@ -385,28 +385,15 @@ def _requirements() -> list[str]:
 def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
-    import tempfile
-
-    import mlflow
-    from mlflow.models import infer_signature
+    from clv_platform.lib import registry
 
     example = example[model.input_columns].head(200).astype("float64")
-    signature = infer_signature(example, model.predict(example))
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = model.save(Path(tmp) / "clv_model")
-        return mlflow.pyfunc.log_model(
-            name=name, python_model=_pyfunc_class()(), artifacts={"clv_model": str(model_dir)},
-            signature=signature, input_example=example.head(5), pip_requirements=_requirements(),
-            registered_model_name=registered_model_name,
-        )
+    return registry.log_model_dir(model, _pyfunc_class()(), "clv_model", example, _requirements(), name,
+                                  registered_model_name)
 
 
 def load_from_mlflow(model_uri: str) -> ClvModel:
     """The ClvModel behind a pyfunc logged by `log_to_mlflow` (e.g. 'models:/clv_model@production')."""
-    import mlflow
+    from clv_platform.lib import registry
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    hits = list(local.rglob("clv_model.json"))
-    if not hits:
-        raise FileNotFoundError(f"{model_uri}: no clv_model.json among the model's artifacts")
-    return ClvModel.load(hits[0].parent)
+    return ClvModel.load(registry.model_dir_from_uri(model_uri, "clv_model.json"))

@@ -395,3 +395,38 @@ def load(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None, ve
     except Exception:
         pass
     return LoadedModel(name, None if version else alias, str(mv.version), mv.run_id, pyfunc, native)
+
+
+# -- models saved as a directory, logged as an MLflow pyfunc ------------------------------------------
+
+
+def log_model_dir(model, python_model, artifact_key: str, example: pd.DataFrame, requirements: list[str],
+                  name: str, registered_model_name: str | None = None):
+    """Log ``model`` (anything with ``save(dir)`` and ``predict(df)``) as an MLflow pyfunc in the active run:
+    its saved directory as artifact ``artifact_key``, ``python_model`` as the wrapper, a signature inferred
+    from ``example`` (up to 200 rows) and pinned ``requirements``. Returns the ModelInfo."""
+    import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = example.head(200)
+    signature = infer_signature(example, model.predict(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / artifact_key)
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=python_model, artifacts={artifact_key: str(model_dir)},
+            signature=signature, input_example=example.head(5), pip_requirements=requirements,
+            registered_model_name=registered_model_name,
+        )
+
+
+def model_dir_from_uri(model_uri: str, marker_file: str) -> Path:
+    """The local directory (downloaded) holding ``marker_file`` among a logged model's artifacts."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    hits = list(local.rglob(marker_file))
+    if not hits:
+        raise FileNotFoundError(f"{model_uri}: no {marker_file} among the model's artifacts")
+    return hits[0].parent

@@ -320,31 +320,17 @@ def _requirements() -> list[str]:
 def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segment_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
-    import tempfile
+    from clv_platform.lib import registry
 
-    import mlflow
-    from mlflow.models import infer_signature
-
-    example = segment_inputs(example).head(200)
-    signature = infer_signature(example, model.predict(example))
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = model.save(Path(tmp) / "segment_model")
-        return mlflow.pyfunc.log_model(
-            name=name, python_model=_pyfunc_class()(), artifacts={"segment_model": str(model_dir)},
-            signature=signature, input_example=example.head(5), pip_requirements=_requirements(),
-            registered_model_name=registered_model_name,
-        )
+    return registry.log_model_dir(model, _pyfunc_class()(), "segment_model", segment_inputs(example).head(200),
+                                  _requirements(), name, registered_model_name)
 
 
 def load_from_mlflow(model_uri: str) -> SegmentModel:
     """The SegmentModel behind a pyfunc logged by `log_to_mlflow` (e.g. 'models:/segment_model@production')."""
-    import mlflow
+    from clv_platform.lib import registry
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    hits = list(local.rglob("segment_model.pkl"))
-    if not hits:
-        raise FileNotFoundError(f"{model_uri}: no segment_model.pkl among the model's artifacts")
-    return SegmentModel.load(hits[0].parent)
+    return SegmentModel.load(registry.model_dir_from_uri(model_uri, "segment_model.pkl"))
 
 
 def plot_selection(selection: pd.DataFrame, path):
