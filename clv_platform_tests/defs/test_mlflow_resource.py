@@ -1,6 +1,5 @@
 """MlflowResource: runs tagged with the Dagster run, always ended; compatible with end_mlflow_on_run_finished."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -11,16 +10,6 @@ from dagster_mlflow import end_mlflow_on_run_finished
 from clv_platform.defs.resources import MlflowResource, default_resources
 from clv_platform.lib import registry
 from clv_platform_tests.lib.mlflow_store import new_store
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_mlflow_env():
-    # MlflowResource points the process's MLflow at its store (env vars): don't leak that into other tests.
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
-        del os.environ[key]
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

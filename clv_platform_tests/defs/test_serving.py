@@ -90,16 +90,6 @@ def _simulate_transactions(n: int = 300, seed: int = 7) -> pd.DataFrame:
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_mlflow_env():
-    # MlflowResource points the process's MLflow at its store (env vars): don't leak that into other tests.
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
-        del os.environ[key]
-    os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")

@@ -4,7 +4,6 @@ The fitted parameters go to the warehouse table models.btyd_params (what btyd_pr
 the fitted lifetimes objects (dill) and the diagnostics plots, to MLflow.
 """
 
-import base64
 import datetime as dt
 import json
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from clv_platform.defs.metadata import png_markdown
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import btyd, btyd_diagnostics, features
 from clv_platform.lib.settings import get_settings
@@ -65,10 +65,6 @@ def _log_to_mlflow(context, mlflow: MlflowResource, run_name: str, params: dict,
                 mlf.log_artifact(str(pkl), artifact_path="model")
         return run.info.run_id
 
-
-def _png_markdown(path: Path) -> dg.MetadataValue:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{Path(path).stem}](data:image/png;base64,{data})")
 
 
 def _fit_metadata(fitted: btyd.FittedModel, time_unit_days: float, as_of) -> dict:
@@ -148,7 +144,7 @@ def bgnbd(
         metadata["calibration_histogram"] = dg.MetadataValue.md(
             diag["tables"]["calibration_histogram"].to_markdown(index=False, floatfmt=".1f"))
         for name, path in files.items():
-            metadata[f"plot_{name}"] = _png_markdown(path)
+            metadata[f"plot_{name}"] = png_markdown(path)
             metadata[f"plot_{name}_path"] = dg.MetadataValue.path(str(path))
     params = {**fitted.params, "time_unit_days": unit, "as_of": str(as_of), "penalizer": fitted.penalizer}
     run_id = _log_to_mlflow(context, mlflow, "bgnbd", params, metrics, files, fitted.fitter)

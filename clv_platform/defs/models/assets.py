@@ -5,7 +5,6 @@ the `mlflow` resource (defs/resources.py) owns the tracking store and always end
 `production` is a separate, deliberate step (`clv promote clv|segment`).
 """
 
-import base64
 import json
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from clv_platform.defs.metadata import png_markdown
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import clv_model, registry, scoring, segmentation, training
 
@@ -40,10 +40,6 @@ class SegmentModelConfig(dg.Config):
     silhouette_sample: int = 10_000
     seed: int = 0
 
-
-def _png_md(path: Path) -> dg.MetadataValue:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{Path(path).stem}](data:image/png;base64,{data})")
 
 
 @dg.asset(
@@ -80,7 +76,7 @@ def clv_model_asset(
             "gain_chart": training.plot_gain_chart(rows, tmp / "gain_chart.png"),
         }
         version, run_id = _log_clv_model(context, mlflow, model, ts, table, importance, plots, config, tmp)
-        plot_md = {f"plot_{k}": _png_md(v) for k, v in plots.items()}
+        plot_md = {f"plot_{k}": png_markdown(v) for k, v in plots.items()}
 
     m = table.loc["clv_model"]
     return dg.MaterializeResult(metadata={
@@ -171,7 +167,7 @@ def segment_model_asset(
         plot = segmentation.plot_selection(model.selection, tmp / "selection_by_k.png")
         version, run_id = _log_segment_model(context, mlflow, model, frame, plot, as_of, clv.version,
                                              previous_version, tmp)
-        plot_md = _png_md(plot)
+        plot_md = png_markdown(plot)
 
     prof = model.profiles
     return dg.MaterializeResult(metadata={
