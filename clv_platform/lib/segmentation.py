@@ -109,8 +109,15 @@ class SegmentModel:
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         with _limits(len(df)):
             labels = self.pipeline.predict(df)
-        seg = np.array([self.label_to_segment[int(lab)] for lab in labels], dtype="int64")
-        return pd.DataFrame({"segment_id": seg, "segment_name": [self.names[s] for s in seg]}, index=df.index)
+        # label -> segment id -> name by array lookup (a Python loop per customer costs ~0.3 s per million)
+        labels = np.asarray(labels, dtype="int64")
+        lookup = np.zeros(max(self.label_to_segment) + 1, dtype="int64")
+        for label, segment in self.label_to_segment.items():
+            lookup[int(label)] = segment
+        seg = lookup[labels]
+        ids = np.array(sorted(self.names), dtype="int64")
+        names = np.array([self.names[int(i)] for i in ids], dtype=object)[np.searchsorted(ids, seg)]
+        return pd.DataFrame({"segment_id": seg, "segment_name": names}, index=df.index)
 
     @property
     def metrics(self) -> dict:
