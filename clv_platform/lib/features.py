@@ -18,7 +18,7 @@ purchase days), days_since_last_order, tenure_days, spend_last_90d, spend_prev_9
 (as_of-90, as_of] and (as_of-180, as_of-90]), spend_trend ((last - prev) / (|last| + |prev|), 0 when both
 are 0), category_diversity (distinct categories bought), channel_share_web/app/store/phone and weekend_share
 (shares of purchase orders), return_rate (returned / gross amount), avg_basket_size (items per purchase
-order), avg_lines_per_order, country (most frequent over orders, ties to the first name), as_of_date.
+order), avg_lines_per_order, country (of the latest order naming one; same-day ties to the last name), as_of_date.
 """
 
 import datetime as dt

@@ -171,12 +171,17 @@ def test_spend_windows_and_trend(con):
     assert e.spend_trend == pytest.approx((10 - 40) / 50)
 
 
-def test_country_mode_ties_go_to_first_name(con):
+def test_country_is_the_latest_orders_with_same_day_ties_to_the_last_name(con):
     rows = [_line("F", "O1", "2024-01-01", 1.0, country="SE"), _line("F", "O2", "2024-01-02", 1.0, country="FR")]
+    rows += [_line("G", f"G{i}", f"2024-01-0{i + 1}", 1.0, country=c) for i, c in enumerate(["US", "US", "DE"])]
     rows += [_line("H", f"H{i}", "2024-01-01", 1.0, country=c) for i, c in enumerate(["US", "GB", "US", "AA"])]
+    rows += [_line("J", "J1", "2024-01-01", 1.0, country="NL"), _line("J", "J2", "2024-01-06", 1.0, country="GB")]
     _load(con, rows)
     f = _by_id(features.customer_features(con, "2024-01-05"))
-    assert f.loc["F"].country == "FR" and f.loc["H"].country == "US"
+    assert f.loc["F"].country == "FR"  # the later order
+    assert f.loc["G"].country == "DE"  # latest wins over most frequent
+    assert f.loc["H"].country == "US"  # one day, four countries: the last name in sort order
+    assert f.loc["J"].country == "NL"  # the GB order is after as_of
 
 
 def test_category_diversity_counts_up_to_64_categories_exactly(con):

@@ -80,8 +80,9 @@ customers AS (
         sum(items) AS items,
         sum(n_lines) AS n_lines,
         bit_count(bit_or(categories)) AS category_diversity,
-        -- most frequent country over the customer's orders; ties go to the first in sort order
-        mode(country ORDER BY country) AS country
+        -- country of the latest order that names one (same-day ties go to the last name in sort order): a
+        -- plain aggregate, where mode() would need a second pass over the orders
+        max({'d': d, 'country': country}) FILTER (WHERE country IS NOT NULL).country AS country
     FROM sequenced
     GROUP BY customer_id
     HAVING bool_or(is_purchase)
