@@ -11,7 +11,6 @@ import datetime as dt
 import time
 
 import duckdb
-import pandas as pd
 
 from benchmarks.bench_features import AS_OF, make_transactions
 from clv_platform.lib import btyd, clv_model, features, generator, scoring, segmentation, training
@@ -63,8 +62,7 @@ def run(customers: int = 1_000_000, lines: int = 10_000_000, data: str = "genera
     models = btyd.fit_btyd(feats)
     stages["BTYD fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    preds = btyd.predict(models, feats)  # row for row in the order of feats
-    frame = pd.concat([feats, preds.drop(columns=[c for c in preds.columns if c in feats.columns])], axis=1)
+    frame = scoring.with_btyd(feats, btyd.predict(models, feats))
     stages["BTYD predictions"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores = scoring.score(frame, model, segments, AS_OF, "bench", "bench")
