@@ -319,10 +319,8 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> No
 def _apply_rules(
     con: duckdb.DuckDBPyConnection, path: Path, partition_date: date, now: datetime, check_returns: bool
 ) -> None:
-    """temp table _checked(source_line, typed values, reasons) in file order: row i of _checked is row i of
-    _landing_rows, so the two are combined with a POSITIONAL JOIN (no copy of the raw text). The few rejected
-    rows (view _rejected_rows) are instead fetched by rowid: cheaper than scanning every row's text."""
-    con.execute("DROP VIEW IF EXISTS _checked_rows")
+    """temp table _checked(source_line, the raw text columns, typed values, reasons) in file order, the one
+    source of every write (raw, quarantine, staging); view _rejected_rows: its rows with reason codes."""
     con.execute("DROP VIEW IF EXISTS _rejected_rows")
     con.execute("DROP TABLE IF EXISTS _checked")
     con.execute(
@@ -338,13 +336,8 @@ def _apply_rules(
             "max_unit_price": MAX_UNIT_PRICE,
         },
     )
-    con.execute("CREATE OR REPLACE TEMP VIEW _checked_rows AS "
-                "SELECT c.*, l.* FROM _landing_rows AS l POSITIONAL JOIN _checked AS c")
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW _rejected_rows AS SELECT c.source_line, c.reasons, "
-        + ", ".join(f"l.{col}" for col in schema.LANDING_COLUMNS)
-        + " FROM (SELECT source_line, reasons FROM _checked WHERE reasons <> '') AS c "
-        f"JOIN _landing_rows AS l ON l.rowid = c.source_line - {_FIRST_LINE[path.suffix]} ORDER BY c.source_line")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _rejected_rows AS SELECT source_line, reasons, {_COLS} "
+                "FROM _checked WHERE reasons <> '' ORDER BY source_line")
 
 
 def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
@@ -415,13 +408,12 @@ def load_file(
         counts = _reason_counts(con)
         source = path.name
         params = [day, source]
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with warehouse.transaction(con):
             for table in ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit"):
                 con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
             con.execute(
                 f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "
-                f"SELECT ?, ?, source_line, {_COLS} FROM _landing",
+                f"SELECT ?, ?, source_line, {_COLS} FROM _checked",
                 params,
             )
             con.execute(
@@ -436,7 +428,7 @@ def load_file(
                 SELECT ?, order_id, t_line_number, customer_id, t_order_ts, category, t_quantity, t_unit_price,
                     CAST(round(t_quantity * t_unit_price, 2) AS DECIMAL(18, 2)), channel, country,
                     nullif(trim(original_order_id), ''), ?, source_line
-                FROM _checked_rows WHERE reasons = ''""",
+                FROM _checked WHERE reasons = ''""",
                 params,
             )
             rows_read, rows_rejected = con.execute(
@@ -447,13 +439,9 @@ def load_file(
                 "INSERT INTO raw.load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [day, source, digest, rows_read, rows_read - rows_rejected, rows_rejected, now, elapsed],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
-        for obj in ("VIEW IF EXISTS _rejected_rows", "VIEW IF EXISTS _checked_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
-                    "TABLE IF EXISTS _prior_orders"):
+        for obj in ("VIEW IF EXISTS _rejected_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing",
+                    "TABLE IF EXISTS _landing_rows", "TABLE IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,

@@ -1,5 +1,5 @@
 -- Row rules of one landing file (temp table _landing: source_line + the raw text columns).
--- One output row per input row, in file order: source_line, the typed values and `reasons`, a comma-separated list of
+-- One output row per input row, in file order: source_line, the raw text columns, the typed values and `reasons`, a comma-separated list of
 -- reason codes ('' = valid row). Parameters: $partition_date DATE, $now TIMESTAMP, $check_returns BOOLEAN,
 -- vocabularies $categories/$channels/$countries (VARCHAR[]), plausibility limits $max_quantity, $max_unit_price.
 -- Known orders of earlier partitions come from the temp table _prior_orders(order_id, customer_id).
@@ -68,6 +68,7 @@ ruled AS (
 )
 SELECT
     source_line,
+    order_id, line_number, customer_id, order_ts, category, quantity, unit_price, channel, country, original_order_id,
     t_line_number, t_order_ts, t_quantity, t_unit_price,
     concat_ws(',',
         CASE WHEN no_order_id THEN 'missing_order_id' END,
