@@ -1,6 +1,8 @@
 """CLV model: training and scoring on simulated customers, comparison with BTYD, save/load.
 (The MLflow pyfunc round trip is tested with the asset: clv_platform_tests/defs/test_models_assets.py.)"""
 
+import json
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -75,6 +77,25 @@ def test_save_load_round_trip(trained, tmp_path):
     again = clv_model.ClvModel.load(path)
     assert again.features == model.features and again.scale == model.scale
     pd.testing.assert_frame_equal(again.predict(test), model.predict(test))
+
+
+def test_two_part_model_and_tweedie_fallback(trained, tmp_path):
+    model, ts = trained["model"], trained["ts"]
+    # frequency_holdout in the training frame: purchases (Poisson) x order value (Gamma), one booster each
+    assert model.info["model"].startswith("poisson") and len(model.boosters) == len(model.order_value_boosters) == 1
+    assert len(model.info["n_trees"]) == 2
+    # without a purchase-count column: one Tweedie booster of spend, still calibrated on the total
+    tweedie = clv_model.train(ts["train"].drop(columns=["frequency_holdout"]), horizon_days=HORIZON, seed=0)
+    assert tweedie.info["model"] == "tweedie spend" and not tweedie.order_value_boosters
+    pred = tweedie.predict(ts["test"])["predicted_clv"]
+    assert pred.sum() == pytest.approx(ts["test"]["spend_holdout"].clip(lower=0).sum(), rel=0.2)
+    # models saved before the two-part model (format 1) still load and predict the same
+    path = tweedie.save(tmp_path / "v1")
+    manifest = json.loads((path / "clv_model.json").read_text())
+    manifest["format_version"] = 1
+    del manifest["n_order_value_boosters"]
+    (path / "clv_model.json").write_text(json.dumps(manifest))
+    pd.testing.assert_frame_equal(clv_model.ClvModel.load(path).predict(ts["test"]), tweedie.predict(ts["test"]))
 
 
 def test_feature_columns_and_naive_baseline():
