@@ -9,6 +9,9 @@ are fitted on the other K−1 folds' calibration data and predict the held-out f
 computed on the pooled out-of-fold predictions. With folds=1 the models are fitted on every customer and
 predict every customer (the published in-sample-customers, out-of-sample-time protocol).
 
+`metrics_bootstrap_sd` in the result: each metric's standard deviation over resamples of the customers
+(metrics.bootstrap_sd), the yardstick for reading a figure against a goal threshold.
+
 BTYD's prediction of holdout spend: btyd_clv = E[holdout purchases | BG/NBD] × E[order value | Gamma-Gamma]
 (undiscounted), compared against spend_holdout.
 
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib import btyd, cdnow_frame, features, warehouse
-from clv_platform.lib.metrics import clv_metrics
+from clv_platform.lib.metrics import bootstrap_sd, clv_metrics
 from clv_platform.lib.settings import get_settings
 
 DATASETS = ("cdnow", "cdnow-sample", "warehouse")
@@ -170,9 +173,10 @@ def run_backtest(
     oof = pd.concat(pieces, ignore_index=True).sort_values("customer_id", ignore_index=True)
 
     full = btyd.fit_btyd(cal, time_unit_days=time_unit_days, input_unit_days=1.0, include_pareto=include_pareto)
-    metrics = {"btyd": clv_metrics(oof["spend_holdout"], oof["btyd_clv"])}
-    for fm in fold_models:
-        metrics[fm.name] = clv_metrics(oof["spend_holdout"], oof[fm.prediction_column])
+    scored = {"btyd": "btyd_clv", **{fm.name: fm.prediction_column for fm in fold_models}}
+    metrics = {name: clv_metrics(oof["spend_holdout"], oof[col]) for name, col in scored.items()}
+    # Sampling noise of each metric (customers resampled): goals are thresholds on these noisy figures.
+    metrics_sd = {name: bootstrap_sd(oof["spend_holdout"], oof[col], seed=seed) for name, col in scored.items()}
     purchases = {"bgnbd": _purchase_metrics(oof["frequency_holdout"], oof["btyd_expected_purchases"])}
     comparison = {"bgnbd": {"log_likelihood": full.bgnbd.log_likelihood, **purchases["bgnbd"]}}
     if include_pareto:
@@ -188,6 +192,7 @@ def run_backtest(
         "params": full.summary(),
         "fold_params": fold_params,
         "metrics": metrics,
+        "metrics_bootstrap_sd": metrics_sd,
         "holdout_purchases": comparison,
         "actual_total_spend": float(oof["spend_holdout"].sum()),
         "predicted_total_spend_btyd": float(oof["btyd_clv"].sum()),

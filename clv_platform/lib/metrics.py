@@ -17,6 +17,9 @@ All take `actual` (realised holdout spend per customer) and `predicted` (same or
   (a WAPE over deciles): plain per-decile MAPE is undefined when low deciles have zero actual spend, which is
   the norm for CLV (most customers buy nothing in a holdout).
 * total_bias = (Σ predicted − Σ actual) / Σ actual.
+* bootstrap_sd: standard deviation of each metric (but spearman) over resamples of the customers with
+  replacement: how much a figure moves with the sample of customers alone, to read goal thresholds against
+  (on CDNOW's 23,570 customers top10_capture moves by ±0.011, normalized_gini by about ±0.01).
 """
 
 import math
@@ -112,3 +115,24 @@ def clv_metrics(actual, predicted) -> dict:
         "decile_mape": decile_mape(a, p),
         "total_bias": float((p.sum() - total) / total) if total else float("nan"),
     }
+
+
+def bootstrap_sd(actual, predicted, resamples: int = 100, seed: int = 0) -> dict:
+    """Bootstrap standard deviation of each metric but spearman (see module doc); same resamples for every
+    model scored with the same seed, so models' figures are compared on the same noise."""
+    a, p = _arrays(actual, predicted)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(a), len(a))
+        ai, pi = a[i], p[i]
+        total = ai.sum()
+        rows.append({
+            "mae": float(np.abs(pi - ai).mean()),
+            "rmse": float(np.sqrt(((pi - ai) ** 2).mean())),
+            "normalized_gini": normalized_gini(ai, pi),
+            "top10_capture": top_capture(ai, pi, 0.10),
+            "decile_mape": decile_mape(ai, pi),
+            "total_bias": float((pi.sum() - total) / total) if total else float("nan"),
+        })
+    return {k: float(np.nanstd([r[k] for r in rows], ddof=1)) for k in rows[0]}

@@ -39,6 +39,8 @@ def test_kfold_backtest_out_of_fold(sample_cal):
                                rows["btyd_expected_purchases"] * rows["btyd_expected_avg_order_value"])
     assert set(result["metrics"]) == {"btyd", "naive"}
     assert set(result["metrics"]["btyd"]) == set(METRIC_NAMES)
+    assert set(result["metrics_bootstrap_sd"]) == {"btyd", "naive"}
+    assert 0 < result["metrics_bootstrap_sd"]["btyd"]["top10_capture"] < 0.1
     # BTYD ranks customers far better than a constant
     assert result["metrics"]["btyd"]["normalized_gini"] > 0.5
     assert len(result["fold_params"]) == 3

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from clv_platform.lib import metrics
@@ -56,3 +57,14 @@ def test_all_metrics_present_and_validation():
     with pytest.raises(ValueError):
         metrics.clv_metrics([1, float("nan")], [1, 2])
     assert math.isnan(metrics.clv_metrics([0, 0], [1, 2])["total_bias"])
+
+
+def test_bootstrap_sd_measures_sampling_noise():
+    rng = np.random.default_rng(0)
+    actual = rng.gamma(0.5, 20.0, 2000) * (rng.random(2000) < 0.4)
+    noisy = actual + rng.normal(0, 5, 2000)
+    sd = metrics.bootstrap_sd(actual, noisy, resamples=50, seed=1)
+    assert set(sd) == set(metrics.METRIC_NAMES) - {"spearman"}
+    assert all(v > 0 for v in sd.values()) and sd == metrics.bootstrap_sd(actual, noisy, resamples=50, seed=1)
+    # a constant error of 1 is 1 on every resample: no spread in MAE
+    assert metrics.bootstrap_sd(actual, actual + 1, resamples=20)["mae"] == pytest.approx(0, abs=1e-12)
