@@ -245,39 +245,42 @@ _PARQUET_TYPES = {
 }
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, with_digest: bool = True) -> str | None:
-    """Read the file into temp table _landing(source_line, <landing columns as VARCHAR>); returns sha256
-    (None when not `with_digest`: check_file has no audit row to write)."""
+def _stage_file(
+    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, with_digest: bool = True
+) -> str | None:
+    """Read the file and apply the row-local rules in one pass (see _stage_parsed); returns sha256 (None when
+    not `with_digest`: check_file has no audit row to write)."""
     data = _read_bytes(path)
     if not with_digest:
-        _stage_parsed(con, path, data)
+        _stage_parsed(con, path, data, day, now)
         return None
     # hashing releases the GIL: it runs beside the checks and DuckDB's read
     digest: list[str] = []
     hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()))
     hasher.start()
     try:
-        _stage_parsed(con, path, data)
+        _stage_parsed(con, path, data, day, now)
     finally:
         hasher.join()
     return digest[0]
 
 
-def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> None:
-    con.execute("DROP VIEW IF EXISTS _landing")
-    con.execute("DROP TABLE IF EXISTS _landing_rows")
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: date, now: datetime) -> None:
+    """File-level checks, then temp table _landing_rows: the file's rows in file order with their typed values
+    and reasons (lib/sql/ingest_row_rules.sql, applied while DuckDB reads the file: the text is materialised
+    once), and view _landing = source_line + _landing_rows."""
+    for obj in ("VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows", "VIEW IF EXISTS _landing_source"):
+        con.execute(f"DROP {obj}")
     if path.suffix == ".csv":
         _check_csv_bytes(path, data)
         columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.LANDING_COLUMNS) + "}"
-        try:
-            con.execute(
-                f"""CREATE TEMP TABLE _landing_rows AS
-                SELECT * FROM read_csv(?, header = true, auto_detect = false,
-                    delim = ',', quote = '"', escape = '"', strict_mode = true, columns = {columns})""",
-                [str(path)],
-            )
-        except duckdb.Error as exc:
-            raise LandingFileError(path, f"malformed CSV: {_duckdb_problem(exc)}") from None
+        source = (f"read_csv({_sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
+                  f"quote = '\"', escape = '\"', strict_mode = true, columns = {columns})")
+        problem = "malformed CSV: {}"
     elif path.suffix == ".parquet":
         try:
             described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
@@ -301,43 +304,44 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> No
                 selects.append(f"strftime({col}, '%Y-%m-%dT%H:%M:%S') AS {col}")
             else:
                 selects.append(f"CAST({col} AS VARCHAR) AS {col}")
-        try:
-            con.execute(
-                f"CREATE TEMP TABLE _landing_rows AS SELECT {', '.join(selects)} "
-                "FROM read_parquet(?)",
-                [str(path)],
-            )
-        except duckdb.Error as exc:
-            raise LandingFileError(path, f"unreadable Parquet data ({_duckdb_problem(exc)})") from None
+        source = f"(SELECT {', '.join(selects)} FROM read_parquet({_sql_text(str(path))}))"
+        problem = "unreadable Parquet data ({})"
     else:
         raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")
+    con.execute(f"CREATE TEMP VIEW _landing_source AS SELECT * FROM {source}")
+    try:
+        con.execute(
+            "CREATE TEMP TABLE _landing_rows AS " + warehouse.read_sql("ingest_row_rules"),
+            {
+                "partition_date": day,
+                "now": now,
+                "categories": list(schema.CATEGORIES),
+                "channels": list(schema.CHANNELS),
+                "countries": list(schema.COUNTRIES),
+                "max_quantity": MAX_QUANTITY,
+                "max_unit_price": MAX_UNIT_PRICE,
+            },
+        )
+    except duckdb.Error as exc:
+        raise LandingFileError(path, problem.format(_duckdb_problem(exc))) from None
+    finally:
+        con.execute("DROP VIEW _landing_source")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
     con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {_FIRST_LINE[path.suffix]} AS source_line, * "
                 "FROM _landing_rows")
 
 
-def _apply_rules(
-    con: duckdb.DuckDBPyConnection, path: Path, partition_date: date, now: datetime, check_returns: bool
-) -> None:
-    """temp table _checked(source_line, the raw text columns, typed values, reasons) in file order, the one
-    source of every write (raw, quarantine, staging); view _rejected_rows: its rows with reason codes."""
-    con.execute("DROP VIEW IF EXISTS _rejected_rows")
-    con.execute("DROP TABLE IF EXISTS _checked")
+def _apply_cross_row_rules(con: duckdb.DuckDBPyConnection, path: Path, check_returns: bool) -> None:
+    """Append the codes of the rules that compare rows (lib/sql/ingest_cross_row_rules.sql: only the few lines
+    they reject) to `reasons` of _landing_rows, which then holds every row's final reason codes."""
+    con.execute("DROP TABLE IF EXISTS _cross_rejected")
+    con.execute("CREATE TEMP TABLE _cross_rejected AS " + warehouse.read_sql("ingest_cross_row_rules"),
+                {"check_returns": check_returns})
     con.execute(
-        "CREATE TEMP TABLE _checked AS " + warehouse.read_sql("ingest_row_rules"),
-        {
-            "partition_date": partition_date,
-            "now": now,
-            "check_returns": check_returns,
-            "categories": list(schema.CATEGORIES),
-            "channels": list(schema.CHANNELS),
-            "countries": list(schema.COUNTRIES),
-            "max_quantity": MAX_QUANTITY,
-            "max_unit_price": MAX_UNIT_PRICE,
-        },
+        "UPDATE _landing_rows AS l SET reasons = concat_ws(',', nullif(l.reasons, ''), c.reasons) "
+        f"FROM _cross_rejected AS c WHERE l.rowid + {_FIRST_LINE[path.suffix]} = c.source_line"
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _rejected_rows AS SELECT source_line, reasons, {_COLS} "
-                "FROM _checked WHERE reasons <> '' ORDER BY source_line")
+    con.execute("DROP TABLE _cross_rejected")
 
 
 def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
@@ -361,8 +365,9 @@ def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
 
 def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
-        "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _checked "
-        "WHERE reasons <> '') GROUP BY reason"
+        "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _landing_rows "
+        "WHERE reasons <> '') "
+        "GROUP BY reason"
     ).fetchall()
     order = list(REASONS)
     return dict(sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else len(order)))
@@ -402,10 +407,13 @@ def load_file(
         raise LandingFileError(path, f"wrong file name for partition {partition_date}")
     now = now or datetime.now()
     try:
-        digest = _stage_file(con, path)
+        digest = _stage_file(con, path, day, now)
         _prior_orders(con, day)
-        _apply_rules(con, path, day, now, check_returns=True)
+        _apply_cross_row_rules(con, path, check_returns=True)
         counts = _reason_counts(con)
+        rows_read, rows_rejected = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
+        ).fetchone()
         source = path.name
         params = [day, source]
         with warehouse.transaction(con):
@@ -413,12 +421,12 @@ def load_file(
                 con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
             con.execute(
                 f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "
-                f"SELECT ?, ?, source_line, {_COLS} FROM _checked",
+                f"SELECT ?, ?, source_line, {_COLS} FROM _landing",
                 params,
             )
             con.execute(
                 f"INSERT INTO raw.rejected_transactions (partition_date, source_file, source_line, reasons, {_COLS}) "
-                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _rejected_rows",
+                f"SELECT ?, ?, source_line, reasons, {_COLS} FROM _landing WHERE reasons <> ''",
                 params,
             )
             con.execute(
@@ -428,20 +436,17 @@ def load_file(
                 SELECT ?, order_id, t_line_number, customer_id, t_order_ts, category, t_quantity, t_unit_price,
                     CAST(round(t_quantity * t_unit_price, 2) AS DECIMAL(18, 2)), channel, country,
                     nullif(trim(original_order_id), ''), ?, source_line
-                FROM _checked WHERE reasons = ''""",
+                FROM _landing WHERE reasons = ''""",
                 params,
             )
-            rows_read, rows_rejected = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"
-            ).fetchone()
             elapsed = time.perf_counter() - started
             con.execute(
                 "INSERT INTO raw.load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [day, source, digest, rows_read, rows_read - rows_rejected, rows_rejected, now, elapsed],
             )
     finally:
-        for obj in ("VIEW IF EXISTS _rejected_rows", "TABLE IF EXISTS _checked", "VIEW IF EXISTS _landing",
-                    "TABLE IF EXISTS _landing_rows", "TABLE IF EXISTS _prior_orders"):
+        for obj in ("TABLE IF EXISTS _cross_rejected", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
+                    "TABLE IF EXISTS _prior_orders"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,
@@ -472,16 +477,16 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
     con = duckdb.connect()
     try:
         report.partition_date = partition_date_of(path)
-        _stage_file(con, path, with_digest=False)
+        _stage_file(con, path, report.partition_date, now or datetime.now(), with_digest=False)
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
-        _apply_rules(con, path, report.partition_date, now or datetime.now(), check_returns=False)
+        _apply_cross_row_rules(con, path, check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _checked"
+            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
         ).fetchone()
         report.rows_valid = report.rows_read - report.rows_rejected
         report.reason_counts = _reason_counts(con)
         cur = con.execute(
-            f"SELECT source_line, reasons, {_COLS} FROM _rejected_rows ORDER BY source_line LIMIT ?",
+            f"SELECT source_line, reasons, {_COLS} FROM _landing WHERE reasons <> '' ORDER BY source_line LIMIT ?",
             [examples],
         )
         names = [d[0] for d in cur.description]

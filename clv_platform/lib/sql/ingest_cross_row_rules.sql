@@ -1,0 +1,54 @@
+-- Row rules of one landing file that compare rows (view _landing: source_line, the text columns and the typed values
+-- of ingest_row_rules.sql). One output row per affected line only: source_line and `reasons`, the cross-row reason
+-- codes in REASONS order (appended to the line's row-rule codes). Parameter: $check_returns BOOLEAN. Known orders of earlier partitions
+-- come from the temp table _prior_orders(order_id, customer_id).
+WITH returns AS (
+    -- negative lines with an original_order_id (without one they are return_without_original_order) and a customer
+    SELECT source_line, original_order_id, customer_id
+    FROM _landing
+    WHERE $check_returns AND t_quantity < 0 AND coalesce(trim(original_order_id), '') <> ''
+      AND coalesce(trim(customer_id), '') <> ''
+),
+unknown_returns AS (
+    SELECT r.source_line
+    FROM returns AS r
+    WHERE NOT EXISTS (SELECT 1 FROM _landing AS t
+                      WHERE t.order_id = r.original_order_id AND t.customer_id = r.customer_id
+                        AND TRY_CAST(t.quantity AS INTEGER) > 0)
+      AND NOT EXISTS (SELECT 1 FROM _prior_orders AS p
+                      WHERE p.order_id = r.original_order_id AND p.customer_id = r.customer_id)
+),
+repeated_hashes AS (
+    -- cheap pre-filter: 64-bit hashes of (order_id, line_number) seen more than once, a superset of the repeated
+    -- keys (a hash collision only adds a candidate, which first_lines then checks exactly)
+    SELECT hash(order_id, line_number) AS h
+    FROM _landing
+    WHERE (order_id >= '!' AND order_id < chr(127) OR trim(order_id) <> '') AND (line_number >= '!' AND line_number < chr(127) OR trim(line_number) <> '')
+    GROUP BY h
+    HAVING count(*) > 1
+),
+first_lines AS (
+    -- (order_id, line_number) keys seen more than once: the first line keeps them, later ones are duplicates
+    SELECT order_id, line_number, min(source_line) AS first_line
+    FROM _landing
+    WHERE (order_id >= '!' AND order_id < chr(127) OR trim(order_id) <> '') AND (line_number >= '!' AND line_number < chr(127) OR trim(line_number) <> '')
+      AND hash(order_id, line_number) IN (SELECT h FROM repeated_hashes)
+    GROUP BY order_id, line_number
+    HAVING count(*) > 1
+),
+duplicates AS (
+    SELECT l.source_line
+    FROM _landing AS l
+    JOIN first_lines AS f ON f.order_id = l.order_id AND f.line_number = l.line_number
+    WHERE l.source_line > f.first_line
+)
+SELECT
+    source_line,
+    concat_ws(',',
+        CASE WHEN bool_or(unknown_return) THEN 'return_without_known_order' END,
+        CASE WHEN bool_or(NOT unknown_return) THEN 'duplicate_line' END
+    ) AS reasons
+FROM (SELECT source_line, true AS unknown_return FROM unknown_returns
+      UNION ALL
+      SELECT source_line, false FROM duplicates)
+GROUP BY source_line
