@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import schema
+from clv_platform.lib import schema, warehouse
 from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
 
 MAX_REJECT_SHARE = 0.05      # a partition with more quarantined rows than this (and >= MIN_ROWS_FOR_SHARE) fails
@@ -204,18 +204,16 @@ def staging_frame(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) -
         FROM staging.transactions WHERE list_contains($days, partition_date)""",
         params={"days": partition_dates},
     ).to_arrow_table()
-    keys = [n for n, t in FRAME_COLUMNS.items() if t == "Int64"]
-    cats = [n for n, t in FRAME_COLUMNS.items() if t == "category"] + ["_partition"]   # (not 1M date objects)
-    rest = tbl.drop_columns(keys + cats)
-    df = rest.to_pandas()
-    for name in keys:      # nullable Int64 straight from Arrow (a float detour would lose hash bits), plain
-        col = tbl[name]    # int64 when the column has no NULL (pandas hashes and de-duplicates it ~2x faster)
-        if col.null_count:
-            df[name] = col.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-        else:
-            df[name] = col.to_numpy()
-    for name in cats:
-        df[name] = pc.dictionary_encode(tbl[name]).to_pandas()
+    columns = {}
+    for name in tbl.column_names:
+        col, want = tbl[name], FRAME_COLUMNS.get(name)
+        if want == "category" or name == "_partition":      # (not 1M date objects)
+            columns[name] = pc.dictionary_encode(col).to_pandas()
+        elif want == "Int64" and col.null_count:    # nullable Int64 straight from Arrow (a float detour would
+            columns[name] = col.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)    # lose hash bits)
+        else:           # plain int64 for a key without NULL (pandas hashes and de-duplicates it ~2x faster)
+            columns[name] = col.to_pandas()
+    df = pd.DataFrame(columns, copy=False)
     for name, want in FRAME_COLUMNS.items():
         if want not in ("category", "Int64") and str(df[name].dtype) != want:
             df[name] = df[name].astype(want)
@@ -385,21 +383,12 @@ def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_a
             elements, unexpected = per.get(day, (0, 0))
             ok = unexpected == 0 and (o.success or bool(per))
             rows.append((day, name, o.column, ok, elements, unexpected, checked_at))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    frame = pd.DataFrame(rows, columns=["partition_date", "expectation", "column_name", "success", "element_count",
+                                        "unexpected_count", "checked_at"])
+    with warehouse.transaction(con, _validation_rows=frame):
         con.execute("DELETE FROM staging.validation_results WHERE list_contains(?, partition_date)", [run.partitions])
         if rows:
-            frame = pd.DataFrame(rows, columns=["partition_date", "expectation", "column_name", "success",
-                                                "element_count", "unexpected_count", "checked_at"])
-            con.register("_validation_rows", frame)
-            try:
-                con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
-            finally:
-                con.unregister("_validation_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, partition_dates: list[date | str]) -> dict:
