@@ -129,12 +129,13 @@ def feature_columns(df: pd.DataFrame, target: str = TARGET) -> list[str]:
 
 
 def _matrix(df: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    """float64 feature matrix, column by column (no copy of the whole frame: scoring passes 1M rows)."""
+    """float64 feature matrix, column by column (no copy of the whole frame: scoring passes 1M rows), in
+    column-major order so each column is one contiguous write (LightGBM reads either layout)."""
     derived = _derived(df)
     missing = [c for c in features if c not in df.columns and c not in derived]
     if missing:
         raise KeyError(f"CLV model input lacks feature columns {missing}")
-    x = np.empty((len(df), len(features)), dtype="float64")
+    x = np.empty((len(df), len(features)), dtype="float64", order="F")
     for j, col in enumerate(features):
         x[:, j] = derived[col] if col in derived else _float(df[col])
     return x
