@@ -232,7 +232,7 @@ def run_suite(df: pd.DataFrame, now: datetime | None = None) -> list[Expectation
     totals = partitions.value_counts(sort=False)
     outcomes = []
     def validate_group(cols, suite):
-        frame = df[cols]
+        frame = pd.DataFrame({c: df[c] for c in cols}, copy=False)     # (df[cols] would copy the columns)
         if len(cols) == len(FRAME_COLUMNS):     # table-level (schema) expectations only read the columns
             frame = frame.iloc[:0]
         # V1Validator is what Batch.validate builds internally; creating it directly builds (and fingerprints:
