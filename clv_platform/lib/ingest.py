@@ -2,8 +2,10 @@
 
 `load_partition(con, partition_date, landing_dir)` finds `transactions_<date>.csv|parquet`, checks the file as a
 whole (a file-level problem raises `LandingFileError` and writes nothing), gives every row its reason codes
-(lib/sql/ingest_row_rules.sql), then replaces the partition in raw.transactions, raw.rejected_transactions,
-staging.transactions and raw.load_audit inside ONE transaction. Loading the same file twice changes no row.
+(lib/sql/ingest_row_rules.sql while DuckDB reads the file into one temp table, then the few codes of the rules
+that compare rows, lib/sql/ingest_cross_row_rules.sql), then replaces the partition in raw.transactions,
+raw.rejected_transactions, staging.transactions and raw.load_audit inside ONE transaction, all four written
+from that temp table. Loading the same file twice changes no row.
 `check_file(path)` runs the same checks without a warehouse (the `clv validate` command).
 """
 
@@ -366,8 +368,7 @@ def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
 def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
         "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _landing_rows "
-        "WHERE reasons <> '') "
-        "GROUP BY reason"
+        "WHERE reasons <> '') GROUP BY reason"
     ).fetchall()
     order = list(REASONS)
     return dict(sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else len(order)))

@@ -4,8 +4,8 @@ The row-level quarantine happens at load (lib/ingest.py, lib/sql/ingest_row_rule
 second line of defence on the loaded, typed rows and feeds the blocking asset checks and the data-quality
 history (staging.validation_results).
 
-Speed: GX's pandas engine hashes the whole frame and falls back to per-value Python for some dtypes, so the
-batch handed to it is built for it: only the needed columns, strings as pandas Categoricals, integers as
+Speed: GX's pandas engine copies its batch per metric and falls back to per-value Python for some dtypes, so
+the batch handed to it is built for it: only the needed columns, strings as pandas Categoricals, integers as
 int64 and timestamps as datetime64[ns] (the dtypes GX vectorises). All partitions of a run are validated as
 ONE batch; GX's unexpected row indices are mapped back to partitions for the per-partition history.
 """
@@ -142,7 +142,7 @@ def _columns_of(exp) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for c in cols if c))
 
 
-# Column groups validated on one shared frame: each frame costs GX a fingerprint (hash of all rows) and a
+# Column groups validated on one shared frame: each frame costs GX a batch and a
 # validator, which outweighs the copies of these narrow columns (Categorical codes; the key beside the pair).
 _SHARED_FRAMES = {
     ("channel",): ("channel", "country", "category"), ("country",): ("channel", "country", "category"),
@@ -235,8 +235,8 @@ def run_suite(df: pd.DataFrame, now: datetime | None = None) -> list[Expectation
         frame = pd.DataFrame({c: df[c] for c in cols}, copy=False)     # (df[cols] would copy the columns)
         if len(cols) == len(FRAME_COLUMNS):     # table-level (schema) expectations only read the columns
             frame = frame.iloc[:0]
-        # V1Validator is what Batch.validate builds internally; creating it directly builds (and fingerprints:
-        # GX hashes the whole frame) the batch once instead of twice (get_batch + validate).
+        # V1Validator is what Batch.validate builds internally; creating it directly builds the batch once
+        # instead of twice (get_batch + validate).
         return V1Validator(
             batch_definition=batch_def, batch_parameters={"dataframe": frame},
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": EXAMPLES},
