@@ -148,7 +148,7 @@ def bench_validate_command(rows: int) -> None:
     click.echo(f"  (GX import + context, once per process          {r['gx_import_and_context_s']:6.2f} s)")
     click.echo(f"  process CPU s (all threads): check_file {r['cpu_check_file_s']:.2f}, load_partition "
                f"{r['cpu_load_partition_s']:.2f}, GX {r['cpu_gx_suite_s']:.2f}; "
-               f"load average {r['load_average_1min']:.1f} (others' work on the machine inflates wall times)")
+               f"load average before the run {r['load_average_1min']:.1f} (others' work on the machine inflates wall times)")
 
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
