@@ -28,6 +28,7 @@ from clv_platform.lib import schema, warehouse
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
 RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
+DUPLICATE_WINDOW_DAYS = 30     # an order line already loaded from another day's file this close is a duplicate
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 # Reason codes, in the order the row rules emit them, with what a person should do about each.
@@ -56,6 +57,8 @@ REASONS = {
         f"original_order_id is no sale of this customer in this file or the {RETURN_WINDOW_DAYS} days before",
     "original_order_on_sale": "original_order_id set on a line with positive quantity",
     "duplicate_line": "(order_id, line_number) already seen earlier in the file",
+    "duplicate_line_other_file":
+        f"(order_id, line_number) already loaded from another day's file at most {DUPLICATE_WINDOW_DAYS} days away",
 }
 
 _COLS = ", ".join(schema.LANDING_COLUMNS)
@@ -365,6 +368,34 @@ def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
     )
 
 
+def _other_day_lines(con: duckdb.DuckDBPyConnection, day: date | None) -> None:
+    """temp table _other_day_lines: (order_id, line_number) of this file that staging already holds from another
+    partition at most DUPLICATE_WINDOW_DAYS away (day None: no warehouse, an empty table). The first load
+    keeps a line; a later delivery of it in another day's file is quarantined, so it is never counted twice.
+    The date window (and the file's order-id range) prune row groups, so the lookup does not grow with the
+    history."""
+    con.execute("DROP TABLE IF EXISTS _other_day_lines")
+    con.execute("CREATE TEMP TABLE _other_day_lines (order_id VARCHAR, line_number INTEGER)")
+    if day is None:
+        return
+    window = [day - timedelta(days=DUPLICATE_WINDOW_DAYS), day + timedelta(days=DUPLICATE_WINDOW_DAYS), day]
+    others = con.execute(  # (zone maps answer this; spares the join a hash table of the file's keys)
+        "SELECT count(*) FROM staging.transactions WHERE partition_date BETWEEN ? AND ? AND partition_date <> ?",
+        window,
+    ).fetchone()[0]
+    if not others:
+        return
+    con.execute(
+        """INSERT INTO _other_day_lines
+        SELECT DISTINCT s.order_id, s.line_number
+        FROM staging.transactions AS s
+        SEMI JOIN _landing AS l ON l.order_id = s.order_id AND l.t_line_number = s.line_number
+        WHERE s.partition_date BETWEEN ? AND ? AND s.partition_date <> ?
+          AND s.order_id BETWEEN (SELECT min(order_id) FROM _landing) AND (SELECT max(order_id) FROM _landing)""",
+        window,
+    )
+
+
 def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
         "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _landing_rows "
@@ -410,6 +441,7 @@ def load_file(
     try:
         digest = _stage_file(con, path, day, now)
         _prior_orders(con, day)
+        _other_day_lines(con, day)
         _apply_cross_row_rules(con, path, check_returns=True)
         counts = _reason_counts(con)
         rows_read, rows_rejected = con.execute(
@@ -447,7 +479,7 @@ def load_file(
             )
     finally:
         for obj in ("TABLE IF EXISTS _cross_rejected", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
-                    "TABLE IF EXISTS _prior_orders"):
+                    "TABLE IF EXISTS _prior_orders", "TABLE IF EXISTS _other_day_lines"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,
@@ -480,6 +512,7 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
         report.partition_date = partition_date_of(path)
         _stage_file(con, path, report.partition_date, now or datetime.now(), with_digest=False)
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
+        _other_day_lines(con, None)
         _apply_cross_row_rules(con, path, check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"

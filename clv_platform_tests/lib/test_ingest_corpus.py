@@ -164,3 +164,22 @@ def test_parquet_file_loads_like_csv(con, tmp_path):
     assert result.reason_counts == {"zero_quantity": 1}
     assert con.execute("SELECT source_line FROM raw.rejected_transactions").fetchall() == [(4,)]
     assert float(con.execute("SELECT sum(amount) FROM staging.transactions").fetchone()[0]) == pytest.approx(25 + 3.33)
+
+
+def test_line_in_two_days_files_is_counted_once_whichever_loads_first(con, tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    early, late = "2024-03-09", DAY
+    (landing / f"transactions_{early}.csv").write_text(
+        "\n".join([HEADER, "P1,1,C9,2024-03-09T08:00:00,books,2,7,app,FR,"]) + "\n")
+    (landing / f"transactions_{late}.csv").write_text(csv_text("P1,1,C9,2024-03-10T08:00:00,books,2,7,app,FR,"))
+    later_first = ingest.load_partition(con, late, landing, now=NOW)     # a backfill out of date order
+    earlier = ingest.load_partition(con, early, landing, now=NOW)
+    assert later_first.rows_rejected == 0
+    assert (earlier.rows_read, earlier.rows_rejected) == (1, 1)
+    assert earlier.reason_counts == {"duplicate_line_other_file": 1}
+    again = ingest.load_partition(con, late, landing, now=NOW)          # re-delivery keeps the loaded copy
+    assert again.rows_rejected == 0
+    staged = con.execute("SELECT count(*) FROM staging.transactions WHERE order_id = 'P1'").fetchone()[0]
+    assert staged == 1
+    assert validation.reconcile(con, [early, late])["passed"]

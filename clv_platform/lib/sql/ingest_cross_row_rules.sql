@@ -1,7 +1,8 @@
 -- Row rules of one landing file that compare rows (view _landing: source_line, the text columns and the typed values
 -- of ingest_row_rules.sql). One output row per affected line only: source_line and `reasons`, the cross-row reason
 -- codes in REASONS order (appended to the line's row-rule codes). Parameter: $check_returns BOOLEAN. Known orders of earlier partitions
--- come from the temp table _prior_orders(order_id, customer_id).
+-- come from the temp table _prior_orders(order_id, customer_id); lines already loaded from other days' files from
+-- _other_day_lines(order_id, line_number).
 WITH returns AS (
     -- negative lines with an original_order_id (without one they are return_without_original_order) and a customer
     SELECT source_line, original_order_id, customer_id
@@ -41,14 +42,22 @@ duplicates AS (
     FROM _landing AS l
     JOIN first_lines AS f ON f.order_id = l.order_id AND f.line_number = l.line_number
     WHERE l.source_line > f.first_line
+),
+other_day_duplicates AS (
+    SELECT l.source_line
+    FROM _landing AS l
+    JOIN _other_day_lines AS o ON o.order_id = l.order_id AND o.line_number = l.t_line_number
 )
 SELECT
     source_line,
     concat_ws(',',
-        CASE WHEN bool_or(unknown_return) THEN 'return_without_known_order' END,
-        CASE WHEN bool_or(NOT unknown_return) THEN 'duplicate_line' END
+        CASE WHEN bool_or(code = 1) THEN 'return_without_known_order' END,
+        CASE WHEN bool_or(code = 2) THEN 'duplicate_line' END,
+        CASE WHEN bool_or(code = 3) THEN 'duplicate_line_other_file' END
     ) AS reasons
-FROM (SELECT source_line, true AS unknown_return FROM unknown_returns
+FROM (SELECT source_line, 1 AS code FROM unknown_returns
       UNION ALL
-      SELECT source_line, false FROM duplicates)
+      SELECT source_line, 2 FROM duplicates
+      UNION ALL
+      SELECT source_line, 3 FROM other_day_duplicates)
 GROUP BY source_line

@@ -89,6 +89,12 @@ ROW_CASES = [
     RowCase("return_outside_return_window", [f"R1,1,C9,{DAY}T12:00:00,books,-2,7,app,FR,P1"],
             {5: "return_without_known_order"}, prior=["P1,1,C9,2023-12-01T08:00:00,books,2,7,app,FR,"],
             prior_day="2023-12-01"),
+    # the same order line delivered again in another day's file (a new line of that order is fine)
+    RowCase("duplicate_line_from_earlier_file", [f"P1,1,C9,{DAY}T08:00:00,books,2,7,app,FR,",
+                                                 f"P1,2,C9,{DAY}T08:00:00,toys,1,7,app,FR,"],
+            {5: "duplicate_line_other_file"}, prior=["P1,1,C9,2024-03-09T08:00:00,books,2,7,app,FR,"]),
+    RowCase("same_line_key_outside_duplicate_window_is_valid", [f"P1,1,C9,{DAY}T08:00:00,books,2,7,app,FR,"], {},
+            prior=["P1,1,C9,2024-02-01T08:00:00,books,2,7,app,FR,"], prior_day="2024-02-01"),
     RowCase("quoted_fields_are_valid", [f'"O3",1,"C,3",{DAY}T11:00:00,books,1,"5.25",web,US,'], {}),
 ]
 
