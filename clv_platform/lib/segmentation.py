@@ -111,10 +111,13 @@ class SegmentModel:
             labels = self.pipeline.predict(df)
         # label -> segment id -> name by array lookup (a Python loop per customer costs ~0.3 s per million)
         labels = np.asarray(labels, dtype="int64")
-        lookup = np.zeros(max(self.label_to_segment) + 1, dtype="int64")
+        lookup = np.full(max(self.label_to_segment) + 1, -1, dtype="int64")
         for label, segment in self.label_to_segment.items():
             lookup[int(label)] = segment
         seg = lookup[labels]
+        unnamed = ~np.isin(seg, list(self.names))     # (-1: a label the model does not map)
+        if unnamed.any():
+            raise KeyError(f"cluster labels without a named segment: {sorted(set(labels[unnamed].tolist()))}")
         ids = np.array(sorted(self.names), dtype="int64")
         names = np.array([self.names[int(i)] for i in ids], dtype=object)[np.searchsorted(ids, seg)]
         return pd.DataFrame({"segment_id": seg, "segment_name": names}, index=df.index)
