@@ -354,6 +354,25 @@ def main() -> None:
         cli()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+        _exit_after_success()
+
+
+def _exit_after_success() -> None:
+    """Exit 0 without the interpreter's teardown once a command has finished and committed its work.
+
+    Native thread pools (DuckDB, Arrow, OpenMP) can abort the process while Python finalises
+    ("terminate called without an active exception", duckdb/duckdb#13904): seen once in `clv run` after
+    the summary was printed, which turned a finished run into exit code -6. Failures still exit normally."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
