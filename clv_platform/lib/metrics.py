@@ -97,19 +97,17 @@ def decile_mape(actual, predicted, groups: int = 10) -> float:
     return float(sum(abs(r["mean_predicted"] - r["mean_actual"]) for r in rows) / denom)
 
 
-def clv_metrics(actual, predicted) -> dict:
-    """mae, rmse, spearman, normalized_gini, top10_capture, decile_mape, total_bias (see module doc)."""
+def clv_metrics(actual, predicted, spearman: bool = True) -> dict:
+    """mae, rmse, spearman (unless `spearman` is False), normalized_gini, top10_capture, decile_mape,
+    total_bias (see module doc)."""
     a, p = _arrays(actual, predicted)
     err = p - a
     total = a.sum()
-    if np.ptp(a) == 0 or np.ptp(p) == 0:
-        rho = float("nan")
-    else:
-        rho = float(spearmanr(a, p).statistic)
+    out = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}
+    if spearman:
+        out["spearman"] = float("nan") if np.ptp(a) == 0 or np.ptp(p) == 0 else float(spearmanr(a, p).statistic)
     return {
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "spearman": rho,
+        **out,
         "normalized_gini": normalized_gini(a, p),
         "top10_capture": top_capture(a, p, 0.10),
         "decile_mape": decile_mape(a, p),
@@ -125,14 +123,5 @@ def bootstrap_sd(actual, predicted, resamples: int = 100, seed: int = 0) -> dict
     rows = []
     for _ in range(resamples):
         i = rng.integers(0, len(a), len(a))
-        ai, pi = a[i], p[i]
-        total = ai.sum()
-        rows.append({
-            "mae": float(np.abs(pi - ai).mean()),
-            "rmse": float(np.sqrt(((pi - ai) ** 2).mean())),
-            "normalized_gini": normalized_gini(ai, pi),
-            "top10_capture": top_capture(ai, pi, 0.10),
-            "decile_mape": decile_mape(ai, pi),
-            "total_bias": float((pi.sum() - total) / total) if total else float("nan"),
-        })
+        rows.append(clv_metrics(a[i], p[i], spearman=False))
     return {k: float(np.nanstd([r[k] for r in rows], ddof=1)) for k in rows[0]}
