@@ -449,21 +449,14 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def _requirements() -> list[str]:
-    """Pinned requirements of the pyfunc (given explicitly: MLflow's inference runs a slow subprocess)."""
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("mlflow", *("lightgbm", "pandas", "numpy"))]
-
-
 def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
     example = example[model.input_columns].head(200).astype("float64")
-    return registry.log_model_dir(model, _pyfunc_class()(), "clv_model", example, _requirements(), name,
-                                  registered_model_name)
+    return registry.log_model_dir(model, _pyfunc_class()(), "clv_model", example, ("lightgbm", "pandas", "numpy"),
+                                  name, registered_model_name)
 
 
 def load_from_mlflow(model_uri: str) -> ClvModel:

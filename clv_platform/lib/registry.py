@@ -400,15 +400,19 @@ def load(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None, ve
 # -- models saved as a directory, logged as an MLflow pyfunc ------------------------------------------
 
 
-def log_model_dir(model, python_model, artifact_key: str, example: pd.DataFrame, requirements: list[str],
+def log_model_dir(model, python_model, artifact_key: str, example: pd.DataFrame, packages: tuple[str, ...],
                   name: str, registered_model_name: str | None = None):
     """Log ``model`` (anything with ``save(dir)`` and ``predict(df)``) as an MLflow pyfunc in the active run:
     its saved directory as artifact ``artifact_key``, ``python_model`` as the wrapper, a signature inferred
-    from ``example`` (up to 200 rows) and pinned ``requirements``. Returns the ModelInfo."""
+    from ``example`` (up to 200 rows), and mlflow + ``packages`` pinned to the installed versions as its
+    requirements (given explicitly: MLflow's own inference runs a slow subprocess). Returns the ModelInfo."""
     import tempfile
+    from importlib.metadata import version
 
     import mlflow
     from mlflow.models import infer_signature
+
+    requirements = [f"{package}=={version(package)}" for package in ("mlflow", *packages)]
 
     example = example.head(200)
     signature = infer_signature(example, model.predict(example))

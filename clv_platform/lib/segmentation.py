@@ -320,20 +320,13 @@ def _pyfunc_class():
     return SegmentPyfuncModel
 
 
-def _requirements() -> list[str]:
-    """Pinned requirements of the pyfunc (given explicitly: MLflow's inference runs a slow subprocess)."""
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("mlflow", *("scikit-learn", "pandas", "numpy", "scipy"))]
-
-
 def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segment_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
     return registry.log_model_dir(model, _pyfunc_class()(), "segment_model", segment_inputs(example).head(200),
-                                  _requirements(), name, registered_model_name)
+                                  ("scikit-learn", "pandas", "numpy", "scipy"), name, registered_model_name)
 
 
 def load_from_mlflow(model_uri: str) -> SegmentModel:
