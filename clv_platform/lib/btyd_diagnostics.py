@@ -11,14 +11,12 @@
 import datetime as dt
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from clv_platform.lib import btyd, features, plots, warehouse
 
-from clv_platform.lib import btyd, features, warehouse  # noqa: E402
+plt = plots.pyplot()
 
 TOP = 7  # the "7+" bucket
 
@@ -73,14 +71,6 @@ def cumulative_tracking_table(models: btyd.BtydModels, daily: pd.DataFrame) -> p
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 def plot_calibration_histogram(table: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     pos = np.arange(len(table))
@@ -89,7 +79,7 @@ def plot_calibration_histogram(table: pd.DataFrame, path: Path) -> Path:
     ax.set_xticks(pos, table["frequency"])
     ax.set(xlabel="repeat purchases in calibration", ylabel="customers", title="Calibration period: model vs actual")
     ax.legend()
-    return _save(fig, path)
+    return plots.save(fig, path, dpi=80)
 
 
 def plot_conditional_holdout(table: pd.DataFrame, path: Path, horizon_days: int) -> Path:
@@ -99,7 +89,7 @@ def plot_conditional_holdout(table: pd.DataFrame, path: Path, horizon_days: int)
     ax.set(xlabel="repeat purchases in calibration", ylabel=f"mean purchases in next {horizon_days} days",
            title="Conditional expectations (holdout)")
     ax.legend()
-    return _save(fig, path)
+    return plots.save(fig, path, dpi=80)
 
 
 def plot_p_alive_matrix(models: btyd.BtydModels, T_units: float, max_frequency: int, path: Path) -> Path:
@@ -114,7 +104,7 @@ def plot_p_alive_matrix(models: btyd.BtydModels, T_units: float, max_frequency: 
     fig.colorbar(im, ax=ax, label="P(alive)")
     ax.set(xlabel=f"recency ({models.time_unit_days:g}-day units)", ylabel="frequency",
            title=f"P(alive) for a customer of age T = {T_units:.1f}")
-    return _save(fig, path)
+    return plots.save(fig, path, dpi=80)
 
 
 def plot_cumulative_tracking(table: pd.DataFrame, path: Path, cutoff=None) -> Path:
@@ -126,7 +116,7 @@ def plot_cumulative_tracking(table: pd.DataFrame, path: Path, cutoff=None) -> Pa
     ax.set(ylabel="cumulative repeat purchases", title="Cumulative tracking")
     ax.legend()
     fig.autofmt_xdate()
-    return _save(fig, path)
+    return plots.save(fig, path, dpi=80)
 
 
 def write_all(

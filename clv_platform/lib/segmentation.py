@@ -338,12 +338,9 @@ def load_from_mlflow(model_uri: str) -> SegmentModel:
 
 def plot_selection(selection: pd.DataFrame, path):
     """Silhouette, stability-weighted silhouette, Davies-Bouldin and GMM BIC by k, per algorithm."""
-    import matplotlib
+    from clv_platform.lib import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plots.pyplot().subplots(1, 3, figsize=(13, 3.8))
     for algorithm, tab in selection.sort_values("k").groupby("algorithm"):
         axes[0].plot(tab["k"], tab["silhouette"], "o-", label=f"{algorithm} silhouette")
         axes[0].plot(tab["k"], tab["score"], "s--", label=f"{algorithm} × stability")
@@ -358,7 +355,4 @@ def plot_selection(selection: pd.DataFrame, path):
     for ax in axes:
         ax.set_xlabel("k")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)

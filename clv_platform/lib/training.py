@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import btyd, clv_model, features
+from clv_platform.lib import btyd, clv_model, features, plots
 
 BTYD_FEATURES = ["p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
                  "expected_avg_order_value"]
@@ -163,31 +163,19 @@ def clv_fold_model(**train_kwargs):
 
 # -- plots (PNG files for MLflow and the Dagster UI) -------------------------------------------------------
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_feature_importance(importance: pd.Series, path, top: int = 20):
-    plt = _pyplot()
+    plt = plots.pyplot()
     imp = importance.head(top)[::-1]
     fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(imp))))
     ax.barh(imp.index, imp.to_numpy() / max(importance.sum(), 1e-12))
     ax.set_xlabel("share of total gain")
     ax.set_title("CLV model: feature importance (gain)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
 
 
 def plot_decile_calibration(rows: pd.DataFrame, path, models=("predicted_clv", "btyd_clv")):
     """Mean actual vs mean prediction per prediction decile, one panel per model."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), sharey=True)
     for ax, col in zip(np.atleast_1d(axes), models, strict=True):
         tab = decile_calibration(rows["actual"], rows[col])
@@ -199,14 +187,11 @@ def plot_decile_calibration(rows: pd.DataFrame, path, models=("predicted_clv", "
         ax.set_title(col)
         ax.legend()
     np.atleast_1d(axes)[0].set_ylabel("mean spend in horizon")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
 
 
 def plot_gain_chart(rows: pd.DataFrame, path, models=("predicted_clv", "btyd_clv", "naive")):
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     perfect = gain_curve(rows["actual"], rows["actual"])
     ax.plot(perfect["customer_share"], perfect["value_share"], "k--", label="perfect")
@@ -218,7 +203,4 @@ def plot_gain_chart(rows: pd.DataFrame, path, models=("predicted_clv", "btyd_clv
     ax.set_ylabel("share of holdout spend")
     ax.set_title("Gain chart on held-out customers")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
