@@ -349,14 +349,14 @@ def _apply_cross_row_rules(con: duckdb.DuckDBPyConnection, path: Path, check_ret
     con.execute("DROP TABLE _cross_rejected")
 
 
-def _prior_orders(con: duckdb.DuckDBPyConnection, day: date) -> None:
+def _prior_orders(con: duckdb.DuckDBPyConnection, day: date | None) -> None:
     """temp table _prior_orders: the sales of the RETURN_WINDOW_DAYS partitions before `day` that this file's
-    return lines refer to. The date window prunes row groups (partitions are loaded in date order), so the
-    lookup does not grow with the history."""
-    ids = [r[0] for r in con.execute(
+    return lines refer to (day None: no warehouse, an empty table). The date window prunes row groups
+    (partitions are loaded in date order), so the lookup does not grow with the history."""
+    con.execute("DROP TABLE IF EXISTS _prior_orders")
+    ids = [] if day is None else [r[0] for r in con.execute(
         "SELECT DISTINCT original_order_id FROM _landing WHERE starts_with(quantity, '-') "
         "AND coalesce(trim(original_order_id), '') <> ''").fetchall()]
-    con.execute("DROP TABLE IF EXISTS _prior_orders")
     if not ids:
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
         return
@@ -511,7 +511,7 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
     try:
         report.partition_date = partition_date_of(path)
         _stage_file(con, path, report.partition_date, now or datetime.now(), with_digest=False)
-        con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
+        _prior_orders(con, None)
         _other_day_lines(con, None)
         _apply_cross_row_rules(con, path, check_returns=False)
         report.rows_read, report.rows_rejected = con.execute(
