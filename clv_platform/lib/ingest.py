@@ -313,6 +313,7 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: 
         problem = "unreadable Parquet data ({})"
     else:
         raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")
+    con.execute(warehouse.read_sql("ingest_macros"))
     con.execute(f"CREATE TEMP VIEW _landing_source AS SELECT * FROM {source}")
     try:
         con.execute(
@@ -356,7 +357,7 @@ def _prior_orders(con: duckdb.DuckDBPyConnection, day: date | None) -> None:
     con.execute("DROP TABLE IF EXISTS _prior_orders")
     ids = [] if day is None else [r[0] for r in con.execute(
         "SELECT DISTINCT original_order_id FROM _landing WHERE starts_with(quantity, '-') "
-        "AND coalesce(trim(original_order_id), '') <> ''").fetchall()]
+        "AND NOT is_blank(original_order_id)").fetchall()]
     if not ids:
         con.execute("CREATE TEMP TABLE _prior_orders AS SELECT '' AS order_id, '' AS customer_id WHERE false")
         return

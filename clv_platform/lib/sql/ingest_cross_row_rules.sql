@@ -2,13 +2,13 @@
 -- of ingest_row_rules.sql). One output row per affected line only: source_line and `reasons`, the cross-row reason
 -- codes in REASONS order (appended to the line's row-rule codes). Parameter: $check_returns BOOLEAN. Known orders of earlier partitions
 -- come from the temp table _prior_orders(order_id, customer_id); lines already loaded from other days' files from
--- _other_day_lines(order_id, line_number).
+-- _other_day_lines(order_id, line_number). Macro is_blank: ingest_macros.sql.
 WITH returns AS (
     -- negative lines with an original_order_id (without one they are return_without_original_order) and a customer
     SELECT source_line, original_order_id, customer_id
     FROM _landing
-    WHERE $check_returns AND t_quantity < 0 AND coalesce(trim(original_order_id), '') <> ''
-      AND coalesce(trim(customer_id), '') <> ''
+    WHERE $check_returns AND t_quantity < 0 AND NOT is_blank(original_order_id)
+      AND NOT is_blank(customer_id)
 ),
 unknown_returns AS (
     SELECT r.source_line
@@ -24,7 +24,7 @@ repeated_hashes AS (
     -- keys (a hash collision only adds a candidate, which first_lines then checks exactly)
     SELECT hash(order_id, line_number) AS h
     FROM _landing
-    WHERE (order_id >= '!' AND order_id < chr(127) OR trim(order_id) <> '') AND (line_number >= '!' AND line_number < chr(127) OR trim(line_number) <> '')
+    WHERE NOT is_blank(order_id) AND NOT is_blank(line_number)
     GROUP BY h
     HAVING count(*) > 1
 ),
@@ -32,7 +32,7 @@ first_lines AS (
     -- (order_id, line_number) keys seen more than once: the first line keeps them, later ones are duplicates
     SELECT order_id, line_number, min(source_line) AS first_line
     FROM _landing
-    WHERE (order_id >= '!' AND order_id < chr(127) OR trim(order_id) <> '') AND (line_number >= '!' AND line_number < chr(127) OR trim(line_number) <> '')
+    WHERE NOT is_blank(order_id) AND NOT is_blank(line_number)
       AND hash(order_id, line_number) IN (SELECT h FROM repeated_hashes)
     GROUP BY order_id, line_number
     HAVING count(*) > 1

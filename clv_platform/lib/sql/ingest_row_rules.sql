@@ -4,9 +4,7 @@
 -- (return_without_known_order, duplicate_line: ingest_cross_row_rules.sql) append their codes afterwards; they
 -- come last in REASONS.
 -- Parameters: $partition_date DATE, $now TIMESTAMP, vocabularies $categories/$channels/$countries (VARCHAR[]),
--- plausibility limits $max_quantity, $max_unit_price.
--- Blank test: coalesce(trim(x), '') = '' costs a trim per value, so values that start with a printable ASCII
--- character other than space (x >= '!' AND x < chr(127): trim cannot empty them) skip the trim.
+-- plausibility limits $max_quantity, $max_unit_price. Macro is_blank: ingest_macros.sql.
 WITH typed AS (
     SELECT
         s.*,
@@ -18,27 +16,27 @@ WITH typed AS (
              THEN TRY_CAST(quantity AS INTEGER) END AS t_quantity,
         TRY_CAST(CASE WHEN regexp_full_match(unit_price, '-?[0-9]{1,12}(\.[0-9]{1,6})?') THEN unit_price END
                  AS DECIMAL(18, 6)) AS t_unit_price,
-        (CASE WHEN original_order_id >= '!' AND original_order_id < chr(127) THEN false ELSE coalesce(trim(original_order_id), '') = '' END) AS no_original
+        is_blank(original_order_id) AS no_original
     FROM _landing_source AS s
 )
 SELECT
     order_id, line_number, customer_id, order_ts, category, quantity, unit_price, channel, country, original_order_id,
     t_line_number, t_order_ts, t_quantity, t_unit_price,
     concat_ws(',',
-        CASE WHEN (CASE WHEN order_id >= '!' AND order_id < chr(127) THEN false ELSE coalesce(trim(order_id), '') = '' END) THEN 'missing_order_id' END,
-        CASE WHEN (CASE WHEN line_number >= '!' AND line_number < chr(127) THEN false ELSE coalesce(trim(line_number), '') = '' END) THEN 'missing_line_number'
+        CASE WHEN is_blank(order_id) THEN 'missing_order_id' END,
+        CASE WHEN is_blank(line_number) THEN 'missing_line_number'
              WHEN t_line_number IS NULL OR t_line_number < 1 THEN 'bad_line_number' END,
-        CASE WHEN (CASE WHEN customer_id >= '!' AND customer_id < chr(127) THEN false ELSE coalesce(trim(customer_id), '') = '' END) THEN 'missing_customer_id' END,
-        CASE WHEN (CASE WHEN order_ts >= '!' AND order_ts < chr(127) THEN false ELSE coalesce(trim(order_ts), '') = '' END) THEN 'missing_timestamp'
+        CASE WHEN is_blank(customer_id) THEN 'missing_customer_id' END,
+        CASE WHEN is_blank(order_ts) THEN 'missing_timestamp'
              WHEN t_order_ts IS NULL THEN 'bad_timestamp'
              WHEN CAST(t_order_ts AS DATE) <> $partition_date THEN 'ts_outside_partition_day' END,
         CASE WHEN t_order_ts > $now THEN 'ts_in_future' END,
         CASE WHEN NOT coalesce(list_contains($categories, category), false) THEN 'unknown_category' END,
-        CASE WHEN (CASE WHEN quantity >= '!' AND quantity < chr(127) THEN false ELSE coalesce(trim(quantity), '') = '' END) THEN 'missing_quantity'
+        CASE WHEN is_blank(quantity) THEN 'missing_quantity'
              WHEN t_quantity IS NULL THEN 'bad_quantity'
              WHEN t_quantity = 0 THEN 'zero_quantity'
              WHEN abs(t_quantity) > $max_quantity THEN 'implausible_quantity' END,
-        CASE WHEN (CASE WHEN unit_price >= '!' AND unit_price < chr(127) THEN false ELSE coalesce(trim(unit_price), '') = '' END) THEN 'missing_unit_price'
+        CASE WHEN is_blank(unit_price) THEN 'missing_unit_price'
              WHEN t_unit_price IS NULL THEN 'bad_unit_price'
              WHEN t_unit_price < 0 THEN 'negative_unit_price'
              WHEN t_unit_price > $max_unit_price THEN 'implausible_unit_price' END,

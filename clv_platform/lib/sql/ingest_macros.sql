@@ -1,0 +1,7 @@
+-- Macros of the ingest rules (ingest_row_rules.sql, ingest_cross_row_rules.sql), created on the connection before
+-- they run.
+-- is_blank(x): NULL, empty or only whitespace. coalesce(trim(x), '') = '' costs a trim per value, so values that
+-- start with a printable ASCII character other than space (x >= '!' AND x < chr(127): trim cannot empty them)
+-- skip the trim. A macro is expanded where it is used: the plan is the same as the inline expression.
+CREATE OR REPLACE TEMP MACRO is_blank(x) AS
+    CASE WHEN x >= '!' AND x < chr(127) THEN false ELSE coalesce(trim(x), '') = '' END;
