@@ -2,7 +2,8 @@
 
 The dashboard reads only the snapshot (docs/architecture.md). Tables and the columns used here:
 
-- customer_scores: customer_id, as_of_date, predicted_clv, predicted_clv_p10, predicted_clv_p90, btyd_clv,
+- customer_scores: customer_id, as_of_date, predicted_clv, predicted_clv_p10, predicted_clv_p50 (median
+  forecast; absent or empty for older models), predicted_clv_p90, btyd_clv,
   p_alive, expected_purchases_30d/90d/365d, segment_id, segment_name, segment_since, clv_model_version,
   segment_model_version, frequency, recency, T, monetary_value, orders, total_spend, days_since_last_order
 - model_metrics: long (model, metric, value) or wide (model + one column per metric)

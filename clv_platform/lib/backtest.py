@@ -18,13 +18,14 @@ BTYD's prediction of holdout spend: btyd_clv = E[holdout purchases | BG/NBD] × 
 Extending it (the CLV model): pass `FoldModel`s to `run_backtest` (the CLI uses `default_fold_models()`).
 Each gets the fold's train and test frames — calibration_holdout columns (features in days) plus the fold
 BTYD model's columns (btyd_*) — and returns customer_id plus its columns for the test customers, e.g.
-predicted_clv, predicted_clv_p10, predicted_clv_p90; its `prediction_column` is scored with the same metrics.
+predicted_clv, predicted_clv_p10, predicted_clv_p50, predicted_clv_p90; its `prediction_column` (and any
+`also_scored` column, e.g. the CLV model's median forecast as `clv_model_median`) is scored with the same metrics.
 """
 
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -51,6 +52,8 @@ class FoldModel:
     name: str
     prediction_column: str
     fit_predict: Callable[[pd.DataFrame, pd.DataFrame, dict], pd.DataFrame]
+    # further columns of its output scored as models of their own: {metrics name: column}
+    also_scored: dict[str, str] = field(default_factory=dict)
 
 
 def default_fold_models() -> list[FoldModel]:
@@ -173,7 +176,8 @@ def run_backtest(
     oof = pd.concat(pieces, ignore_index=True).sort_values("customer_id", ignore_index=True)
 
     full = btyd.fit_btyd(cal, time_unit_days=time_unit_days, input_unit_days=1.0, include_pareto=include_pareto)
-    scored = {"btyd": "btyd_clv", **{fm.name: fm.prediction_column for fm in fold_models}}
+    scored = {"btyd": "btyd_clv", **{fm.name: fm.prediction_column for fm in fold_models},
+              **{name: col for fm in fold_models for name, col in fm.also_scored.items()}}
     metrics = {name: clv_metrics(oof["spend_holdout"], oof[col]) for name, col in scored.items()}
     # Sampling noise of each metric (customers resampled): goals are thresholds on these noisy figures.
     metrics_sd = {name: bootstrap_sd(oof["spend_holdout"], oof[col], seed=seed) for name, col in scored.items()}

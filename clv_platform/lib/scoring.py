@@ -4,6 +4,7 @@ No dagster import: defs/serving/ calls these. The models are anything with ``.pr
 (``registry.LoadedModel`` of ``clv_model`` / ``segment_model``):
 
 * CLV model:     predict(features + BTYD predictions) -> predicted_clv, predicted_clv_p10, predicted_clv_p90
+                 (and predicted_clv_p50, the median forecast, when the model has one)
 * segment model: predict(the same + the CLV predictions) -> segment_id, segment_name
 """
 
@@ -25,8 +26,8 @@ FEATURES_TABLE = "features.customer_features"
 
 # serving.customer_scores / customer_scores.parquet (docs/architecture.md), in this order, then extras.
 SCORE_COLUMNS = [
-    "customer_id", "as_of_date", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90", "btyd_clv",
-    "p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+    "customer_id", "as_of_date", "predicted_clv", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90",
+    "btyd_clv", "p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
     "segment_id", "segment_name", "segment_since", "clv_model_version", "segment_model_version",
     "frequency", "recency", "T", "monetary_value", "orders", "total_spend", "days_since_last_order",
 ]
@@ -136,8 +137,8 @@ def score(
     # pandas consolidate all its columns, about a second per million customers.
     n = len(frame)
     columns = {col: frame[col].to_numpy() for col in SCORE_COLUMNS + EXTRA_COLUMNS if col in frame.columns}
-    for col in ("predicted_clv", "predicted_clv_p10", "predicted_clv_p90"):
-        columns[col] = clv[col].to_numpy(dtype="float64")
+    for col in ("predicted_clv", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90"):
+        columns[col] = clv[col].to_numpy(dtype="float64") if col in clv.columns else np.full(n, np.nan)
     seg = segment_model.predict(pd.DataFrame({**columns, **{
         col: frame[col].to_numpy() for col in frame.columns if col not in columns}}, copy=False))
     if not {"segment_id", "segment_name"} <= set(seg.columns):
@@ -328,9 +329,9 @@ def data_quality(con: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame
     ).df()
 
 
-# Run metrics named "<model>_<metric>" (the CLV training run logs clv_model_/btyd_/naive_ on the same held-out
-# customers) are split so the table compares the models side by side.
-COMPARED_MODELS = ("clv_model", "btyd", "naive")
+# Run metrics named "<model>_<metric>" (the CLV training run logs clv_model_/clv_model_median_/btyd_/naive_ on
+# the same held-out customers) are split so the table compares the models side by side (longest prefix first).
+COMPARED_MODELS = ("clv_model_median", "clv_model", "btyd", "naive")
 MODEL_METRICS_COLUMNS = ["model", "metric", "value", "registered_model", "version", "run_id"]
 
 

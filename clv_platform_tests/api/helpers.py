@@ -19,6 +19,7 @@ def publish_fake(root, token: str, n: int = 50, clv_factor: float = 1.0):
         "as_of_date": as_of,
         "predicted_clv": base,
         "predicted_clv_p10": base * 0.5,
+        "predicted_clv_p50": base * 0.8,
         "predicted_clv_p90": base * 2.0,
         "btyd_clv": base * 0.9,
         "p_alive": rng.uniform(0, 1, n),

@@ -70,6 +70,7 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
                 "as_of_date": as_of,
                 "predicted_clv": clv,
                 "predicted_clv_p10": round(clv * float(rng.uniform(0.3, 0.7)), 2),
+                "predicted_clv_p50": round(clv * float(rng.uniform(0.7, 0.95)), 2),
                 "predicted_clv_p90": round(clv * float(rng.uniform(1.3, 2.0)), 2),
                 "btyd_clv": round(clv * float(rng.uniform(0.7, 1.3)), 2),
                 "p_alive": p_alive,

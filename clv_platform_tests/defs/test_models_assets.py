@@ -56,8 +56,8 @@ def test_clv_model_asset_metrics_registry_and_pyfunc(env):
     assert registry.version_metric("clv_model", "1", "holdout_normalized_gini", uri) == pytest.approx(
         md["holdout_normalized_gini"].value)
     run = registry.client(uri).get_run(registry.version_info("clv_model", "staging", uri)["run_id"])
-    assert {"btyd_normalized_gini", "naive_normalized_gini", "clv_model_mae", "clv_model_total_bias"} <= set(
-        run.data.metrics)
+    assert {"btyd_normalized_gini", "naive_normalized_gini", "clv_model_mae", "clv_model_total_bias",
+            "clv_model_median_mae"} <= set(run.data.metrics)
     assert run.data.tags["dagster_run_id"] == env["result"].run_id
     loaded = registry.load("clv_model", "staging", tracking_uri=uri)
     assert isinstance(loaded.native, clv_model.ClvModel)

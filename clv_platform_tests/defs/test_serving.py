@@ -176,6 +176,7 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert (scores["predicted_clv_p10"] <= scores["predicted_clv"]).all()
     assert (scores["predicted_clv"] <= scores["predicted_clv_p90"]).all()
     assert np.allclose(scores["predicted_clv"], scores["btyd_clv"] * 1.1)
+    assert scores["predicted_clv_p50"].isna().all()  # TinyClv has no median forecast: the column stays empty
     assert set(scores["segment_name"]) <= {"active", "dormant"}
     assert (scores["clv_model_version"] == env["versions"]["clv_model"]).all()
     # segment_since goes back through the monthly history while the segment stays the same.
@@ -252,7 +253,7 @@ def test_model_metrics_table_splits_compared_models():
     table = scoring.model_metrics_table({
         "clv_model": {"version": "3", "run_id": "r1", "metrics": {
             "holdout_normalized_gini": 0.71, "clv_model_normalized_gini": 0.71, "btyd_normalized_gini": 0.66,
-            "naive_mae": 40.0}},
+            "naive_mae": 40.0, "clv_model_median_mae": 30.0}},
         "segment_model": {"version": "2", "run_id": "r2", "metrics": {"stability_weighted_silhouette": 0.4}},
         "missing_model": None,
     })
@@ -260,6 +261,7 @@ def test_model_metrics_table_splits_compared_models():
     assert rows[("clv_model", "normalized_gini")] == (0.71, "clv_model", "3")
     assert rows[("btyd", "normalized_gini")] == (0.66, "clv_model", "3")
     assert rows[("naive", "mae")] == (40.0, "clv_model", "3")
+    assert rows[("clv_model_median", "mae")] == (30.0, "clv_model", "3")  # longest model prefix wins
     assert rows[("clv_model", "holdout_normalized_gini")][0] == 0.71
     assert rows[("segment_model", "stability_weighted_silhouette")] == (0.4, "segment_model", "2")
 

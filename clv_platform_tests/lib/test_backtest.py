@@ -25,21 +25,23 @@ def _mean_spend_model(train, test, ctx):
     assert "btyd_clv" in train and "btyd_clv" in test and ctx["btyd_models"].gamma_gamma is not None
     value = float(train["spend_holdout"].mean())
     return pd.DataFrame({"customer_id": test["customer_id"], "predicted_clv": value,
-                         "predicted_clv_p10": 0.0, "predicted_clv_p90": 2 * value})
+                         "predicted_clv_p10": 0.0, "predicted_clv_p50": 0.0, "predicted_clv_p90": 2 * value})
 
 
 def test_kfold_backtest_out_of_fold(sample_cal):
-    hook = backtest.FoldModel("naive", "predicted_clv", _mean_spend_model)
+    hook = backtest.FoldModel("naive", "predicted_clv", _mean_spend_model, also_scored={"zero": "predicted_clv_p50"})
     result, rows = backtest.run_backtest(sample_cal, 273, folds=3, fold_models=[hook], include_pareto=False)
     assert len(rows) == len(sample_cal) == result["n_customers"] == 2357
     assert rows["customer_id"].is_unique and set(rows["fold"]) == {0, 1, 2}
-    for col in ("btyd_expected_purchases", "btyd_clv", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90"):
+    for col in ("btyd_expected_purchases", "btyd_clv", "predicted_clv", "predicted_clv_p10", "predicted_clv_p50",
+                "predicted_clv_p90"):
         assert rows[col].notna().all(), col
     np.testing.assert_allclose(rows["btyd_clv"],
                                rows["btyd_expected_purchases"] * rows["btyd_expected_avg_order_value"])
-    assert set(result["metrics"]) == {"btyd", "naive"}
+    assert set(result["metrics"]) == {"btyd", "naive", "zero"}
+    assert result["metrics"]["zero"]["total_bias"] == -1.0  # the also_scored column, scored on its own
     assert set(result["metrics"]["btyd"]) == set(METRIC_NAMES)
-    assert set(result["metrics_bootstrap_sd"]) == {"btyd", "naive"}
+    assert set(result["metrics_bootstrap_sd"]) == {"btyd", "naive", "zero"}
     assert 0 < result["metrics_bootstrap_sd"]["btyd"]["top10_capture"] < 0.1
     # BTYD ranks customers far better than a constant
     assert result["metrics"]["btyd"]["normalized_gini"] > 0.5

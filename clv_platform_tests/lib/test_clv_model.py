@@ -45,6 +45,8 @@ def test_predictions_shape_interval_and_calibration(trained):
     assert np.isfinite(pred.to_numpy()).all() and (pred.to_numpy() >= 0).all()
     assert (pred["predicted_clv_p10"] <= pred["predicted_clv"]).all()
     assert (pred["predicted_clv"] <= pred["predicted_clv_p90"]).all()
+    assert (pred["predicted_clv_p10"] <= pred["predicted_clv_p50"]).all()
+    assert (pred["predicted_clv_p50"] <= pred["predicted_clv_p90"]).all()
     # the total-scale calibration holds on the training customers' out-of-fold predictions...
     assert model.info["n_train"] == len(trained["ts"]["train"])
     # ...and the held-out total is within 15 % (BTYD is 20-30 % low on this population)
@@ -54,10 +56,12 @@ def test_predictions_shape_interval_and_calibration(trained):
 
 def test_model_beats_btyd_on_normalized_gini(trained):
     table = trained["table"]
-    assert list(table.index) == ["clv_model", "btyd", "naive"]
+    assert list(table.index) == ["clv_model", "clv_model_median", "btyd", "naive"]
     assert table.loc["clv_model", "normalized_gini"] > table.loc["btyd", "normalized_gini"] + 0.02
     assert table.loc["clv_model", "normalized_gini"] > table.loc["naive", "normalized_gini"]
     assert abs(table.loc["clv_model", "total_bias"]) < abs(table.loc["btyd", "total_bias"])
+    # the median forecast is the one with the least absolute error (most customers most likely spend 0)
+    assert table.loc["clv_model_median", "mae"] < table.loc["clv_model", "mae"]
 
 
 def test_prediction_is_per_row_and_ignores_extra_columns(trained):

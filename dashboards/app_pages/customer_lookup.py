@@ -45,6 +45,9 @@ if row is None:
     st.stop()
 
 
+TICK_COLORS = {"predicted CLV": "#1f3b73", "median forecast": "#9ecae9", "BTYD CLV": "#f58518"}
+
+
 def _get(name: str):
     return row[name] if name in row.index else None
 
@@ -52,8 +55,12 @@ def _get(name: str):
 st.subheader(f"Customer {row['customer_id']}")
 interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
 c1, c2, c3, c4 = st.columns(4)
+median = _get("predicted_clv_p50")
 c1.metric("Predicted CLV (80% interval)", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
-          delta_arrow="off", delta_color="off", border=True)
+          delta_arrow="off", delta_color="off", border=True,
+          help="Expected spend over the model's horizon (the mean, what adds up over customers)"
+          + (f"; median forecast {data.fmt_money(median, 2)}, the most typical outcome"
+             if median is not None and pd.notna(median) else ""))
 c2.metric("BTYD CLV", data.fmt_money(_get("btyd_clv"), 2), border=True, help="BG/NBD x Gamma-Gamma baseline")
 c3.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True,
           help="Probability that the customer is still active")
@@ -66,7 +73,7 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
     seg_mean = None
     if segment is not None:
         seg_mean = float(scores.loc[scores["segment_name"] == segment, "predicted_clv"].mean())
-    points = [("predicted CLV", _get("predicted_clv")), ("BTYD CLV", _get("btyd_clv")),
+    points = [("predicted CLV", _get("predicted_clv")), ("median forecast", median), ("BTYD CLV", _get("btyd_clv")),
               (f"mean of {segment}", seg_mean)]
     marks = pd.DataFrame([{"what": w, "value": float(v)} for w, v in points if v is not None and pd.notna(v)])
     band = pd.DataFrame({"lo": [float(_get("predicted_clv_p10"))], "hi": [float(_get("predicted_clv_p90"))]})
@@ -81,7 +88,7 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
         .encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, top])),
                 color=alt.Color("what:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"),
                                 scale=alt.Scale(domain=list(marks["what"]),
-                                                range=["#1f3b73", "#f58518", "#54a24b"][: len(marks)])),
+                                                range=[TICK_COLORS.get(w, "#54a24b") for w in marks["what"]])),
                 tooltip=["what:N", alt.Tooltip("value:Q", format=",.2f")])
     ).properties(height=130)
     st.caption("80% prediction interval (band) and point predictions (ticks)")

@@ -48,7 +48,7 @@ class SegmentModelConfig(dg.Config):
     deps=[FEATURES, BTYD_PREDICTIONS],
     kinds={"lightgbm", "mlflow"},
     description=(
-        "LightGBM CLV model (expected purchases (Poisson) x spend per purchase (Gamma), quantile p10/p90) "
+        "LightGBM CLV model (expected purchases (Poisson) x spend per purchase (Gamma), quantiles p10/p50/p90) "
         "trained on features and BTYD predictions "
         "as of latest day − horizon, target = spend in the horizon. Compared with BTYD and a naive baseline on "
         "held-out customers; logged to MLflow and registered as `clv_model` with alias `staging`."
