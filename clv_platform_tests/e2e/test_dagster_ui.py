@@ -47,6 +47,25 @@ def step_errors(port: int, run_id: str) -> str:
     return "\n".join(f"{e['stepKey']}: {e['error']['message']}" for e in events if e.get("error"))
 
 
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def wait_for_code_location(port: int, deadline: float) -> None:
+    """The webserver answers before its code server has loaded the definitions (slower on a busy machine):
+    wait until every code location is LOADED, and fail with the load error if one did not load."""
+    entries = []
+    while time.time() < deadline:
+        body = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": LOCATIONS}, timeout=30).json()
+        entries = ((body.get("data") or {}).get("workspaceOrError") or {}).get("locationEntries") or []
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
+            assert not errors, f"code location failed to load: {errors}"
+            return
+        time.sleep(1)
+    pytest.fail(f"code location not loaded in time: {entries}")
+
+
 @pytest.fixture()
 def dagster_ui(tmp_path):
     home, data = tmp_path / "dagster_home", tmp_path / "data"
@@ -73,11 +92,12 @@ def dagster_ui(tmp_path):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer in time
                 pass
             time.sleep(1)
         else:
             pytest.fail("webserver did not come up:\n" + (tmp_path / "webserver.log").read_text()[-3000:])
+        wait_for_code_location(port, deadline)
         yield port, data, tmp_path
     finally:
         for proc in procs:
