@@ -49,6 +49,7 @@ def test_health_predict_customer_segments(client, tmp_path):
     assert (body["requested"], body["found"]) == (4, 2)
     first = body["predictions"][1]
     assert first["predicted_clv"] == 1.0 and first["predicted_clv_p10"] == 0.5 and first["predicted_clv_p90"] == 2.0
+    assert first["predicted_clv_p50"] == 0.8  # the median forecast is served too
     assert 0 <= first["p_alive"] <= 1
     assert first["segment_name"] == "hibernating" and first["segment_since"] == "2024-10-31"
     assert first["as_of_date"] == "2024-12-31"
