@@ -45,7 +45,7 @@ if row is None:
     st.stop()
 
 
-TICK_COLORS = {"predicted CLV": "#1f3b73", "median forecast": "#9ecae9", "BTYD CLV": "#f58518"}
+TICK_COLORS = {"predicted CLV": "#1f3b73", "median forecast": "#b279a2", "BTYD CLV": "#f58518"}
 
 
 def _get(name: str):
