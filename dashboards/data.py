@@ -44,7 +44,7 @@ METRIC_LABELS = {
     "decile_mape": ("Decile MAPE", "lower"),
     "total_bias": ("Total bias", "closer to 0"),
 }
-MODEL_ORDER = ("clv_model", "lightgbm", "btyd", "naive")
+MODEL_ORDER = ("clv_model", "clv_model_median", "lightgbm", "btyd", "naive")
 MODEL_ALIASES = {"clv": "clv_model", "lgbm": "clv_model", "model": "clv_model", "bgnbd": "btyd",
                  "baseline": "naive"}
 PSEUDO_SEGMENTS = ("(new)", "(gone)")  # migration rows/columns for customers entering / leaving

@@ -86,6 +86,8 @@ def test_overview_shows_kpis_versions_distribution_and_model_metrics(page, app_u
     expect(metrics).to_contain_text("0.731")  # CLV model
     expect(metrics).to_contain_text("0.671")  # BTYD
     expect(metrics.locator("tr", has_text="Total bias")).to_contain_text("-17.0%")
+    expect(metrics.locator("tr", has_text="MAE")).to_contain_text("24.90")  # the median forecast's column
+    expect(main).to_contain_text("clv_model_median is the CLV model's median forecast")
     screenshot(page, screenshot_dir, "overview")
     assert_no_exception(page)
 

@@ -44,7 +44,7 @@ def test_kpis_and_histogram(tables):
 
 def test_metrics_table_long_form(tables):
     m = data.metrics_table(tables["model_metrics"])
-    assert list(m.columns) == ["better", "clv_model", "btyd", "naive"]
+    assert list(m.columns) == ["better", "clv_model", "clv_model_median", "btyd", "naive"]
     assert list(m.index)[:2] == ["Normalized Gini", "Top-10% capture"]
     assert m.loc["MAE", "btyd"] == 32.7 and m.loc["MAE", "better"] == "lower"
     assert "silhouette" not in " ".join(m.index)

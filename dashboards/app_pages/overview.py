@@ -75,7 +75,11 @@ else:
     for label in metrics.index:
         styler = styler.format(formats.get(label, "{:.3f}"), subset=pd.IndexSlice[[label], models], na_rep="–")
     st.table(styler)
-    st.caption("Held-out customers, same split for every model; the best figure of each row is in bold.")
+    caption = "Held-out customers, same split for every model; the best figure of each row is in bold."
+    if "clv_model_median" in models:
+        caption += (" clv_model_median is the CLV model's median forecast (p50), the typical single-customer "
+                    "outcome and the one to read MAE on; clv_model (the mean) is the one that adds up over customers.")
+    st.caption(caption)
 other = data.other_metrics(common.table(snap, "model_metrics"))
 if len(other):
     with st.expander(f"Other model metrics ({len(other)})"):
