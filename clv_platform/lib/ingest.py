@@ -397,6 +397,23 @@ def _other_day_lines(con: duckdb.DuckDBPyConnection, day: date | None) -> None:
     )
 
 
+def _rule_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, in_warehouse: bool
+) -> tuple[str | None, dict[str, int], int, int]:
+    """Stage the file and give every row its final reason codes (temp table _landing_rows, view _landing).
+    in_warehouse: compare with the warehouse's earlier partitions (returns of earlier sales, lines loaded from
+    other days' files) and hash the file for the audit; otherwise (check_file) the file alone.
+    Returns (sha256 or None, reason counts, rows read, rows rejected)."""
+    digest = _stage_file(con, path, day, now, with_digest=in_warehouse)
+    _prior_orders(con, day if in_warehouse else None)
+    _other_day_lines(con, day if in_warehouse else None)
+    _apply_cross_row_rules(con, path, check_returns=in_warehouse)
+    rows_read, rows_rejected = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
+    ).fetchone()
+    return digest, _reason_counts(con), rows_read, rows_rejected
+
+
 def _reason_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
         "SELECT reason, count(*) FROM (SELECT unnest(string_split(reasons, ',')) AS reason FROM _landing_rows "
@@ -440,14 +457,7 @@ def load_file(
         raise LandingFileError(path, f"wrong file name for partition {partition_date}")
     now = now or datetime.now()
     try:
-        digest = _stage_file(con, path, day, now)
-        _prior_orders(con, day)
-        _other_day_lines(con, day)
-        _apply_cross_row_rules(con, path, check_returns=True)
-        counts = _reason_counts(con)
-        rows_read, rows_rejected = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
-        ).fetchone()
+        digest, counts, rows_read, rows_rejected = _rule_rows(con, path, day, now, in_warehouse=True)
         source = path.name
         params = [day, source]
         with warehouse.transaction(con):
@@ -511,15 +521,9 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
     con = duckdb.connect()
     try:
         report.partition_date = partition_date_of(path)
-        _stage_file(con, path, report.partition_date, now or datetime.now(), with_digest=False)
-        _prior_orders(con, None)
-        _other_day_lines(con, None)
-        _apply_cross_row_rules(con, path, check_returns=False)
-        report.rows_read, report.rows_rejected = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
-        ).fetchone()
+        _, report.reason_counts, report.rows_read, report.rows_rejected = _rule_rows(
+            con, path, report.partition_date, now or datetime.now(), in_warehouse=False)
         report.rows_valid = report.rows_read - report.rows_rejected
-        report.reason_counts = _reason_counts(con)
         cur = con.execute(
             f"SELECT source_line, reasons, {_COLS} FROM _landing WHERE reasons <> '' ORDER BY source_line LIMIT ?",
             [examples],
