@@ -142,8 +142,8 @@ def _columns_of(exp) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for c in cols if c))
 
 
-# Column groups validated on one shared frame: each frame costs GX a batch and a
-# validator, which outweighs the copies of these narrow columns (Categorical codes; the key beside the pair).
+# Column groups validated on one shared frame: each frame costs GX a batch and a validator, which outweighs the
+# copies of these narrow columns (Categorical codes; the key beside the pair).
 _SHARED_FRAMES = {
     ("channel",): ("channel", "country", "category"), ("country",): ("channel", "country", "category"),
     ("category",): ("channel", "country", "category"), ("order_key",): ("order_key", "line_number"),

@@ -89,7 +89,6 @@ def _simulate_transactions(n: int = 300, seed: int = 7) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")

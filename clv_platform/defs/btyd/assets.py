@@ -66,7 +66,6 @@ def _log_to_mlflow(context, mlflow: MlflowResource, run_name: str, params: dict,
         return run.info.run_id
 
 
-
 def _fit_metadata(fitted: btyd.FittedModel, time_unit_days: float, as_of) -> dict:
     table = pd.DataFrame({"param": list(fitted.params), "value": list(fitted.params.values()),
                           "std_error": [fitted.std_errors.get(k) for k in fitted.params]})

@@ -41,7 +41,6 @@ class SegmentModelConfig(dg.Config):
     seed: int = 0
 
 
-
 @dg.asset(
     key=["models", "clv_model"],
     group_name="models",

@@ -1,8 +1,9 @@
--- Row rules of one landing file that compare rows (view _landing: source_line, the text columns and the typed values
--- of ingest_row_rules.sql). One output row per affected line only: source_line and `reasons`, the cross-row reason
--- codes in REASONS order (appended to the line's row-rule codes). Parameter: $check_returns BOOLEAN. Known orders of earlier partitions
--- come from the temp table _prior_orders(order_id, customer_id); lines already loaded from other days' files from
--- _other_day_lines(order_id, line_number). Macro is_blank: ingest_macros.sql.
+-- Row rules of one landing file that compare rows (view _landing: source_line, the text columns and the typed
+-- values of ingest_row_rules.sql). One output row per affected line only: source_line and `reasons`, the
+-- cross-row reason codes in REASONS order (appended to the line's row-rule codes). Parameter: $check_returns
+-- BOOLEAN. Known orders of earlier partitions come from the temp table _prior_orders(order_id, customer_id);
+-- lines already loaded from other days' files from _other_day_lines(order_id, line_number).
+-- Macro is_blank: ingest_macros.sql.
 WITH returns AS (
     -- negative lines with an original_order_id (without one they are return_without_original_order) and a customer
     SELECT source_line, original_order_id, customer_id

@@ -1,8 +1,8 @@
 -- Row rules of one landing file that need only the row itself, applied while the file is read (view _landing_source:
 -- the landing columns as text, in file order). Output, in file order: the raw text columns, the typed values and
 -- `reasons`, a comma-separated list of reason codes ('' = valid row). The rules that compare rows
--- (return_without_known_order, duplicate_line: ingest_cross_row_rules.sql) append their codes afterwards; they
--- come last in REASONS.
+-- (return_without_known_order, duplicate_line, duplicate_line_other_file: ingest_cross_row_rules.sql) append
+-- their codes afterwards.
 -- Parameters: $partition_date DATE, $now TIMESTAMP, vocabularies $categories/$channels/$countries (VARCHAR[]),
 -- plausibility limits $max_quantity, $max_unit_price. Macro is_blank: ingest_macros.sql.
 WITH typed AS (
