@@ -1,6 +1,7 @@
 """CLV model: training and scoring on simulated customers, comparison with BTYD, save/load.
 (The MLflow pyfunc round trip is tested with the asset: clv_platform_tests/defs/test_models_assets.py.)"""
 
+import dataclasses
 import json
 
 import duckdb
@@ -138,3 +139,15 @@ def test_auto_horizon_leaves_calibration_history():
     with pytest.raises(ValueError, match="empty"):
         con.execute("DELETE FROM tx").fetchall()
         training.auto_horizon(con, "tx")
+
+
+def test_model_without_median_booster_predicts_nan_median(trained):
+    """Models saved before the p50 booster existed: same mean and interval, median NaN."""
+    model, test = trained["model"], trained["ts"]["test"]
+    old = dataclasses.replace(model, quantile_boosters={k: v for k, v in model.quantile_boosters.items() if k != "p50"})
+    new, before = model.predict(test), old.predict(test)
+    assert before["predicted_clv_p50"].isna().all()
+    # p50 only ever moves p10 down / p90 up when the three quantiles are sorted
+    assert (before["predicted_clv_p10"] >= new["predicted_clv_p10"]).all()
+    assert (before["predicted_clv_p90"] <= new["predicted_clv_p90"]).all()
+    pd.testing.assert_series_equal(before["predicted_clv"], new["predicted_clv"])
