@@ -315,7 +315,8 @@ def customer_history(history: pd.DataFrame | None, customer_id: str) -> pd.DataF
         return pd.DataFrame()
     h = history[history["customer_id"].astype(str) == str(customer_id)]
     seg = pick(h, SEGMENT_COLS)
-    keep = [month] + ([seg] if seg else []) + [c for c in ("predicted_clv", "p_alive") if c in h.columns]
+    scores = [c for c in ("predicted_clv", "predicted_clv_p50", "p_alive") if c in h.columns and h[c].notna().any()]
+    keep = [month] + ([seg] if seg else []) + scores
     return h[keep].sort_values(month).rename(columns={month: "month"}).reset_index(drop=True)
 
 

@@ -33,16 +33,19 @@ SCORE_COLUMNS = [
 ]
 EXTRA_COLUMNS = ["expected_avg_order_value", "avg_order_value"]
 HISTORY_COLUMNS = [
-    "month", "as_of_date", "customer_id", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
-    "btyd_clv", "p_alive", "segment_id", "segment_name", "clv_model_version", "segment_model_version",
+    "month", "as_of_date", "customer_id", "predicted_clv", "predicted_clv_p10", "predicted_clv_p50",
+    "predicted_clv_p90", "btyd_clv", "p_alive", "segment_id", "segment_name", "clv_model_version", "segment_model_version",
 ]
 
 HISTORY_DDL = f"""
 CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
     month VARCHAR NOT NULL, as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
-    predicted_clv DOUBLE, predicted_clv_p10 DOUBLE, predicted_clv_p90 DOUBLE, btyd_clv DOUBLE, p_alive DOUBLE,
-    segment_id BIGINT, segment_name VARCHAR, clv_model_version VARCHAR, segment_model_version VARCHAR
+    predicted_clv DOUBLE, predicted_clv_p10 DOUBLE, predicted_clv_p50 DOUBLE, predicted_clv_p90 DOUBLE,
+    btyd_clv DOUBLE, p_alive DOUBLE, segment_id BIGINT, segment_name VARCHAR, clv_model_version VARCHAR,
+    segment_model_version VARCHAR
 );
+-- warehouses made before the median forecast existed
+ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS predicted_clv_p50 DOUBLE;
 CREATE TABLE IF NOT EXISTS {MIGRATION_TABLE} (
     from_month VARCHAR NOT NULL, to_month VARCHAR NOT NULL, from_segment VARCHAR NOT NULL,
     to_segment VARCHAR NOT NULL, customers BIGINT NOT NULL, share DOUBLE
@@ -279,7 +282,7 @@ def write_history_month(con: duckdb.DuckDBPyConnection, month: str, scores: pd.D
     con.execute(HISTORY_DDL)
     with warehouse.transaction(con, _hist_df=rows):
         con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE month = ?", [month])
-        con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT * FROM _hist_df")
+        con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM _hist_df")
     return len(rows)
 
 

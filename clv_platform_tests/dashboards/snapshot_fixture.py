@@ -117,9 +117,10 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
             start = m
         since[cust] = start.date()
         for m, s in path:
+            clv = round(float(rng.gamma(3.0, SEGMENTS[s][3] / 3.0)), 2)
             hist_rows.append({"month": f"{m:%Y-%m}", "as_of_date": m.date(), "customer_id": cust,
-                              "segment_id": names.index(s), "segment_name": s,
-                              "predicted_clv": round(float(rng.gamma(3.0, SEGMENTS[s][3] / 3.0)), 2),
+                              "segment_id": names.index(s), "segment_name": s, "predicted_clv": clv,
+                              "predicted_clv_p50": round(0.7 * clv, 2),  # the median sits below the mean
                               "p_alive": round(float(rng.uniform(*SEGMENTS[s][2])), 4)})
     history = pd.DataFrame(hist_rows)
     scores["segment_since"] = scores["customer_id"].map(since)

@@ -136,6 +136,7 @@ def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published, s
     expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {loyal['customer_id']}")
     history = page.locator('[data-testid="stTable"]').filter(has_text="month")
     expect(history).to_contain_text("2026-06-30")
+    expect(history.locator("th", has_text="median forecast")).to_have_count(1)
     screenshot(page, screenshot_dir, "customer_lookup")
     assert_no_exception(page)
 

@@ -125,7 +125,10 @@ def test_customer_lookup_helpers(tables):
     assert data.similar_ids(scores, "c000004", limit=3) == ["C0000040", "C0000041", "C0000042"]
     assert data.similar_ids(scores, "") == []
     h = data.customer_history(hist, "C0000042")
-    assert list(h.columns) == ["month", "segment_name", "predicted_clv", "p_alive"]
+    assert list(h.columns) == ["month", "segment_name", "predicted_clv", "predicted_clv_p50", "p_alive"]
+    # history written by a model without a median forecast: the empty column is not shown
+    no_median = data.customer_history(hist.assign(predicted_clv_p50=float("nan")), "C0000042")
+    assert list(no_median.columns) == ["month", "segment_name", "predicted_clv", "p_alive"]
     assert h["segment_name"].iloc[-1] == data.find_customer(scores, "C0000042")["segment_name"]
 
 

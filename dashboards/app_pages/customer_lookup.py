@@ -118,13 +118,14 @@ with right:
     else:
         shown = history.copy()
         shown["month"] = shown["month"].map(data.fmt_date)
-        for c in ("predicted_clv",):
+        for c in ("predicted_clv", "predicted_clv_p50"):
             if c in shown:
                 shown[c] = shown[c].map(lambda v: data.fmt_money(v, 2))
         if "p_alive" in shown:
             shown["p_alive"] = shown["p_alive"].map(data.fmt_prob)
         shown = shown.rename(columns={"segment_name": "segment", "segment_id": "segment",
-                                      "predicted_clv": "predicted CLV", "p_alive": "P(alive)"})
+                                      "predicted_clv": "predicted CLV", "predicted_clv_p50": "median forecast",
+                                      "p_alive": "P(alive)"})
         st.table(shown.set_index("month"))
 
 versions = [f"{m} v{_get(c)}" for m, c in (("clv_model", "clv_model_version"),
