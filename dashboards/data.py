@@ -338,20 +338,38 @@ def similar_ids(scores: pd.DataFrame, customer_id: str, limit: int = 8) -> list[
 
 
 def at_risk(
-    scores: pd.DataFrame, value_col: str = "total_spend", min_value_quantile: float = 0.8, max_p_alive: float = 0.5
+    scores: pd.DataFrame,
+    value_col: str = "total_spend",
+    min_value_quantile: float = 0.8,
+    max_p_alive: float = 0.5,
+    one_time_silent_days: int | None = None,
 ) -> tuple[pd.DataFrame, float]:
-    """High-value customers (value at or above the quantile) whose P(alive) is below ``max_p_alive``.
+    """High-value customers (value at or above the quantile) whose P(alive) is below ``max_p_alive``, and,
+    when ``one_time_silent_days`` is set, the high-value one-time buyers (frequency 0) silent for at least that
+    many days: BG/NBD gives a customer with one purchase day P(alive) = 1 until they buy again, so a P(alive)
+    threshold never flags them.
 
     Returns (rows sorted by value, descending; the value threshold).
     """
     if value_col not in scores or "p_alive" not in scores:
         return scores.iloc[0:0], float("nan")
     threshold = float(scores[value_col].quantile(min_value_quantile)) if len(scores) else float("nan")
-    rows = scores[(scores[value_col] >= threshold) & (scores["p_alive"] < max_p_alive)]
+    lapsing = scores["p_alive"] < max_p_alive
+    if one_time_silent_days is not None:
+        lapsing |= one_time_buyers(scores) & (scores["days_since_last_order"] >= one_time_silent_days)
+    rows = scores[(scores[value_col] >= threshold) & lapsing]
     cols = [c for c in AT_RISK_COLS if c in rows.columns]
     if value_col not in cols:
         cols.insert(1, value_col)
     return rows[cols].sort_values(value_col, ascending=False).reset_index(drop=True), threshold
+
+
+def one_time_buyers(scores: pd.DataFrame) -> pd.Series:
+    """True for customers with one purchase day (frequency 0), whose BG/NBD P(alive) is 1 by construction;
+    all False when the snapshot has no frequency or days_since_last_order."""
+    if "frequency" not in scores or "days_since_last_order" not in scores:
+        return pd.Series(False, index=scores.index)
+    return scores["frequency"] == 0
 
 
 # ---------------------------------------------------------------- data quality

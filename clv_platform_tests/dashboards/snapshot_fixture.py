@@ -64,6 +64,8 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
             total_spend = round(orders * (monetary or float(rng.gamma(4.0, 15.0))) * (2.0 if name == "at risk"
                                                                                      else 1.0), 2)
             p_alive = round(float(rng.uniform(p_lo, p_hi)), 4)
+            if frequency == 0:
+                p_alive = 1.0  # BG/NBD: one purchase day only counts as alive
             clv = round(float(rng.gamma(3.0, clv_mean / 3.0)), 2)
             rows.append({
                 "customer_id": ids[i],

@@ -144,6 +144,25 @@ def test_at_risk(tables):
     assert none.empty
 
 
+def test_at_risk_can_add_silent_one_time_buyers(tables):
+    scores = tables["customer_scores"]
+    one_time = data.one_time_buyers(scores)
+    assert one_time.any() and (scores.loc[one_time, "p_alive"] == 1.0).all()  # BG/NBD: never flagged by P(alive)
+    base, threshold = data.at_risk(scores, "total_spend", 0.2, 0.5)
+    assert not base["customer_id"].isin(scores.loc[one_time, "customer_id"]).any()
+    rows, same = data.at_risk(scores, "total_spend", 0.2, 0.5, one_time_silent_days=180)
+    assert same == threshold
+    added = rows[~rows["customer_id"].isin(base["customer_id"])]
+    extra = scores[one_time & (scores["total_spend"] >= threshold) & (scores["days_since_last_order"] >= 180)]
+    assert len(added) == len(extra) > 0
+    assert set(added["customer_id"]) == set(extra["customer_id"])
+    assert rows["total_spend"].is_monotonic_decreasing
+    # a snapshot without frequency: nothing to add, nothing breaks
+    no_freq = scores.drop(columns="frequency")
+    assert not data.one_time_buyers(no_freq).any()
+    assert len(data.at_risk(no_freq, "total_spend", 0.2, 0.5, 180)[0]) == len(base)
+
+
 def test_data_quality_views(tables):
     dq = data.dq_normalise(tables["data_quality"])
     assert dq["check"].nunique() == len(EXPECTATIONS)

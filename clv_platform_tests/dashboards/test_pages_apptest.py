@@ -95,8 +95,11 @@ def test_data_quality_without_load_audit_columns_uses_unexpected_counts(root):
 
 def test_at_risk_thresholds_follow_the_sliders(root):
     tables, manifest = build_tables()
-    snapshot.publish(root, tables, manifest)
     scores = tables["customer_scores"]
+    # a few valuable lapsed customers who bought on one day only: BG/NBD's P(alive) is 1 for them
+    lapsed = scores[scores["segment_name"] == "at risk"].nlargest(5, "total_spend").index
+    scores.loc[lapsed, ["frequency", "p_alive"]] = [0, 1.0]
+    snapshot.publish(root, tables, manifest)
     at = run_page("at_risk.py")
     assert not at.exception
     assert at.metric[0].value == str(len(data.at_risk(scores, "total_spend", 0.8, 0.5)[0]))
@@ -104,3 +107,18 @@ def test_at_risk_thresholds_follow_the_sliders(root):
     at.selectbox(key="risk_value").set_value("predicted_clv").run()
     assert not at.exception
     assert at.metric[0].value == str(len(data.at_risk(scores, "predicted_clv", 0.8, 0.2)[0]))
+
+    # The one-time buyers: counted under the list while off, listed when switched on.
+    at.selectbox(key="risk_value").set_value("total_spend").run()
+    bracket = data.one_time_buyers(scores) & (scores["total_spend"] >= scores["total_spend"].quantile(0.8))
+    assert bracket.sum() >= 5
+    assert f"{bracket.sum()} of the customers in this value bracket bought on one day only" in texts(at)
+    at.toggle(key="risk_one_time").set_value(True).run()
+    at.number_input(key="risk_silent_days").set_value(150).run()
+    assert not at.exception
+    with_one_time = data.at_risk(scores, "total_spend", 0.8, 0.2, one_time_silent_days=150)[0]
+    silent = bracket & (scores["days_since_last_order"] >= 150)
+    assert len(with_one_time) == len(data.at_risk(scores, "total_spend", 0.8, 0.2)[0]) + silent.sum()
+    assert silent.sum() >= 5
+    assert at.metric[0].value == str(len(with_one_time))
+    assert "one purchase day only and silent for 150+ days" in texts(at)

@@ -35,17 +35,38 @@ top_pct = c2.slider("Value in the top … % of customers", min_value=1, max_valu
 max_p_alive = c3.slider("P(alive) below", min_value=0.05, max_value=0.95, value=0.50, step=0.05,
                         key="risk_p_alive")
 
-rows, threshold = data.at_risk(scores, value_col, 1 - top_pct / 100, max_p_alive)
+# BG/NBD counts a customer with one purchase day as alive (P(alive) = 1) until they buy again: offer them by
+# silence instead, so the list can hold lapsed one-time buyers too.
+one_time = data.one_time_buyers(scores)
+silent_days = None
+if one_time.any():
+    o1, o2 = st.columns([2, 1])
+    if o1.toggle("Also list one-time buyers silent for long", value=False, key="risk_one_time",
+                 help="BG/NBD gives a customer who bought on one day only P(alive) = 100% until they buy again, "
+                      "so the P(alive) threshold never flags them. Switch on to list the high-value ones who have "
+                      "not ordered for the chosen number of days."):
+        silent_days = int(o2.number_input("silent for at least (days)", min_value=1, value=180, step=30,
+                                          key="risk_silent_days"))
+
+rows, threshold = data.at_risk(scores, value_col, 1 - top_pct / 100, max_p_alive, silent_days)
 
 k1, k2, k3 = st.columns(3)
 k1.metric("At-risk customers", data.fmt_int(len(rows)), border=True,
-          help=f"{measures[value_col]} ≥ {data.fmt_money(threshold, 2)} and P(alive) < {max_p_alive:.2f}")
+          help=f"{measures[value_col]} ≥ {data.fmt_money(threshold, 2)} and P(alive) < {max_p_alive:.2f}"
+          + (f" (or one-time buyers silent for {silent_days}+ days)" if silent_days is not None else ""))
 k2.metric("Their spend so far", data.fmt_money(rows["total_spend"].sum()) if "total_spend" in rows else "–",
           border=True)
 k3.metric("Their predicted CLV", data.fmt_money(rows["predicted_clv"].sum()) if "predicted_clv" in rows else "–",
           border=True)
+rule = f"P(alive) < {max_p_alive:.2f}" + (
+    f", or one purchase day only and silent for {silent_days}+ days" if silent_days is not None else "")
 st.caption(f"Threshold: {measures[value_col].lower()} ≥ {data.fmt_money(threshold, 2)} "
-           f"(top {top_pct}% of {len(scores):,} customers), P(alive) < {max_p_alive:.2f}.")
+           f"(top {top_pct}% of {len(scores):,} customers), {rule}.")
+unlisted = int((one_time & (scores[value_col] >= threshold)).sum()) if silent_days is None else 0
+if unlisted:
+    st.caption(f"{unlisted:,} of the customers in this value bracket bought on one day only: BG/NBD gives them "
+               "P(alive) = 100% until they buy again, so they are not listed. Switch on the one-time buyers above "
+               "to list those who have gone quiet.")
 
 if rows.empty:
     st.success("No customer matches these thresholds.", icon=":material/check_circle:")

@@ -63,7 +63,9 @@ c1.metric("Predicted CLV (80% interval)", data.fmt_money(_get("predicted_clv"), 
              if median is not None and pd.notna(median) else ""))
 c2.metric("BTYD CLV", data.fmt_money(_get("btyd_clv"), 2), border=True, help="BG/NBD x Gamma-Gamma baseline")
 c3.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True,
-          help="Probability that the customer is still active")
+          help="Probability that the customer is still active (BG/NBD)"
+          + ("; this customer bought on one day only, which BG/NBD counts as alive until they buy again: "
+             "read days since last order instead" if _get("frequency") == 0 else ""))
 segment = _get("segment_name")
 since = data.fmt_date(_get("segment_since"))
 c4.metric("Segment", str(segment) if segment is not None else "–",
