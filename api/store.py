@@ -1,6 +1,7 @@
 """Per-process access to the serving snapshot, created lazily (after gunicorn's fork)."""
 
 import datetime as dt
+import json
 import math
 import os
 import threading
@@ -29,8 +30,25 @@ def jsonable(value):
     return value
 
 
+def _column_values(col: pd.Series) -> list:
+    """A column as plain JSON values, converted column by column (fast for wide frames of many rows)."""
+    if pd.api.types.is_float_dtype(col):
+        values = col.to_numpy(dtype=float)
+        out = values.tolist()
+        if not np.isfinite(values).all():
+            out = [v if math.isfinite(v) else None for v in out]
+        return out
+    if (pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col)) and not col.hasnans:
+        return col.tolist()
+    return [None if v is pd.NA else jsonable(v) for v in col.tolist()]
+
+
 def records(df: pd.DataFrame) -> list[dict]:
-    return [{k: jsonable(v) for k, v in row.items()} for row in df.to_dict("records")]
+    """Rows as dicts of plain JSON values (NaN/inf -> None, dates -> ISO strings). Floats keep every digit and
+    are written by `json` as their shortest form (99.34, not 99.340000000000003)."""
+    names = list(df.columns)
+    columns = [_column_values(df[c]) for c in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 class ScoresView:
@@ -54,13 +72,9 @@ class ScoresView:
         return records(rows), unknown
 
     def lookup_json(self, ids: list[str]) -> tuple[str, int, list[str]]:
-        """Like lookup, but the found rows as one JSON array text (pandas' C encoder: fast for 10k ids)."""
+        """Like lookup, but the found rows as one JSON array text."""
         rows, unknown = self._rows(ids)
-        rows = rows.copy()
-        for col in rows.columns:
-            if not (pd.api.types.is_numeric_dtype(rows[col]) or pd.api.types.is_bool_dtype(rows[col])):
-                rows[col] = rows[col].map(jsonable)
-        return rows.to_json(orient="records", double_precision=15), len(rows), unknown
+        return json.dumps(records(rows), separators=(",", ":"), allow_nan=False), len(rows), unknown
 
 
 class SnapshotStore:

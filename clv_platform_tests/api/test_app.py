@@ -1,8 +1,13 @@
 """The Flask app through its test client: endpoints, validation, snapshot swaps, nothing opened at create time."""
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from api import create_app
+from clv_platform.lib import snapshot
 from clv_platform_tests.api.helpers import publish_fake
 
 
@@ -104,3 +109,28 @@ def test_new_snapshot_is_served_without_restart(app, client, tmp_path):
     body = client.post("/predict", json={"customer_ids": ["00003", "00060"]}).json
     assert [p["predicted_clv"] for p in body["predictions"]] == [30.0, 600.0] and body["unknown_ids"] == []
     assert app.extensions["clv_snapshot"].reader().reloads == 2
+
+
+def test_numbers_come_out_exact_and_in_their_shortest_form(client, tmp_path):
+    """Every float is served with all its digits, written the short way (99.34, not 99.340000000000003), and
+    NaN or infinity as null, so the body is valid JSON."""
+    path = publish_fake(tmp_path / "serving", "1")
+    scores = pd.read_parquet(path / "customer_scores.parquet")
+    scores.loc[0, ["monetary_value", "predicted_clv_p50", "p_alive", "total_spend"]] = [
+        99.34, 8.113656570900839e-11, 0.10369690606603159, 1234567.89]
+    scores.loc[1, ["btyd_clv", "recency"]] = [np.inf, -np.inf]
+    tables = {name: pd.read_parquet(f) for name, f in ((f.stem, f) for f in path.glob("*.parquet"))}
+    tables["customer_scores"] = scores
+    snapshot.publish(tmp_path / "serving", tables, json.loads((path / "manifest.json").read_text()))
+
+    resp = client.post("/predict", json={"customer_ids": ["00001", "00002"]})
+    text = resp.get_data(as_text=True)
+    assert '"monetary_value":99.34,' in text and '"total_spend":1234567.89,' in text
+    assert "99.340000000000003" not in text and "NaN" not in text and "Infinity" not in text
+    first, second = json.loads(text)["predictions"]
+    assert first["predicted_clv_p50"] == 8.113656570900839e-11 and first["p_alive"] == 0.10369690606603159
+    assert second["btyd_clv"] is None and second["recency"] is None
+    assert first["days_since_last_order"] is None and second["days_since_last_order"] == 100.0
+    # the same values through the one-customer endpoint
+    one = client.get("/customers/00001").json["customer"]
+    assert one["monetary_value"] == 99.34 and one["predicted_clv_p50"] == 8.113656570900839e-11
