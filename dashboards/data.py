@@ -355,8 +355,9 @@ def at_risk(
         return scores.iloc[0:0], float("nan")
     threshold = float(scores[value_col].quantile(min_value_quantile)) if len(scores) else float("nan")
     lapsing = scores["p_alive"] < max_p_alive
-    if one_time_silent_days is not None:
-        lapsing |= one_time_buyers(scores) & (scores["days_since_last_order"] >= one_time_silent_days)
+    one_time = one_time_buyers(scores)
+    if one_time_silent_days is not None and one_time.any():
+        lapsing |= one_time & (scores["days_since_last_order"] >= one_time_silent_days)
     rows = scores[(scores[value_col] >= threshold) & lapsing]
     cols = [c for c in AT_RISK_COLS if c in rows.columns]
     if value_col not in cols:

@@ -161,6 +161,8 @@ def test_at_risk_can_add_silent_one_time_buyers(tables):
     no_freq = scores.drop(columns="frequency")
     assert not data.one_time_buyers(no_freq).any()
     assert len(data.at_risk(no_freq, "total_spend", 0.2, 0.5, 180)[0]) == len(base)
+    no_days = scores.drop(columns="days_since_last_order")
+    assert len(data.at_risk(no_days, "total_spend", 0.2, 0.5, 180)[0]) == len(base)
 
 
 def test_data_quality_views(tables):
