@@ -37,7 +37,7 @@ parameters, the exact conditional expectation scores MAE 7-9 % above predicting 
 for the total and the deciles, and the median forecast `predicted_clv_p50` is the one to judge on MAE
 (backtest row `clv_model_median`: MAE 28.49 vs BTYD 32.68 on the same out-of-fold customers).
 `ClvModel.save(dir)` / `ClvModel.load(dir)` use LightGBM's text format plus a JSON manifest;
-`ClvPyfuncModel` wraps that directory as an MLflow pyfunc (see `log_to_mlflow`).
+`log_to_mlflow` logs that directory as an MLflow pyfunc whose wrapper is model code (`mlflow_code/clv_pyfunc.py`).
 """
 
 import json
@@ -437,35 +437,13 @@ def compare(actual, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
 
 # -- MLflow ----------------------------------------------------------------------------------------
 
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class ClvPyfuncModel(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc over a saved ClvModel directory (artifact key `clv_model`)."""
-
-        def load_context(self, context):
-            self.model = ClvModel.load(context.artifacts["clv_model"])
-
-        def predict(self, context, model_input, params=None):
-            return self.model.predict(pd.DataFrame(model_input))
-
-    return ClvPyfuncModel
-
-
-def __getattr__(name: str):
-    # `ClvPyfuncModel` is built lazily so importing this module does not import mlflow (slow).
-    if name == "ClvPyfuncModel":
-        return _pyfunc_class()
-    raise AttributeError(name)
-
-
 def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
     example = example[model.input_columns].head(200).astype("float64")
-    return registry.log_model_dir(model, _pyfunc_class()(), "clv_model", example, ("lightgbm", "pandas", "numpy"),
+    return registry.log_model_dir(model, "clv_pyfunc.py", "clv_model", example, ("lightgbm", "pandas", "numpy"),
                                   name, registered_model_name)
 
 

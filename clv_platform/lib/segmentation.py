@@ -305,27 +305,12 @@ def migration_long(matrix: pd.DataFrame) -> pd.DataFrame:
 
 # -- MLflow ----------------------------------------------------------------------------------------
 
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class SegmentPyfuncModel(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc over a saved SegmentModel directory (artifact key `segment_model`)."""
-
-        def load_context(self, context):
-            self.model = SegmentModel.load(context.artifacts["segment_model"])
-
-        def predict(self, context, model_input, params=None):
-            return self.model.predict(pd.DataFrame(model_input))
-
-    return SegmentPyfuncModel
-
-
 def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segment_model",
                   registered_model_name: str | None = None):
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
-    return registry.log_model_dir(model, _pyfunc_class()(), "segment_model", segment_inputs(example).head(200),
+    return registry.log_model_dir(model, "segment_pyfunc.py", "segment_model", segment_inputs(example).head(200),
                                   ("scikit-learn", "pandas", "numpy", "scipy"), name, registered_model_name)
 
 
