@@ -37,7 +37,8 @@ parameters, the exact conditional expectation scores MAE 7-9 % above predicting 
 for the total and the deciles, and the median forecast `predicted_clv_p50` is the one to judge on MAE
 (backtest row `clv_model_median`: MAE 28.49 vs BTYD 32.68 on the same out-of-fold customers).
 `ClvModel.save(dir)` / `ClvModel.load(dir)` use LightGBM's text format plus a JSON manifest;
-`log_to_mlflow` logs that directory as an MLflow pyfunc whose wrapper is model code (`mlflow_code/clv_pyfunc.py`).
+`log_to_mlflow` logs that directory as an MLflow pyfunc whose wrapper is model code
+(`mlflow_code/saved_model_pyfunc.py`).
 """
 
 import json
@@ -443,7 +444,7 @@ def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model
     from clv_platform.lib import registry
 
     example = example[model.input_columns].head(200).astype("float64")
-    return registry.log_model_dir(model, "clv_pyfunc.py", "clv_model", example, ("lightgbm", "pandas", "numpy"),
+    return registry.log_model_dir(model, "clv_model", example, ("lightgbm", "pandas", "numpy"),
                                   name, registered_model_name)
 
 

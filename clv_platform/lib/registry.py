@@ -340,7 +340,7 @@ class LoadedModel:
     """A registered model version loaded for scoring.
 
     ``native`` is the domain object when the pyfunc wraps one (a PythonModel with a ``model`` attribute set
-    in ``load_context``, like ``mlflow_code/clv_pyfunc.py``); ``predict`` then calls ``native.predict(df)`` directly
+    in ``load_context``, like ``mlflow_code/saved_model_pyfunc.py``); ``predict`` then calls ``native.predict(df)`` directly
     (no MLflow schema enforcement: extra columns and integer dtypes are fine). Otherwise it calls the pyfunc
     with the columns of its signature, cast to the signature's types.
     """
@@ -400,16 +400,17 @@ def load(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None, ve
 # -- models saved as a directory, logged as an MLflow pyfunc ------------------------------------------
 
 
-MODEL_CODE_DIR = Path(__file__).with_name("mlflow_code")
+MODEL_CODE = Path(__file__).with_name("mlflow_code") / "saved_model_pyfunc.py"
 
 
-def log_model_dir(model, model_code: str, artifact_key: str, example: pd.DataFrame, packages: tuple[str, ...],
+def log_model_dir(model, artifact_key: str, example: pd.DataFrame, packages: tuple[str, ...],
                   name: str, registered_model_name: str | None = None):
     """Log ``model`` (anything with ``save(dir)`` and ``predict(df)``) as an MLflow pyfunc in the active run:
-    its saved directory as artifact ``artifact_key``, the wrapper as model code (``model_code``, a file in
-    ``mlflow_code/``: MLflow runs it rather than unpickling an object), a signature inferred from ``example``
-    (up to 200 rows), and mlflow + ``packages`` pinned to the installed versions as its requirements (given
-    explicitly: MLflow's own inference runs a slow subprocess). Returns the ModelInfo."""
+    its saved directory as artifact ``artifact_key`` (a key of ``mlflow_code/saved_model_pyfunc.py``'s
+    LOADERS), that file as the wrapper (models-from-code: MLflow runs it rather than unpickling an object), a
+    signature inferred from ``example`` (up to 200 rows), and mlflow + ``packages`` pinned to the installed
+    versions as its requirements (given explicitly: MLflow's own inference runs a slow subprocess). Returns
+    the ModelInfo."""
     import tempfile
     from importlib.metadata import version
 
@@ -423,7 +424,7 @@ def log_model_dir(model, model_code: str, artifact_key: str, example: pd.DataFra
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / artifact_key)
         return mlflow.pyfunc.log_model(
-            name=name, python_model=str(MODEL_CODE_DIR / model_code), artifacts={artifact_key: str(model_dir)},
+            name=name, python_model=str(MODEL_CODE), artifacts={artifact_key: str(model_dir)},
             signature=signature, input_example=example.head(5), pip_requirements=requirements,
             registered_model_name=registered_model_name,
         )

@@ -310,7 +310,7 @@ def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segme
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
-    return registry.log_model_dir(model, "segment_pyfunc.py", "segment_model", segment_inputs(example).head(200),
+    return registry.log_model_dir(model, "segment_model", segment_inputs(example).head(200),
                                   ("scikit-learn", "pandas", "numpy", "scipy"), name, registered_model_name)
 
 

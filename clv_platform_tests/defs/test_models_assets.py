@@ -63,7 +63,7 @@ def test_clv_model_asset_metrics_registry_and_pyfunc(env):
     assert isinstance(loaded.native, clv_model.ClvModel)
     # logged as model code, not as a pickled object
     pyfunc_conf = loaded.pyfunc.metadata.flavors["python_function"]
-    assert pyfunc_conf.get("model_code_path", "").endswith("clv_pyfunc.py") and "python_model" not in pyfunc_conf
+    assert pyfunc_conf.get("model_code_path", "").endswith("saved_model_pyfunc.py") and "python_model" not in pyfunc_conf
     assert set(loaded.pyfunc.metadata.get_input_schema().input_names()) == set(loaded.native.input_columns)
     # the pyfunc itself (schema-enforced path) gives the same numbers as the native model
     con = warehouse.connect(env["resources"]["warehouse"].database)
