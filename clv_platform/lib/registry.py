@@ -340,9 +340,9 @@ class LoadedModel:
     """A registered model version loaded for scoring.
 
     ``native`` is the domain object when the pyfunc wraps one (a PythonModel with a ``model`` attribute set
-    in ``load_context``, like ``mlflow_code/saved_model_pyfunc.py``); ``predict`` then calls ``native.predict(df)`` directly
-    (no MLflow schema enforcement: extra columns and integer dtypes are fine). Otherwise it calls the pyfunc
-    with the columns of its signature, cast to the signature's types.
+    in ``load_context``, like ``mlflow_code/saved_model_pyfunc.py``); ``predict`` then calls
+    ``native.predict(df)`` directly (no MLflow schema enforcement: extra columns and integer dtypes are fine).
+    Otherwise it calls the pyfunc with the columns of its signature, cast to the signature's types.
     """
 
     name: str

@@ -34,7 +34,8 @@ SCORE_COLUMNS = [
 EXTRA_COLUMNS = ["expected_avg_order_value", "avg_order_value"]
 HISTORY_COLUMNS = [
     "month", "as_of_date", "customer_id", "predicted_clv", "predicted_clv_p10", "predicted_clv_p50",
-    "predicted_clv_p90", "btyd_clv", "p_alive", "segment_id", "segment_name", "clv_model_version", "segment_model_version",
+    "predicted_clv_p90", "btyd_clv", "p_alive", "segment_id", "segment_name", "clv_model_version",
+    "segment_model_version",
 ]
 
 HISTORY_DDL = f"""
