@@ -38,6 +38,10 @@ HISTORY_COLUMNS = [
     "segment_model_version",
 ]
 
+# segment_history.parquet in the snapshot: what the dashboard shows of a customer's months
+SNAPSHOT_HISTORY_COLUMNS = ["month", "as_of_date", "customer_id", "segment_id", "segment_name", "predicted_clv",
+                            "predicted_clv_p50", "p_alive"]
+
 HISTORY_DDL = f"""
 CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
     month VARCHAR NOT NULL, as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
@@ -363,12 +367,9 @@ def snapshot_tables(
     con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, model_metrics: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
     """Every table of the serving contract, ready for snapshot.publish."""
-    hist = history_rows(
-        con, "month, as_of_date, customer_id, segment_id, segment_name, predicted_clv, p_alive"
-    )
+    hist = history_rows(con, ", ".join(SNAPSHOT_HISTORY_COLUMNS))
     if hist is None:
-        hist = pd.DataFrame(columns=["month", "as_of_date", "customer_id", "segment_id", "segment_name",
-                                     "predicted_clv", "p_alive"])
+        hist = pd.DataFrame(columns=SNAPSHOT_HISTORY_COLUMNS)
     if table_exists(con, MIGRATION_TABLE):
         migration = con.execute(f"SELECT * FROM {MIGRATION_TABLE} ORDER BY from_month, from_segment, to_segment").df()
     else:

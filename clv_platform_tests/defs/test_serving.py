@@ -200,7 +200,9 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert set(snap.table("model_metrics")["model"]) == {"clv_model", "segment_model"}
     quality = snap.table("data_quality")
     assert len(quality) == 2 and {"expectation", "success", "rows_read", "rows_rejected"} <= set(quality.columns)
-    assert len(snap.table("segment_history")) == sum(n for _, _, n in months)
+    served_history = snap.table("segment_history")
+    assert len(served_history) == sum(n for _, _, n in months)
+    assert list(served_history.columns) == scoring.SNAPSHOT_HISTORY_COLUMNS  # the median forecast included
     assert len(snap.table("segment_migration")) == len(migration)
     assert json.loads((snap.path / "manifest.json").read_text())["snapshot_id"] == snapshot_id
 
