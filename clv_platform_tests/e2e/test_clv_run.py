@@ -109,3 +109,31 @@ def test_dashboard_pages_on_the_published_snapshot(demo_run, monkeypatch):
     assert ((scores["frequency"] == 0) & (scores["p_alive"] == 1.0)).any()
     at = run_page("at_risk.py")
     assert not at.exception and at.toggle(key="risk_one_time") is not None
+
+
+@pytest.mark.slow
+def test_api_on_the_published_snapshot(demo_run):
+    """/predict on the snapshot the pipeline published (the API tests use a hand-built one): every score
+    column, valid JSON, and the numbers equal the snapshot's."""
+    import pandas as pd
+
+    from api import create_app
+    from clv_platform.lib.scoring import SCORE_COLUMNS
+    from clv_platform.lib.snapshot import SnapshotReader
+
+    tmp, _, _ = demo_run
+    root = tmp / "data" / "serving"
+    scores = SnapshotReader(root).get().table("customer_scores").set_index("customer_id", drop=False)
+    ids = [str(i) for i in scores["customer_id"].iloc[[0, 17, -1]]]
+    resp = create_app(snapshot_root=root).test_client().post("/predict", json={"customer_ids": ids + ["nobody"]})
+    assert resp.status_code == 200
+    def no_constants(name):
+        raise AssertionError(f"{name} in the response: not valid JSON")
+
+    body = json.loads(resp.get_data(as_text=True), parse_constant=no_constants)
+    assert [p["customer_id"] for p in body["predictions"]] == ids and body["unknown_ids"] == ["nobody"]
+    for p in body["predictions"]:
+        assert set(SCORE_COLUMNS) <= set(p)
+        row = scores.loc[p["customer_id"]]
+        for col in ("predicted_clv", "predicted_clv_p50", "btyd_clv", "p_alive", "expected_purchases_365d"):
+            assert p[col] == (None if pd.isna(row[col]) else float(row[col])), col
