@@ -1,6 +1,7 @@
 """Shared fixtures for the whole suite."""
 
 import os
+import sys
 
 import pytest
 
@@ -14,3 +15,12 @@ def _restore_mlflow_env():
     for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
         del os.environ[key]
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest runs a page as `sys.modules["__main__"]` and leaves it there: a later test that starts
+    a process with the spawn method would then run that page in the child. Put the real __main__ back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
