@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from api.encoding import OrjsonProvider
 from api.errors import register_error_handlers
 from api.routes import bp
 from api.store import SnapshotStore
@@ -26,6 +27,7 @@ def create_app(snapshot_root: str | Path | None = None, max_ids: int = DEFAULT_M
 
         snapshot_root = get_settings().snapshot_root
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     app.config["MAX_IDS"] = int(max_ids)
     app.config["SNAPSHOT_ROOT"] = str(snapshot_root)

@@ -1,6 +1,5 @@
 """Endpoints: GET /health, POST /predict, GET /customers/<id>, GET /segments. All read the snapshot only."""
 
-import json
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
@@ -76,10 +75,9 @@ def _customer_ids() -> list[str]:
 def predict():
     ids = _customer_ids()
     view = _store().view()
-    predictions, found, unknown = view.lookup_json(ids)
-    head = json.dumps({**_about(view.snapshot), "requested": len(ids), "found": found})
-    body = f'{head[:-1]}, "predictions": {predictions}, "unknown_ids": {json.dumps(unknown)}}}'
-    return current_app.response_class(body, mimetype="application/json")
+    predictions, unknown = view.lookup(ids)
+    return jsonify({**_about(view.snapshot), "requested": len(ids), "found": len(predictions),
+                    "predictions": predictions, "unknown_ids": unknown})
 
 
 @bp.get("/customers/<customer_id>")

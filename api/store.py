@@ -1,7 +1,6 @@
 """Per-process access to the serving snapshot, created lazily (after gunicorn's fork)."""
 
 import datetime as dt
-import json
 import math
 import os
 import threading
@@ -40,12 +39,14 @@ def _column_values(col: pd.Series) -> list:
         return out
     if (pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col)) and not col.hasnans:
         return col.tolist()
+    if pd.api.types.infer_dtype(col, skipna=False) == "string":  # ids, names: already plain values
+        return col.tolist()
     return [None if v is pd.NA else jsonable(v) for v in col.tolist()]
 
 
 def records(df: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of plain JSON values (NaN/inf -> None, dates -> ISO strings). Floats keep every digit and
-    are written by `json` as their shortest form (99.34, not 99.340000000000003)."""
+    """Rows as dicts of plain JSON values (NaN/inf -> None, dates -> ISO strings). Floats keep every digit
+    (the app's JSON provider, api/encoding.py, writes them in their shortest form)."""
     names = list(df.columns)
     columns = [_column_values(df[c]) for c in names]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -70,11 +71,6 @@ class ScoresView:
     def lookup(self, ids: list[str]) -> tuple[list[dict], list[str]]:
         rows, unknown = self._rows(ids)
         return records(rows), unknown
-
-    def lookup_json(self, ids: list[str]) -> tuple[str, int, list[str]]:
-        """Like lookup, but the found rows as one JSON array text."""
-        rows, unknown = self._rows(ids)
-        return json.dumps(records(rows), separators=(",", ":"), allow_nan=False), len(rows), unknown
 
 
 class SnapshotStore:

@@ -134,3 +134,16 @@ def test_numbers_come_out_exact_and_in_their_shortest_form(client, tmp_path):
     # the same values through the one-customer endpoint
     one = client.get("/customers/00001").json["customer"]
     assert one["monetary_value"] == 99.34 and one["predicted_clv_p50"] == 8.113656570900839e-11
+
+
+def test_json_provider_writes_numpy_dates_and_flask_defaults(app):
+    """Every endpoint's body goes through api/encoding.py: numpy values, dates, non-finite floats, and the types
+    only Flask's default handles (Decimal), in column order unless told to sort."""
+    import datetime as dt
+    from decimal import Decimal
+
+    body = {"b": np.float64(0.1), "a": np.array([1.5, np.nan]), "d": dt.date(2026, 11, 24), "x": Decimal("1.50"),
+            "n": np.int64(7), "inf": float("inf")}
+    assert app.json.dumps(body) == ('{"b":0.1,"a":[1.5,null],"d":"2026-11-24","x":"1.50","n":7,"inf":null}')
+    assert app.json.dumps({"b": 1, "a": 2}, sort_keys=True) == '{"a":2,"b":1}'
+    assert app.json.dumps({"a": 1}, indent=2) == '{\n  "a": 1\n}'

@@ -1,5 +1,7 @@
 """Fresh MLflow SQLite stores for tests, copied from one migrated template (creating the schema costs seconds)."""
 
+import atexit
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ def new_store(directory: Path) -> str:
         from mlflow import MlflowClient
 
         tmp = Path(tempfile.mkdtemp(prefix="clv-mlflow-template-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # one per test session, gone when it ends
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
         MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # runs the migrations
         _template = tmp / "mlflow.db"
