@@ -110,9 +110,13 @@ def validate_command(file: str, examples: int) -> None:
     """Validate a landing FILE without loading it; exit 1 if it (or any of its rows) would be rejected."""
     from clv_platform.lib import ingest
 
-    report = ingest.check_file(file, examples=examples)
+    try:
+        report = ingest.check_file(file, examples=examples)
+    except ingest.schema.VocabularyFileError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"file:      {report.file}")
     click.echo(f"partition: {report.partition_date or '-'}")
+    click.echo(f"vocabularies: {report.vocabularies}")
     if report.error:
         click.echo(f"REJECTED (file-level): {report.error}")
         sys.exit(1)
@@ -120,6 +124,9 @@ def validate_command(file: str, examples: int) -> None:
                f"{report.rows_rejected:,} would be quarantined")
     for code, n in report.reason_counts.items():
         click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
+    for column, values in report.unknown_values.items():
+        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.items())
+        click.echo(f"  {column} values not in the vocabulary: {listed}")
     if report.examples:
         click.echo("examples (line: reasons | row):")
         for ex in report.examples:

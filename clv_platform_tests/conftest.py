@@ -17,6 +17,22 @@ def _restore_mlflow_env():
     os.environ.update(saved)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_vocabularies(tmp_path_factory):
+    """Every test (and process it starts) sees the built-in vocabularies, even when the checkout's data dir has
+    a vocabularies.toml of its own: an empty file keeps every default. Tests of other vocabularies set
+    CLV_VOCABULARIES themselves (monkeypatch) or pass Vocabularies explicitly."""
+    path = tmp_path_factory.mktemp("vocabularies") / "vocabularies.toml"
+    path.write_text("# empty: the built-in defaults\n")
+    saved = os.environ.get("CLV_VOCABULARIES")
+    os.environ["CLV_VOCABULARIES"] = str(path)
+    yield
+    if saved is None:
+        os.environ.pop("CLV_VOCABULARIES", None)
+    else:
+        os.environ["CLV_VOCABULARIES"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _restore_main_module():
     """Streamlit's AppTest runs a page as `sys.modules["__main__"]` and leaves it there: a later test that starts

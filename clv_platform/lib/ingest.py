@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from clv_platform.lib import schema, warehouse
+from clv_platform.lib.settings import get_settings
 
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
@@ -41,7 +42,7 @@ REASONS = {
     "bad_timestamp": "order_ts is not YYYY-MM-DDTHH:MM:SS",
     "ts_outside_partition_day": "order_ts is not on the file's day",
     "ts_in_future": "order_ts is later than the load time",
-    "unknown_category": "category is not one of schema.CATEGORIES",
+    "unknown_category": "category is empty or not in the vocabulary (add it to vocabularies.toml: README)",
     "missing_quantity": "quantity is empty",
     "bad_quantity": "quantity is not an integer",
     "zero_quantity": "quantity is 0",
@@ -50,8 +51,8 @@ REASONS = {
     "bad_unit_price": "unit_price is not a decimal number with at most 6 decimals",
     "negative_unit_price": "unit_price < 0",
     "implausible_unit_price": f"unit_price > {MAX_UNIT_PRICE}",
-    "unknown_channel": "channel is not one of schema.CHANNELS",
-    "unknown_country": "country is not one of schema.COUNTRIES",
+    "unknown_channel": "channel is empty or not in the vocabulary (add it to vocabularies.toml: README)",
+    "unknown_country": "country is empty or not in the vocabulary (add it to vocabularies.toml: README)",
     "return_without_original_order": "negative quantity without original_order_id",
     "return_without_known_order":
         f"original_order_id is no sale of this customer in this file or the {RETURN_WINDOW_DAYS} days before",
@@ -102,6 +103,9 @@ class FileReport:
     reason_counts: dict[str, int] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
     returns_checked: bool = False
+    # column -> {value: rows} of the most frequent values outside the vocabulary (what to add to it)
+    unknown_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    vocabularies: str = ""  # where the vocabularies came from
 
     @property
     def ok(self) -> bool:
@@ -251,30 +255,42 @@ _PARQUET_TYPES = {
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, with_digest: bool = True
+    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, vocabularies: schema.Vocabularies,
+    with_digest: bool = True,
 ) -> str | None:
     """Read the file and apply the row-local rules in one pass (see _stage_parsed); returns sha256 (None when
     not `with_digest`: check_file has no audit row to write)."""
     data = _read_bytes(path)
     if not with_digest:
-        _stage_parsed(con, path, data, day, now)
+        _stage_parsed(con, path, data, day, now, vocabularies)
         return None
     # hashing releases the GIL: it runs beside the checks and DuckDB's read
     digest: list[str] = []
     hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()))
     hasher.start()
     try:
-        _stage_parsed(con, path, data, day, now)
+        _stage_parsed(con, path, data, day, now, vocabularies)
     finally:
         hasher.join()
     return digest[0]
+
+
+def _vocabulary_params(vocabularies: schema.Vocabularies) -> dict:
+    params = {}
+    for key in schema.VOCABULARY_COLUMNS:
+        allowed = vocabularies.allowed(key)
+        params[key], params[f"any_{key}"] = list(allowed or ()), allowed is None
+    return params
 
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: date, now: datetime) -> None:
+def _stage_parsed(
+    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: date, now: datetime,
+    vocabularies: schema.Vocabularies,
+) -> None:
     """File-level checks, then temp table _landing_rows: the file's rows in file order with their typed values
     and reasons (lib/sql/ingest_row_rules.sql, applied while DuckDB reads the file: the text is materialised
     once), and view _landing = source_line + _landing_rows."""
@@ -321,9 +337,7 @@ def _stage_parsed(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: 
             {
                 "partition_date": day,
                 "now": now,
-                "categories": list(schema.CATEGORIES),
-                "channels": list(schema.CHANNELS),
-                "countries": list(schema.COUNTRIES),
+                **_vocabulary_params(vocabularies),
                 "max_quantity": MAX_QUANTITY,
                 "max_unit_price": MAX_UNIT_PRICE,
             },
@@ -398,13 +412,14 @@ def _other_day_lines(con: duckdb.DuckDBPyConnection, day: date | None) -> None:
 
 
 def _rule_rows(
-    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, in_warehouse: bool
+    con: duckdb.DuckDBPyConnection, path: Path, day: date, now: datetime, in_warehouse: bool,
+    vocabularies: schema.Vocabularies,
 ) -> tuple[str | None, dict[str, int], int, int]:
     """Stage the file and give every row its final reason codes (temp table _landing_rows, view _landing).
     in_warehouse: compare with the warehouse's earlier partitions (returns of earlier sales, lines loaded from
     other days' files) and hash the file for the audit; otherwise (check_file) the file alone.
     Returns (sha256 or None, reason counts, rows read, rows rejected)."""
-    digest = _stage_file(con, path, day, now, with_digest=in_warehouse)
+    digest = _stage_file(con, path, day, now, vocabularies, with_digest=in_warehouse)
     _prior_orders(con, day if in_warehouse else None)
     _other_day_lines(con, day if in_warehouse else None)
     _apply_cross_row_rules(con, path, check_returns=in_warehouse)
@@ -431,23 +446,25 @@ def load_partition(
     partition_date: date | str,
     landing_dir: str | Path,
     now: datetime | None = None,
+    vocabularies: schema.Vocabularies | None = None,
 ) -> LoadResult:
     """Load the day's landing file, replacing the partition in raw.*, staging.transactions and the audit.
 
     Raises MissingLandingFileError if there is no file, LandingFileError for any file-level problem; in both
-    cases nothing is written. `now` (default: the current time) is the limit for ts_in_future.
+    cases nothing is written. `now` (default: the current time) is the limit for ts_in_future; `vocabularies`
+    (default: the settings', Settings.vocabularies) the allowed channels, countries and categories.
     """
     day = _as_date(partition_date)
     path = find_landing_file(landing_dir, day)
     if path is None:
         name = expected_names(day)[0]
         raise MissingLandingFileError(Path(landing_dir) / name, "file not found (no .csv or .parquet for the day)")
-    return load_file(con, path, day, now=now)
+    return load_file(con, path, day, now=now, vocabularies=vocabularies)
 
 
 def load_file(
     con: duckdb.DuckDBPyConnection, path: str | Path, partition_date: date | str | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, vocabularies: schema.Vocabularies | None = None,
 ) -> LoadResult:
     """Load one landing file as the partition of its name's date (see load_partition)."""
     started = time.perf_counter()
@@ -456,8 +473,9 @@ def load_file(
     if partition_date is not None and _as_date(partition_date) != day:
         raise LandingFileError(path, f"wrong file name for partition {partition_date}")
     now = now or datetime.now()
+    vocabularies = vocabularies or get_settings().vocabularies()
     try:
-        digest, counts, rows_read, rows_rejected = _rule_rows(con, path, day, now, in_warehouse=True)
+        digest, counts, rows_read, rows_rejected = _rule_rows(con, path, day, now, True, vocabularies)
         source = path.name
         params = [day, source]
         with warehouse.transaction(con):
@@ -513,16 +531,20 @@ def bulk_load(con: duckdb.DuckDBPyConnection, wal_limit: str = "1GB") -> Iterato
         con.execute("CHECKPOINT")
 
 
-def check_file(path: str | Path, now: datetime | None = None, examples: int = 10) -> FileReport:
+def check_file(
+    path: str | Path, now: datetime | None = None, examples: int = 10,
+    vocabularies: schema.Vocabularies | None = None,
+) -> FileReport:
     """Validate a landing file without loading it (in-memory DuckDB). Returns referring to orders outside
     the file cannot be checked against the warehouse here; they are counted, not rejected."""
     path = Path(path)
-    report = FileReport(file=str(path), partition_date=None)
+    vocabularies = vocabularies or get_settings().vocabularies()
+    report = FileReport(file=str(path), partition_date=None, vocabularies=vocabularies.source)
     con = duckdb.connect()
     try:
         report.partition_date = partition_date_of(path)
         _, report.reason_counts, report.rows_read, report.rows_rejected = _rule_rows(
-            con, path, report.partition_date, now or datetime.now(), in_warehouse=False)
+            con, path, report.partition_date, now or datetime.now(), False, vocabularies)
         report.rows_valid = report.rows_read - report.rows_rejected
         cur = con.execute(
             f"SELECT source_line, reasons, {_COLS} FROM _landing WHERE reasons <> '' ORDER BY source_line LIMIT ?",
@@ -530,6 +552,12 @@ def check_file(path: str | Path, now: datetime | None = None, examples: int = 10
         )
         names = [d[0] for d in cur.description]
         report.examples = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        for column in schema.VOCABULARY_COLUMNS.values():
+            if report.reason_counts.get(f"unknown_{column}"):
+                report.unknown_values[column] = dict(con.execute(
+                    f"SELECT coalesce({column}, ''), count(*) AS n FROM _landing "
+                    f"WHERE contains(reasons, 'unknown_{column}') GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+                    [examples]).fetchall())
     except LandingFileError as exc:
         report.error = exc.problem
     finally:

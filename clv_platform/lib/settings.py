@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from clv_platform.lib.schema import DEFAULT_VOCABULARIES, Vocabularies, load_vocabularies
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,6 +38,20 @@ class Settings:
         # CLV_SNAPSHOT_ROOT points readers (API, dashboard) at another snapshot root, e.g. in tests.
         override = os.environ.get("CLV_SNAPSHOT_ROOT")
         return Path(override).expanduser().resolve() if override else self.data_dir / "serving"
+
+    @property
+    def vocabularies_path(self) -> Path:
+        # CLV_VOCABULARIES names the file; otherwise data/vocabularies.toml, used when it exists.
+        override = os.environ.get("CLV_VOCABULARIES")
+        return Path(override).expanduser().resolve() if override else self.data_dir / "vocabularies.toml"
+
+    def vocabularies(self) -> Vocabularies:
+        """The allowed channels, countries and categories: from the vocabularies file if there is one (a file
+        named by CLV_VOCABULARIES must exist), else the built-in defaults. VocabularyFileError if unusable."""
+        path = self.vocabularies_path
+        if path.exists() or os.environ.get("CLV_VOCABULARIES"):
+            return load_vocabularies(path)
+        return DEFAULT_VOCABULARIES
 
 
 def get_settings() -> Settings:

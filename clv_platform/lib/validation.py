@@ -22,6 +22,7 @@ import pandas as pd
 
 from clv_platform.lib import schema, warehouse
 from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
+from clv_platform.lib.settings import get_settings
 
 MAX_REJECT_SHARE = 0.05      # a partition with more quarantined rows than this (and >= MIN_ROWS_FOR_SHARE) fails
 MIN_ROWS_FOR_SHARE = 20
@@ -90,7 +91,7 @@ class ValidationRun:
 # --- the GX suite --------------------------------------------------------------------------------------
 
 
-def _suite_definition():
+def _suite_definition(vocabularies: schema.Vocabularies):
     """(check name, expectation) pairs; `now` is a suite parameter."""
     import great_expectations as gx
     from great_expectations.expectations.row_conditions import Column
@@ -123,13 +124,17 @@ def _suite_definition():
         ("transactions_are_inside_their_partition_day",
          E.ExpectColumnValuesToBeBetween(column="order_ts", min_value=datetime(1900, 1, 1),
                                          max_value={"$PARAMETER": "now"})),
-        ("transactions_use_known_vocabularies",
-         E.ExpectColumnValuesToBeInSet(column="channel", value_set=list(schema.CHANNELS))),
-        ("transactions_use_known_vocabularies",
-         E.ExpectColumnValuesToBeInSet(column="country", value_set=list(schema.COUNTRIES))),
-        ("transactions_use_known_vocabularies",
-         E.ExpectColumnValuesToBeInSet(column="category", value_set=list(schema.CATEGORIES))),
-    ]
+    ] + [("transactions_use_known_vocabularies", exp) for exp in _vocabulary_expectations(E, vocabularies)]
+
+
+def _vocabulary_expectations(E, vocabularies: schema.Vocabularies) -> list:
+    """channel, country, category in their vocabulary; "*" (any value): not null (blank ones never load)."""
+    out = []
+    for key, column in schema.VOCABULARY_COLUMNS.items():
+        allowed = vocabularies.allowed(key)
+        out.append(E.ExpectColumnValuesToNotBeNull(column=column) if allowed is None
+                   else E.ExpectColumnValuesToBeInSet(column=column, value_set=list(allowed)))
+    return out
 
 
 def _columns_of(exp) -> tuple[str, ...]:
@@ -151,9 +156,10 @@ _SHARED_FRAMES = {
 
 
 @cache
-def _gx():
+def _gx(vocabularies: schema.Vocabularies = schema.DEFAULT_VOCABULARIES):
     """Ephemeral GX context, pandas data source, and the suite split by the columns each expectation reads:
-    GX copies its batch per metric, so each group is validated on a frame of only its columns."""
+    GX copies its batch per metric, so each group is validated on a frame of only its columns. One per
+    vocabularies (they are values, compared by content)."""
     import logging
 
     import great_expectations as gx
@@ -171,7 +177,7 @@ def _gx():
         .add_batch_definition_whole_dataframe("partitions")
     )
     groups: dict[tuple[str, ...], list] = defaultdict(list)
-    for check, exp in _suite_definition():
+    for check, exp in _suite_definition(vocabularies):
         cols = _columns_of(exp)
         groups[_SHARED_FRAMES.get(cols, cols)].append((check, exp))
     suites = []
@@ -220,12 +226,15 @@ def staging_frame(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) -
     return df
 
 
-def run_suite(df: pd.DataFrame, now: datetime | None = None) -> list[ExpectationOutcome]:
+def run_suite(
+    df: pd.DataFrame, now: datetime | None = None,
+    vocabularies: schema.Vocabularies = schema.DEFAULT_VOCABULARIES,
+) -> list[ExpectationOutcome]:
     """Validate a staging frame with the GX suite; outcomes carry per-partition counts and examples
     located by partition and source line."""
     from great_expectations.validator.v1_validator import Validator as V1Validator
 
-    batch_def, suites = _gx()
+    batch_def, suites = _gx(vocabularies)
     now = now or datetime.now()
     partitions = df["_partition"]
     lines = df["_line"]
@@ -358,14 +367,16 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
 
 def validate_partitions(
     con: duckdb.DuckDBPyConnection, partition_dates: list[date | str], now: datetime | None = None,
-    record: bool = True,
+    record: bool = True, vocabularies: schema.Vocabularies | None = None,
 ) -> ValidationRun:
-    """GX suite + SQL checks on the staging rows of the partitions; records staging.validation_results."""
+    """GX suite + SQL checks on the staging rows of the partitions; records staging.validation_results.
+    `vocabularies` default: the settings' (Settings.vocabularies), the same the load used."""
     started = time.perf_counter()
     days = sorted({d if isinstance(d, date) else date.fromisoformat(str(d)) for d in partition_dates})
     now = now or datetime.now()
     df = staging_frame(con, days)
-    outcomes = run_suite(df, now) if len(df) else []
+    vocabularies = vocabularies or get_settings().vocabularies()
+    outcomes = run_suite(df, now, vocabularies) if len(df) else []
     outcomes += sql_outcomes(con, days)
     run = ValidationRun(partitions=days, rows=len(df), seconds=time.perf_counter() - started, outcomes=outcomes)
     if record:

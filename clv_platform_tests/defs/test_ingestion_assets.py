@@ -175,3 +175,28 @@ def test_copy_of_landing_dir_is_not_needed(env, tmp_path):
     shutil.copy(path, tmp_path / "copy.csv")
     dg.materialize([transactions_ingestion], partition_key="2024-01-02", resources=resources)
     assert path.read_bytes() == (tmp_path / "copy.csv").read_bytes()
+
+
+def test_own_vocabularies_load_and_pass_the_checks_and_an_unusable_file_loads_nothing(env, monkeypatch):
+    landing, resources, db = env
+    day_file(landing, "2024-01-02", extra=["A1,1,C7,2024-01-02T09:00:00,garden,1,30,web,AU,"])
+    vocab = landing.parent / "vocabularies.toml"
+    vocab.write_text('countries = ["US", "AU"]\ncategories = ["books", "garden"]\n')
+    monkeypatch.setenv("CLV_VOCABULARIES", str(vocab))
+    result = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources)
+    assert result.success
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()}[
+        "transactions_use_known_vocabularies"]
+    assert len(snapshot(db)["staging.transactions"]) == 4                  # the AU garden line included
+
+    vocab.write_text("countries = 'US'\n")
+    day_file(landing, "2024-01-03")
+    result = dg.materialize(ASSETS, partition_key="2024-01-03", resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "vocabularies file unusable, nothing loaded" in str(failure) and "countries must be a list" in str(failure)
+    con = warehouse.connect(db)
+    try:
+        assert con.execute("SELECT count(*) FROM raw.load_audit WHERE partition_date = '2024-01-03'").fetchall() == [(0,)]
+    finally:
+        con.close()

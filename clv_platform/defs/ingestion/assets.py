@@ -9,7 +9,8 @@ import dagster as dg
 
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
-from clv_platform.lib import ingest
+from clv_platform.lib import ingest, schema
+from clv_platform.lib.settings import get_settings
 
 RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 RAW_REJECTED = dg.AssetKey(["raw", "rejected_transactions"])
@@ -44,6 +45,11 @@ def transactions_ingestion(
 ):
     """Load each partition's landing file in date order; days without a file are skipped with a warning."""
     days = sorted(context.partition_keys)
+    try:
+        vocabularies = get_settings().vocabularies()
+    except schema.VocabularyFileError as exc:
+        raise dg.Failure(description=f"vocabularies file unusable, nothing loaded: {exc}") from None
+    context.log.info(f"vocabularies (allowed channels, countries, categories): {vocabularies.source}")
     loaded: list[ingest.LoadResult] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
@@ -52,7 +58,7 @@ def transactions_ingestion(
     with warehouse.connect() as con, ingest.bulk_load(con):
         for i, day in enumerate(days, 1):
             try:
-                result = ingest.load_partition(con, day, landing.path)
+                result = ingest.load_partition(con, day, landing.path, vocabularies=vocabularies)
             except ingest.MissingLandingFileError as exc:
                 skipped.append(day)
                 context.log.warning(f"{day}: no landing file, partition skipped ({exc.problem})")

@@ -5,3 +5,6 @@
 -- skip the trim. A macro is expanded where it is used: the plan is the same as the inline expression.
 CREATE OR REPLACE TEMP MACRO is_blank(x) AS
     CASE WHEN x >= '!' AND x < chr(127) THEN false ELSE coalesce(trim(x), '') = '' END;
+-- in_vocabulary(x, allowed, any_value): x is one of `allowed` (VARCHAR[]), or any non-blank x when any_value.
+CREATE OR REPLACE TEMP MACRO in_vocabulary(x, allowed, any_value) AS
+    coalesce(list_contains(CAST(allowed AS VARCHAR[]), x), false) OR (any_value AND NOT is_blank(x));

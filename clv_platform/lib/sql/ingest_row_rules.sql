@@ -3,8 +3,9 @@
 -- `reasons`, a comma-separated list of reason codes ('' = valid row). The rules that compare rows
 -- (return_without_known_order, duplicate_line, duplicate_line_other_file: ingest_cross_row_rules.sql) append
 -- their codes afterwards.
--- Parameters: $partition_date DATE, $now TIMESTAMP, vocabularies $categories/$channels/$countries (VARCHAR[]),
--- plausibility limits $max_quantity, $max_unit_price. Macro is_blank: ingest_macros.sql.
+-- Parameters: $partition_date DATE, $now TIMESTAMP, vocabularies $categories/$channels/$countries (VARCHAR[]) with
+-- $any_categories/$any_channels/$any_countries (BOOLEAN: any non-blank value is allowed), plausibility limits
+-- $max_quantity, $max_unit_price. Macros is_blank, in_vocabulary: ingest_macros.sql.
 WITH typed AS (
     SELECT
         s.*,
@@ -31,7 +32,7 @@ SELECT
              WHEN t_order_ts IS NULL THEN 'bad_timestamp'
              WHEN CAST(t_order_ts AS DATE) <> $partition_date THEN 'ts_outside_partition_day' END,
         CASE WHEN t_order_ts > $now THEN 'ts_in_future' END,
-        CASE WHEN NOT coalesce(list_contains($categories, category), false) THEN 'unknown_category' END,
+        CASE WHEN NOT in_vocabulary(category, $categories, $any_categories) THEN 'unknown_category' END,
         CASE WHEN is_blank(quantity) THEN 'missing_quantity'
              WHEN t_quantity IS NULL THEN 'bad_quantity'
              WHEN t_quantity = 0 THEN 'zero_quantity'
@@ -40,8 +41,8 @@ SELECT
              WHEN t_unit_price IS NULL THEN 'bad_unit_price'
              WHEN t_unit_price < 0 THEN 'negative_unit_price'
              WHEN t_unit_price > $max_unit_price THEN 'implausible_unit_price' END,
-        CASE WHEN NOT coalesce(list_contains($channels, channel), false) THEN 'unknown_channel' END,
-        CASE WHEN NOT coalesce(list_contains($countries, country), false) THEN 'unknown_country' END,
+        CASE WHEN NOT in_vocabulary(channel, $channels, $any_channels) THEN 'unknown_channel' END,
+        CASE WHEN NOT in_vocabulary(country, $countries, $any_countries) THEN 'unknown_country' END,
         -- (a return with original_order_id may still be return_without_known_order: cross-row rules)
         CASE WHEN t_quantity < 0 AND no_original THEN 'return_without_original_order'
              WHEN t_quantity > 0 AND NOT no_original THEN 'original_order_on_sale' END
