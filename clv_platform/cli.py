@@ -29,7 +29,7 @@ def _benchmark(name: str):
     return importlib.import_module(f"benchmarks.bench_{name}")
 
 
-# --- data: generate / import-cdnow -------------------------------------------------------------
+# --- data: generate / import-history / import-cdnow -------------------------------------------------------------
 
 
 def _data_out_dir(out: str | None):
@@ -62,6 +62,38 @@ def generate_command(customers, start, days, seed, out, fmt, clean) -> None:
     stale = [p for p in out_dir.glob("transactions_*") if not s.start <= p.name[13:23] <= s.end]
     if stale:
         click.echo(f"note: {len(stale)} other landing files in {out_dir} (use --clean to remove them)", err=True)
+
+
+@cli.command("import-history")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: <CLV_DATA_DIR>/landing.")
+@click.option("--replace", is_flag=True, help="Overwrite daily files of the export's days that exist already.")
+def import_history_command(file, out, replace) -> None:
+    """Split a history export (one CSV or Parquet of many days, landing columns) into daily landing files."""
+    from clv_platform.lib import history_import
+    from clv_platform.lib.settings import get_settings
+
+    try:
+        s = history_import.import_history(file, _data_out_dir(out), replace=replace)
+    except history_import.HistoryImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{s.source}: {s.rows_read:,} rows read = {s.rows_written:,} written to daily files + "
+               f"{s.rows_unassigned:,} without a readable order_ts day ({s.seconds:.1f} s)")
+    if s.start is None:
+        click.echo("no row has a readable order_ts day: no daily file written")
+    else:
+        click.echo(f"{s.files:,} daily files {s.start}..{s.end} in {s.out_dir} ({s.empty_days:,} day(s) without "
+                   "orders got a header-only file)")
+    if s.unassigned_file:
+        click.echo(f"rows without a day (line, reason, row): {s.unassigned_file}", err=True)
+    first = get_settings().partitions_start
+    if s.start is not None and str(s.start) < first:
+        click.echo(f"note: the export starts on {s.start}, before the first daily partition {first}: "
+                   f"set CLV_PARTITIONS_START={s.start} so those days load", err=True)
+    if s.start is not None:
+        click.echo("next: the landing sensor picks the files up (make dev), or `clv materialize ingest` loads them")
+    if s.rows_unassigned:
+        sys.exit(1)
 
 
 @cli.command("import-cdnow")

@@ -1,0 +1,162 @@
+"""A history export (one CSV or Parquet file of many days, with the landing columns) split into daily landing
+files, so a team's past goes through the same path as its daily files: ingestion, row rules, quarantine, GX.
+
+Each row goes to the file of its order_ts day (`transactions_YYYY-MM-DD.csv`, or `.parquet` for a Parquet
+export), in export order; days between the first and the last with no row get an empty file, so every
+partition of the range loads. A row without a readable day cannot be given a file: it goes to
+`<out>/import_rejects/<export>.unassigned.csv` with its line number and the reason (the loader's codes), so
+rows read = rows written + rows unassigned. Nothing else is judged here: the loader's rules do that.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+from tqdm.auto import tqdm
+
+from clv_platform.lib.schema import LANDING_COLUMNS
+
+REJECTS_DIR = "import_rejects"
+
+
+class HistoryImportError(ValueError):
+    """An export that cannot be split; the message names the file and the problem. Nothing was written."""
+
+
+@dataclass
+class HistoryImportSummary:
+    source: Path
+    out_dir: Path
+    rows_read: int
+    rows_written: int
+    rows_unassigned: int
+    files: int              # daily files written, empty days included
+    empty_days: int
+    start: date | None
+    end: date | None
+    unassigned_file: Path | None
+    seconds: float
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, int]:
+    """Temp table _export (rowid = export order) with a `day` column; returns (output format, first line)."""
+    name = source.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        reader = (f"read_csv({_sql_text(str(source))}, header = true, all_varchar = true, delim = ',', "
+                  "quote = '\"', escape = '\"', strict_mode = true)")
+        fmt, first_line = "csv", 2        # the header is line 1
+    elif name.endswith(".parquet"):
+        reader = f"read_parquet({_sql_text(str(source))})"
+        fmt, first_line = "parquet", 1
+    else:
+        raise HistoryImportError(f"{source}: not a .csv, .csv.gz or .parquet file")
+    try:
+        columns = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+    except duckdb.Error as exc:
+        raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in LANDING_COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in LANDING_COLUMNS]
+    if missing or extra:
+        problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
+        raise HistoryImportError(f"{source}: {'; '.join(problems)} (expected {', '.join(LANDING_COLUMNS)})")
+    if columns["order_ts"].startswith("TIMESTAMP") or columns["order_ts"] == "DATE":
+        day = "CAST(order_ts AS DATE)"
+    else:  # text: the day is its first 10 characters, YYYY-MM-DD
+        day = ("CASE WHEN regexp_matches(CAST(order_ts AS VARCHAR), '^\\d{4}-\\d{2}-\\d{2}') "
+               "THEN TRY_CAST(left(CAST(order_ts AS VARCHAR), 10) AS DATE) END")
+    try:
+        con.execute(f"CREATE TEMP TABLE _export AS SELECT {', '.join(LANDING_COLUMNS)}, {day} AS day FROM {reader}")
+    except duckdb.Error as exc:
+        raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
+    return fmt, first_line
+
+
+def import_history(source: str | Path, out_dir: str | Path, replace: bool = False) -> HistoryImportSummary:
+    """Split `source` into daily landing files in `out_dir` (see the module doc). Refuses (nothing written)
+    when a day's file already exists, unless `replace`."""
+    started = time.perf_counter()
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_file():
+        raise HistoryImportError(f"{source}: no such file")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        fmt, first_line = _read(con, source)
+        rows_read, unassigned, start, end = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE day IS NULL), min(day), max(day) FROM _export").fetchall()[0]
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)] if start else []
+        existing = [p.name for d in days for p in (out_dir / f"transactions_{d}.csv",
+                                                   out_dir / f"transactions_{d}.parquet") if p.exists()]
+        if existing and not replace:
+            raise HistoryImportError(
+                f"{out_dir}: {len(existing)} daily file(s) of {start}..{end} exist already ({', '.join(existing[:3])}"
+                f"{' ...' if len(existing) > 3 else ''}); nothing written (--replace overwrites them)")
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))  # same file system: renames are atomic
+        try:
+            written = _write_days(con, staging, fmt)
+            for day in days:
+                for other in ("csv", "parquet"):      # a replaced day keeps one file, not a .csv and a .parquet
+                    stale = out_dir / f"transactions_{day}.{other}"
+                    if other != fmt and stale.exists():
+                        stale.unlink()
+                target = out_dir / f"transactions_{day}.{fmt}"
+                if day in written:
+                    os.replace(written[day], target)
+                else:
+                    _write_empty_day(con, target, fmt)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        unassigned_file = None
+        if unassigned:
+            unassigned_file = out_dir / REJECTS_DIR / f"{source.name}.unassigned.csv"
+            unassigned_file.parent.mkdir(exist_ok=True)
+            con.execute(
+                f"COPY (SELECT rowid + {first_line} AS source_line, CASE WHEN order_ts IS NULL OR "
+                "trim(CAST(order_ts AS VARCHAR)) = '' THEN 'missing_timestamp' ELSE 'bad_timestamp' END AS reason, "
+                f"{', '.join(LANDING_COLUMNS)} FROM _export WHERE day IS NULL ORDER BY rowid) "
+                f"TO {_sql_text(str(unassigned_file))} (FORMAT csv, HEADER true)")
+    finally:
+        con.close()
+    return HistoryImportSummary(
+        source=source, out_dir=out_dir, rows_read=rows_read, rows_written=rows_read - unassigned,
+        rows_unassigned=unassigned, files=len(days), empty_days=len(days) - len(written), start=start, end=end,
+        unassigned_file=unassigned_file, seconds=time.perf_counter() - started,
+    )
+
+
+def _write_days(con: duckdb.DuckDBPyConnection, staging: Path, fmt: str) -> dict[date, Path]:
+    """One file per day with rows, in export order; {day: file}. The rows are sorted by (day, export order)
+    once, so each day's COPY reads only its own row groups. (DuckDB's PARTITION_BY write does not keep the
+    order within a day.)"""
+    con.execute("CREATE TEMP TABLE _by_day AS SELECT *, rowid AS seq FROM _export WHERE day IS NOT NULL "
+                "ORDER BY day, seq")
+    days = [d for (d,) in con.execute("SELECT DISTINCT day FROM _by_day ORDER BY day").fetchall()]
+    out = {}
+    for day in tqdm(days, desc="daily files", unit="day", disable=len(days) < 100, leave=False):
+        target = staging / f"{day}.{fmt}"
+        con.execute(
+            f"COPY (SELECT {', '.join(LANDING_COLUMNS)} FROM _by_day WHERE day = DATE '{day}' ORDER BY seq) "
+            f"TO {_sql_text(str(target))} (FORMAT {fmt}{', HEADER true' if fmt == 'csv' else ''})")
+        out[day] = target
+    return out
+
+
+def _write_empty_day(con: duckdb.DuckDBPyConnection, target: Path, fmt: str) -> None:
+    if fmt == "csv":
+        target.write_text(",".join(LANDING_COLUMNS) + "\n")
+    else:
+        con.execute(f"COPY (SELECT {', '.join(LANDING_COLUMNS)} FROM _export WHERE false) "
+                    f"TO {_sql_text(str(target))} (FORMAT parquet)")
+
+
+__all__ = ["HistoryImportError", "HistoryImportSummary", "import_history", "REJECTS_DIR"]

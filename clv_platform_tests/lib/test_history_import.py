@@ -1,0 +1,134 @@
+"""`clv import-history`: one export of many days split into daily landing files that the loader takes as they
+are; every row written or set aside with its line and reason."""
+
+import csv
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from clv_platform.cli import cli
+from clv_platform.lib import generator, history_import, ingest, warehouse
+from clv_platform.lib.schema import LANDING_COLUMNS
+
+HEADER = ",".join(LANDING_COLUMNS)
+
+
+def _concat(files: list[Path], target: Path) -> Path:
+    lines = [HEADER]
+    for f in files:
+        lines += f.read_text().splitlines()[1:]
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Daily files of 300 customers over 40 days (some days without orders)."""
+    out = tmp_path_factory.mktemp("demo")
+    generator.generate(out, customers=300, start="2024-01-01", days=40, seed=7, progress=False)
+    return sorted(out.glob("transactions_*.csv"))
+
+
+def test_export_of_the_daily_files_splits_back_into_the_same_files(demo, tmp_path):
+    export = _concat(demo, tmp_path / "export.csv")
+    s = history_import.import_history(export, tmp_path / "landing")
+    n_rows = sum(len(f.read_text().splitlines()) - 1 for f in demo)
+    assert (s.rows_read, s.rows_written, s.rows_unassigned) == (n_rows, n_rows, 0)
+    assert s.files == 40 and str(s.start) == "2024-01-01" and str(s.end) == "2024-02-09"
+    written = sorted((tmp_path / "landing").glob("transactions_*"))
+    assert [f.name for f in written] == [f.name for f in demo]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(demo, written, strict=True))  # order kept
+
+
+def test_parquet_export_gives_parquet_days_with_the_same_rows(demo, tmp_path):
+    export = tmp_path / "export.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * REPLACE (CAST(order_ts AS TIMESTAMP) AS order_ts, CAST(quantity AS INTEGER) "
+                    f"AS quantity) FROM read_csv({[str(f) for f in demo]}, all_varchar = true)) "
+                    f"TO '{export}' (FORMAT parquet)")
+        s = history_import.import_history(export, tmp_path / "landing")
+        assert s.rows_written == s.rows_read > 0 and s.files == 40
+    wh = warehouse.connect(tmp_path / "w.duckdb")
+    for f in demo[:5]:      # the loader takes the typed daily Parquet files as they are
+        result = ingest.load_partition(wh, f.name[13:23], tmp_path / "landing")
+        assert result.source_file.endswith(".parquet")
+        assert result.rows_read == result.rows_loaded == len(f.read_text().splitlines()) - 1
+    wh.close()
+
+
+def test_columns_in_any_order_come_out_in_the_landing_order(tmp_path):
+    export = tmp_path / "export.csv"
+    cols = list(reversed(LANDING_COLUMNS))
+    row = dict(zip(LANDING_COLUMNS, "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,".split(","), strict=True))
+    export.write_text(",".join(cols) + "\n" + ",".join(row[c] for c in cols) + "\n")
+    history_import.import_history(export, tmp_path / "landing")
+    assert (tmp_path / "landing" / "transactions_2024-03-01.csv").read_text() == (
+        HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,\n")
+
+
+def test_rows_without_a_day_are_set_aside_with_line_and_reason_and_the_rest_loads(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([
+        HEADER,
+        "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,",
+        'O1,2,C1,2024-03-01T09:00:00,"music",1,3.333333,web,US,',
+        "O2,1,C2,,toys,1,5,web,US,",                                # line 4: no timestamp
+        "O3,1,C3,03/02/2024 10:00,toys,1,5,web,US,",                # line 5: not YYYY-MM-DD...
+        "O4,1,C4,2024-03-03T23:00:00,toys,1,5,store,DE,",
+    ]) + "\n")
+    landing = tmp_path / "landing"
+    s = history_import.import_history(export, landing)
+    assert (s.rows_read, s.rows_written, s.rows_unassigned, s.files, s.empty_days) == (5, 3, 2, 3, 1)
+    rows = list(csv.DictReader(s.unassigned_file.open()))
+    assert [(r["source_line"], r["reason"], r["order_id"]) for r in rows] == [
+        ("4", "missing_timestamp", "O2"), ("5", "bad_timestamp", "O3")]
+    assert (landing / "transactions_2024-03-02.csv").read_text() == HEADER + "\n"   # a day without orders
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    loaded = [ingest.load_partition(con, f"2024-03-0{d}", landing) for d in (1, 2, 3)]
+    assert [(r.rows_read, r.rows_loaded) for r in loaded] == [(2, 2), (0, 0), (1, 1)]
+    con.close()
+
+
+def test_existing_days_are_kept_unless_replaced(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "transactions_2024-03-01.parquet").write_bytes(b"old")
+    export = tmp_path / "export.csv"
+    export.write_text(HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,\n")
+    with pytest.raises(history_import.HistoryImportError, match="exist already .*transactions_2024-03-01.parquet"):
+        history_import.import_history(export, landing)
+    assert sorted(p.name for p in landing.iterdir()) == ["transactions_2024-03-01.parquet"]   # nothing written
+    history_import.import_history(export, landing, replace=True)
+    assert sorted(p.name for p in landing.iterdir()) == ["transactions_2024-03-01.csv"]      # one file per day
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("e.csv", "order_id,customer_id\nO1,C1\n", "missing column(s) line_number, order_ts"),
+    ("e.csv", HEADER + ",note\n" + "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,,x\n",
+     "unexpected column(s) note"),
+    ("e.csv", HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books\n", "unreadable"),
+    ("e.txt", HEADER + "\n", "not a .csv, .csv.gz or .parquet file"),
+])
+def test_an_export_that_cannot_be_split_names_file_and_problem(tmp_path, name, text, message):
+    export = tmp_path / name
+    export.write_text(text)
+    with pytest.raises(history_import.HistoryImportError) as err:
+        history_import.import_history(export, tmp_path / "landing")
+    assert str(err.value).startswith(str(export)) and message in str(err.value)
+    assert not list((tmp_path / "landing").glob("transactions_*"))
+
+
+def test_cli_reports_counts_and_the_partition_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLV_PARTITIONS_START", "2024-01-01")
+    export = tmp_path / "export.csv"
+    export.write_text(HEADER + "\nO1,1,C1,2023-12-30T09:00:00,books,2,12.5,web,US,\nO2,1,C1,,books,2,12.5,web,US,\n")
+    out = CliRunner().invoke(cli, ["import-history", str(export)])
+    assert out.exit_code == 1                                  # a row could not be placed
+    assert "2 rows read = 1 written to daily files + 1 without a readable order_ts day" in out.output
+    assert f"in {tmp_path / 'data' / 'landing'}" in out.output
+    assert "set CLV_PARTITIONS_START=2023-12-30" in out.output
+    again = CliRunner().invoke(cli, ["import-history", str(export)])
+    assert again.exit_code == 1 and "exist already" in again.output and "--replace" in again.output
