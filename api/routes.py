@@ -1,4 +1,5 @@
-"""Endpoints: GET /health, POST /predict, GET /customers/<id>, GET /segments. All read the snapshot only."""
+"""Endpoints: GET /health, POST /predict, GET /customers (filtered list), GET /customers/<id>, GET /segments.
+All read the snapshot only."""
 
 from datetime import UTC, datetime
 
@@ -78,6 +79,70 @@ def predict():
     predictions, unknown = view.lookup(ids)
     return jsonify({**_about(view.snapshot), "requested": len(ids), "found": len(predictions),
                     "predictions": predictions, "unknown_ids": unknown})
+
+
+LIST_PARAMETERS = ("segment", "sort", "limit", "offset", "format")
+DEFAULT_PAGE = 100
+
+
+def _number(name: str, text: str, integer: bool = False, minimum: float | None = None):
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name}={text!r} is not {'an integer' if integer else 'a number'}",
+                       {"parameter": name}) from None
+    if value != value or (minimum is not None and value < minimum):
+        raise ApiError(400, "invalid_parameter", f"{name}={text!r} must be a number >= {minimum}",
+                       {"parameter": name})
+    return value
+
+
+@bp.get("/customers")
+def customers():
+    """Customers matching filters, one page, sorted: who to call, e.g. the valuable ones slipping away:
+    /customers?max_p_alive=0.5&min_predicted_clv=100&sort=-predicted_clv. Filters min_<column>/max_<column>
+    on any numeric score column, segment=<name> (repeatable); sort=<column> or -<column> (descending;
+    default -predicted_clv); limit (default 100, at most MAX_IDS), offset; format=json|csv."""
+    view = _store().view()
+    numeric = view.numeric_columns()
+    args = request.args
+    bounds: dict[str, list] = {}
+    for name in args:
+        prefix, _, column = name.partition("_")
+        if prefix in ("min", "max") and column:
+            if column not in numeric:
+                raise ApiError(400, "unknown_column", f"{name}: {column!r} is not a numeric score column",
+                               {"parameter": name, "numeric_columns": numeric})
+            bounds.setdefault(column, [None, None])[prefix == "max"] = _number(name, args[name])
+        elif name not in LIST_PARAMETERS:
+            raise ApiError(400, "unknown_parameter", f"unknown parameter {name!r}; use min_<column>, "
+                           f"max_<column>, {', '.join(LIST_PARAMETERS)}", {"parameter": name})
+    segments = args.getlist("segment")
+    unknown = sorted(set(segments) - set(view.segment_names()))
+    if unknown:
+        raise ApiError(400, "unknown_segment", f"no segment named {', '.join(map(repr, unknown))} in snapshot "
+                       f"{view.snapshot.snapshot_id}", {"segments": view.segment_names()})
+    sort = args.get("sort", "-predicted_clv")
+    descending, column = sort.startswith("-"), sort.lstrip("-")
+    if column not in view.scores.columns:
+        raise ApiError(400, "unknown_column", f"sort: {column!r} is not a column of the scores",
+                       {"parameter": "sort", "columns": list(view.scores.columns)})
+    limit = int(_number("limit", args.get("limit", str(DEFAULT_PAGE)), integer=True, minimum=1))
+    if limit > current_app.config["MAX_IDS"]:
+        raise ApiError(400, "invalid_parameter", f"limit={limit}: at most {current_app.config['MAX_IDS']} per page",
+                       {"parameter": "limit"})
+    offset = int(_number("offset", args.get("offset", "0"), integer=True, minimum=0))
+    fmt = args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(400, "invalid_parameter", f"format={fmt!r}: use json or csv", {"parameter": "format"})
+    page, total = view.select({c: tuple(b) for c, b in bounds.items()}, segments, column, descending, offset, limit)
+    if fmt == "csv":
+        resp = current_app.response_class(page.to_csv(index=False), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = f"attachment; filename=customers_{view.snapshot.as_of_date}.csv"
+        resp.headers["X-Total-Count"] = str(total)
+        return resp
+    return jsonify({**_about(view.snapshot), "total": total, "offset": offset, "limit": limit,
+                    "returned": len(page), "customers": records(page)})
 
 
 @bp.get("/customers/<customer_id>")

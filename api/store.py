@@ -68,6 +68,33 @@ class ScoresView:
         unknown = [i for i, ok in zip(ids, found, strict=True) if not ok]
         return self.scores.iloc[pos[found]], unknown
 
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.scores.columns
+                if pd.api.types.is_numeric_dtype(self.scores[c]) and not pd.api.types.is_bool_dtype(self.scores[c])]
+
+    def segment_names(self) -> list[str]:
+        if "segment_name" not in self.scores:
+            return []
+        return sorted(self.scores["segment_name"].dropna().astype(str).unique())
+
+    def select(self, bounds: dict[str, tuple[float | None, float | None]], segments: list[str], sort: str,
+               descending: bool, offset: int, limit: int) -> tuple[pd.DataFrame, int]:
+        """Customers with every `bounds` column within [low, high] (NaN never is) and, if given, a segment
+        among `segments`; sorted by `sort` (ties by customer id, NaN last), one page. Returns (page, total)."""
+        keep = np.ones(len(self.scores), dtype=bool)
+        for col, (low, high) in bounds.items():
+            values = self.scores[col].to_numpy(dtype=float, na_value=np.nan)
+            if low is not None:
+                keep &= values >= low
+            if high is not None:
+                keep &= values <= high
+        if segments:
+            keep &= self.scores["segment_name"].isin(segments).to_numpy()
+        rows = self.scores[keep].rename_axis(None)    # (the index is customer_id too)
+        rows = rows.sort_values([sort, "customer_id"], ascending=[not descending, True], na_position="last",
+                                kind="stable")
+        return rows.iloc[offset:offset + limit], int(keep.sum())
+
     def lookup(self, ids: list[str]) -> tuple[list[dict], list[str]]:
         rows, unknown = self._rows(ids)
         return records(rows), unknown

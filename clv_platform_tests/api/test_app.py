@@ -147,3 +147,56 @@ def test_json_provider_writes_numpy_dates_and_flask_defaults(app):
     assert app.json.dumps(body) == ('{"b":0.1,"a":[1.5,null],"d":"2026-11-24","x":"1.50","n":7,"inf":null}')
     assert app.json.dumps({"b": 1, "a": 2}, sort_keys=True) == '{"a":2,"b":1}'
     assert app.json.dumps({"a": 1}, indent=2) == '{\n  "a": 1\n}'
+
+
+def test_customer_list_filters_sorts_and_pages(client, tmp_path):
+    publish_fake(tmp_path / "serving", "1")          # predicted_clv 1..50; champions above 25
+    scores = pd.read_parquet(next((tmp_path / "serving" / "snapshots").iterdir()) / "customer_scores.parquet")
+
+    body = client.get("/customers").json                     # default: by predicted CLV, highest first
+    assert body["total"] == 50 and body["returned"] == 50 and body["limit"] == 100
+    assert [c["predicted_clv"] for c in body["customers"][:3]] == [50.0, 49.0, 48.0]
+
+    body = client.get("/customers?max_p_alive=0.5&min_predicted_clv=10&sort=-predicted_clv&limit=3").json
+    expected = scores[(scores.p_alive <= 0.5) & (scores.predicted_clv >= 10)].sort_values(
+        "predicted_clv", ascending=False)
+    assert body["total"] == len(expected) > 3 and body["returned"] == 3
+    assert [c["customer_id"] for c in body["customers"]] == expected.customer_id.head(3).tolist()
+    second = client.get("/customers?max_p_alive=0.5&min_predicted_clv=10&limit=3&offset=3").json
+    assert [c["customer_id"] for c in second["customers"]] == expected.customer_id.iloc[3:6].tolist()
+
+    body = client.get("/customers?segment=hibernating&sort=predicted_clv&limit=2").json
+    assert body["total"] == 25 and [c["predicted_clv"] for c in body["customers"]] == [1.0, 2.0]
+    # NaN never passes a bound and sorts last
+    assert client.get("/customers?min_days_since_last_order=0").json["total"] == 49
+    last = client.get("/customers?sort=-days_since_last_order&limit=50").json["customers"][-1]
+    assert last["customer_id"] == "00001" and last["days_since_last_order"] is None
+
+
+def test_customer_list_as_csv(client, tmp_path):
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.get("/customers?segment=champions&format=csv&limit=5")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.headers["X-Total-Count"] == "25"
+    assert resp.headers["Content-Disposition"] == "attachment; filename=customers_2024-12-31.csv"
+    lines = resp.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("customer_id,as_of_date,predicted_clv,") and len(lines) == 6
+    assert lines[1].startswith("00050,2024-12-31,50.0,")
+
+
+@pytest.mark.parametrize("query, code, words", [
+    ("max_p_alvie=0.5", "unknown_column", "'p_alvie' is not a numeric score column"),
+    ("min_segment_name=1", "unknown_column", "'segment_name' is not a numeric score column"),
+    ("max_p_alive=half", "invalid_parameter", "max_p_alive='half' is not a number"),
+    ("top=5", "unknown_parameter", "unknown parameter 'top'"),
+    ("segment=vip", "unknown_segment", "no segment named 'vip'"),
+    ("sort=-value", "unknown_column", "sort: 'value' is not a column"),
+    ("limit=0", "invalid_parameter", "limit='0' must be a number >= 1"),
+    ("limit=101", "invalid_parameter", "limit=101: at most 100 per page"),      # the app's max_ids
+    ("offset=-1", "invalid_parameter", "offset='-1' must be a number >= 0"),
+    ("format=xml", "invalid_parameter", "format='xml': use json or csv"),
+])
+def test_customer_list_rejects_bad_parameters_by_name(client, tmp_path, query, code, words):
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.get(f"/customers?{query}")
+    assert resp.status_code == 400 and resp.json["error"] == code and words in resp.json["message"]

@@ -85,3 +85,5 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
         assert pred["model_versions"]["clv_model"] == "2"
     assert requests.get(f"{base}/customers/00080", timeout=30).json()["customer"]["clv_model_version"] == "2"
     assert requests.get(f"{base}/segments", timeout=30).json()["customers"] == 80
+    top = requests.get(f"{base}/customers", params={"sort": "-predicted_clv", "limit": 2}, timeout=30).json()
+    assert top["total"] == 80 and [c["customer_id"] for c in top["customers"]] == ["00080", "00079"]

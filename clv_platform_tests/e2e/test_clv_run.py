@@ -137,3 +137,13 @@ def test_api_on_the_published_snapshot(demo_run):
         row = scores.loc[p["customer_id"]]
         for col in ("predicted_clv", "predicted_clv_p50", "btyd_clv", "p_alive", "expected_purchases_365d"):
             assert p[col] == (None if pd.isna(row[col]) else float(row[col])), col
+
+    # the at-risk list a CRM would pull: valuable customers slipping away, by predicted CLV
+    threshold = float(scores["predicted_clv"].quantile(0.8))
+    listed = create_app(snapshot_root=root).test_client().get(
+        f"/customers?max_p_alive=0.5&min_predicted_clv={threshold}&limit=50").json
+    expected = scores[(scores.p_alive <= 0.5) & (scores.predicted_clv >= threshold)]
+    assert listed["total"] == len(expected) > 0
+    assert [c["customer_id"] for c in listed["customers"]] == (
+        expected.rename_axis(None).sort_values(["predicted_clv", "customer_id"], ascending=[False, True])
+        .customer_id.head(50).tolist())
