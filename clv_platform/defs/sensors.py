@@ -1,8 +1,10 @@
-"""Sensors: landing files -> ingestion runs; finished ingestion -> rescoring."""
+"""Sensors: landing files -> ingestion runs; finished training -> gated promotion; finished ingestion or a
+promotion that promoted -> rescoring."""
 
 import dagster as dg
 
-from clv_platform.defs.jobs import ingestion_job, scoring_job
+from clv_platform.defs.jobs import ingestion_job, scoring_job, training_job
+from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource
 from clv_platform.lib.landing import changed_files, contiguous_ranges
@@ -50,14 +52,29 @@ def cursor_digest(cursor: str) -> str:
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[ingestion_job],
+    monitored_jobs=[ingestion_job, promotion_job],
     request_job=scoring_job,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
-    """After new transactions are in, rescore every customer with the production models.
+    """After new transactions are in, or new production models, rescore every customer.
 
     (An asset sensor instead of eager automation: eager() never fires below a long daily history.)
     Stopped by default: it needs promoted production models; turn it on after the first `make run`.
     """
+    run = context.dagster_run
+    if run.job_name == promotion_job.name and not run.tags.get(PROMOTED_TAG):
+        return dg.SkipReason(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
+    return dg.RunRequest(run_key=run.run_id)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[training_job],
+    request_job=promotion_job,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def promote_after_training_sensor(context: dg.RunStatusSensorContext):
+    """After a successful training run, the gated promotion: `production` moves only to a model at least as
+    good (as `clv promote`). Stopped by default: promotion stays a deliberate step until you switch it on."""
     return dg.RunRequest(run_key=context.dagster_run.run_id)

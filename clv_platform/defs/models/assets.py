@@ -2,7 +2,7 @@
 
 Thin: lib/training.py + lib/clv_model.py and lib/segmentation.py do the work, lib/registry.py registers,
 the `mlflow` resource (defs/resources.py) owns the tracking store and always ends its runs. Promotion to
-`production` is a separate, deliberate step (`clv promote clv|segment`).
+`production` is a separate, gated step (`clv promote clv|segment`, or promotion_job in models/promotion.py).
 """
 
 import json
