@@ -16,9 +16,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import btyd, features, warehouse
+from clv_platform.lib import btyd, features, metrics, warehouse
 
 SCORES_TABLE = "serving.customer_scores"
+# Scores whose distribution each scoring compares with the previous scoring's (score_drift), with segment shares.
+DRIFT_COLUMNS = ["predicted_clv", "p_alive", "expected_purchases_365d", "btyd_clv"]
 HISTORY_TABLE = "serving.segment_history"
 MIGRATION_TABLE = "serving.segment_migration"
 BTYD_TABLE = "features.btyd_predictions"
@@ -258,11 +260,23 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> int:
 
 
 def previous_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The scores the last scoring wrote: what segment_since carries over and what score_drift compares with."""
     if not table_exists(con, SCORES_TABLE):
         return None
-    return con.execute(
-        f"SELECT customer_id, as_of_date, segment_name, segment_since FROM {SCORES_TABLE}"
-    ).df()
+    have = {row[0] for row in con.execute(f"DESCRIBE {SCORES_TABLE}").fetchall()}
+    columns = ["customer_id", "as_of_date", "segment_name", "segment_since", *(c for c in DRIFT_COLUMNS if c in have)]
+    return con.execute(f"SELECT {', '.join(columns)} FROM {SCORES_TABLE}").df()
+
+
+def score_drift(previous: pd.DataFrame | None, scores: pd.DataFrame) -> dict[str, float]:
+    """How far this scoring's distributions moved from the previous one's (every customer of each): PSI of
+    each DRIFT_COLUMNS column and of the segment shares (`segment_name`). {} without a previous scoring."""
+    if previous is None or previous.empty:
+        return {}
+    drift = {c: metrics.psi(previous[c], scores[c]) for c in DRIFT_COLUMNS if c in previous and c in scores}
+    if "segment_name" in previous and "segment_name" in scores:
+        drift["segment_name"] = metrics.psi_categorical(previous["segment_name"], scores["segment_name"])
+    return {k: round(v, 4) for k, v in drift.items() if v == v}
 
 
 def history_rows(con: duckdb.DuckDBPyConnection, columns: str = "*") -> pd.DataFrame | None:

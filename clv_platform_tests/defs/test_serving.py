@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from clv_platform.defs.resources import default_resources
-from clv_platform.defs.serving.assets import customer_scores, segment_history
+from clv_platform.defs.serving.assets import (
+    STABILITY_CHECK,
+    _stability_check,
+    customer_scores,
+    segment_history,
+)
 from clv_platform.lib import registry, scoring, snapshot, warehouse
 from clv_platform_tests.lib.mlflow_store import new_store
 
@@ -165,6 +170,9 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert result.success
     meta = result.asset_materializations_for_node("serving__customer_scores")[0].metadata
     snapshot_id = meta["snapshot_id"].value
+    (first_check,) = result.get_asset_check_evaluations()      # nothing to compare with yet: passes, says so
+    assert first_check.check_name == STABILITY_CHECK and first_check.passed
+    assert first_check.description == "first scoring: nothing to compare with"
 
     with warehouse.connect(con_path) as con:
         scores = con.execute("SELECT * FROM serving.customer_scores ORDER BY customer_id").df()
@@ -209,6 +217,10 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     # Re-scoring: segment_since is carried over from the previous scores; a new snapshot is swapped in.
     result = dg.materialize([customer_scores], resources=resources)
     assert result.success
+    (check,) = result.get_asset_check_evaluations()            # same data, same models: nothing moved
+    psi = check.metadata["psi"].value
+    assert check.passed and set(psi) == {*scoring.DRIFT_COLUMNS, "segment_name"} and max(psi.values()) == 0.0
+    assert reader.get().manifest["metrics"]["psi.predicted_clv"] == 0.0
     with warehouse.connect(con_path) as con:
         again = con.execute("SELECT customer_id, segment_since FROM serving.customer_scores ORDER BY customer_id").df()
     assert (again["segment_since"].to_numpy() == scores["segment_since"].to_numpy()).all()
@@ -217,6 +229,20 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
 
     # Every materialisation above logged to MLflow (the score runs): none is left RUNNING.
     _no_running_mlflow_runs(resources["mlflow"].tracking_uri)
+
+
+def test_a_large_shift_since_the_previous_scoring_warns_and_names_the_scores():
+    rng = np.random.default_rng(1)
+    before = pd.DataFrame({"predicted_clv": rng.gamma(2, 50, 5000), "p_alive": rng.uniform(0, 1, 5000),
+                           "segment_name": rng.choice(["loyal", "at risk"], 5000)})
+    after = before.assign(predicted_clv=before["predicted_clv"] * 3)     # e.g. a new model that triples values
+    drift = scoring.score_drift(before, after)
+    assert drift["p_alive"] == 0.0 and drift["segment_name"] == 0.0 and drift["predicted_clv"] > 0.25
+    check = _stability_check(drift, before)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description.startswith("large shift since the previous scoring") and "predicted_clv" in check.description
+    assert "p_alive" not in check.description
+    assert scoring.score_drift(None, after) == {}
 
 
 def test_with_segment_since_walks_back_the_current_run():

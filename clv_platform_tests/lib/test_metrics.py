@@ -68,3 +68,23 @@ def test_bootstrap_sd_measures_sampling_noise():
     assert all(v > 0 for v in sd.values()) and sd == metrics.bootstrap_sd(actual, noisy, resamples=50, seed=1)
     # a constant error of 1 is 1 on every resample: no spread in MAE
     assert metrics.bootstrap_sd(actual, actual + 1, resamples=20)["mae"] == pytest.approx(0, abs=1e-12)
+
+
+def test_psi_by_hand_and_its_edges():
+    from clv_platform.lib.metrics import psi, psi_categorical
+
+    e = np.arange(100.0)                      # 2 bins at the median: shares (0.5, 0.5)
+    a = np.r_[np.zeros(80), np.full(20, 99.0)]  # (0.8, 0.2)
+    assert psi(e, a, bins=2) == pytest.approx((0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5))
+    assert psi(e, e) == 0.0 and psi(e, e + 0.0) == 0.0
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 50.0, 20_000)
+    assert psi(x, rng.gamma(2.0, 50.0, 20_000)) < 0.01      # same distribution, other sample: stable
+    assert psi(x, x * 2) > 0.25                              # doubled: a large shift
+    assert psi(np.r_[x, np.nan], x) == psi(x, x) and np.isnan(psi([], x))
+    # all expected values equal: one edge, (-inf, 0] and (0, inf); everything moved to the other bin
+    assert psi(np.zeros(50), np.ones(50)) == pytest.approx(2 * (1 - 1e-4) * np.log(1 / 1e-4))
+    # categories: one only on one side counts with the floor share
+    assert psi_categorical(["a", "a", "b", "b"], ["a", "a", "b", "b"]) == 0.0
+    assert psi_categorical(["a", "b"], ["a", "c"]) == pytest.approx(
+        (1e-4 - 0.5) * np.log(1e-4 / 0.5) + (0.5 - 1e-4) * np.log(0.5 / 1e-4))

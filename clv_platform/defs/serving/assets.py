@@ -9,6 +9,7 @@ import pandas as pd
 from clv_platform.defs.partitions import monthly_partitions
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import features, registry, scoring, snapshot
+from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE
 from clv_platform.lib.settings import get_settings
 
 CLV = registry.MODELS["clv"]
@@ -38,9 +39,33 @@ def _production_models(mlflow: MlflowResource):
     return clv, seg
 
 
+STABILITY_CHECK = "customer_scores_distributions_are_stable"
+
+
+def _stability_check(drift: dict[str, float], previous) -> dg.AssetCheckResult:
+    """WARN (not blocking: a new model or a real change in customers moves scores too) when a score's
+    distribution moved by more than a large shift (PSI > 0.25) since the previous scoring."""
+    if not drift:
+        return dg.AssetCheckResult(check_name=STABILITY_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description="first scoring: nothing to compare with",
+                                   metadata={"previous_customers": 0 if previous is None else len(previous)})
+    moved = {k: v for k, v in drift.items() if v > PSI_LARGE}
+    return dg.AssetCheckResult(
+        check_name=STABILITY_CHECK, passed=not moved, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"large shift since the previous scoring (PSI > {PSI_LARGE}): "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in moved.items())) if moved else None,
+        metadata={"psi": dg.MetadataValue.json(drift), "previous_customers": len(previous),
+                  "reading": f"PSI < {PSI_MODERATE} stable, up to {PSI_LARGE} moderate, above large"},
+    )
+
+
 @dg.asset(
     key=["serving", "customer_scores"],
     group_name="serving",
+    check_specs=[dg.AssetCheckSpec(
+        STABILITY_CHECK, asset=["serving", "customer_scores"],
+        description="Scores' distributions (predicted CLV, P(alive), expected purchases, BTYD CLV, segment shares) "
+                    f"moved little since the previous scoring: PSI <= {PSI_LARGE} each (warning only).")],
     deps=[FEATURES, BTYD_PREDICTIONS, CLV_MODEL, SEGMENT_MODEL, SEGMENT_HISTORY],
     kinds={"duckdb", "mlflow", "parquet"},
     description=(
@@ -62,7 +87,9 @@ def customer_scores(
     with warehouse.connect() as con:
         as_of, frame = scoring.scoring_inputs(con)
         scores = scoring.score(frame, clv, seg, as_of, clv.version, seg.version)
-        earlier = [scoring.previous_scores(con), scoring.history_rows(con, "customer_id, as_of_date, segment_name")]
+        previous = scoring.previous_scores(con)
+        drift = scoring.score_drift(previous, scores)
+        earlier = [previous, scoring.history_rows(con, "customer_id, as_of_date, segment_name")]
         earlier = [e for e in earlier if e is not None and len(e)]
         scores = scoring.with_segment_since(scores, pd.concat(earlier, ignore_index=True) if earlier else None)
         scoring.write_scores(con, scores)
@@ -77,6 +104,7 @@ def customer_scores(
         "mean_p_alive": float(scores["p_alive"].mean()),
         "segments": len(summary),
     }
+    metrics.update({f"psi.{name}": value for name, value in drift.items()})
     for model, info in model_info.items():
         for name in (CLV.metric, SEGMENT.metric):
             if info and name in info["metrics"]:
@@ -98,6 +126,7 @@ def customer_scores(
         mlf.log_metrics({k: float(v) for k, v in metrics.items()})
 
     return dg.MaterializeResult(
+        check_results=[_stability_check(drift, previous)],
         metadata={
             "customers": dg.MetadataValue.int(len(scores)),
             "as_of": dg.MetadataValue.text(as_of.isoformat()),
