@@ -107,6 +107,26 @@ def fmt_date(x) -> str:
 
 # ---------------------------------------------------------------- overview
 
+DRIFT_LABELS = {"predicted_clv": "predicted CLV", "p_alive": "P(alive)", "expected_purchases_365d":
+                "expected purchases", "btyd_clv": "BTYD CLV", "segment_name": "segment shares"}
+
+
+def drift(manifest_metrics: dict | None, large: float = 0.25) -> tuple[str, bool] | None:
+    """One line on how far the scores moved since the previous scoring (the manifest's psi.* metrics), and
+    whether any moved by more than `large`; None when the snapshot has none (a first scoring)."""
+    psi = {k[4:]: v for k, v in (manifest_metrics or {}).items() if k.startswith("psi.") and v == v}
+    if not psi:
+        return None
+    order = list(DRIFT_LABELS)
+    psi = dict(sorted(psi.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    parts = [f"{DRIFT_LABELS.get(k, k)} {v:.3f}" for k, v in psi.items()]
+    moved = [DRIFT_LABELS.get(k, k) for k, v in psi.items() if v > large]
+    return "Since the previous scoring (population stability index): " + " · ".join(parts) + (
+        f". Large shift (> {large}) in {', '.join(moved)}: a new model, missing data or a real change in "
+        "customers; see the Dagster check customer_scores_distributions_are_stable." if moved
+        else ". All below 0.1: stable." if max(psi.values()) < 0.1 else "."), bool(moved)
+
+
 def kpis(scores: pd.DataFrame) -> dict:
     """Headline figures of the snapshot."""
     clv = scores["predicted_clv"] if "predicted_clv" in scores else pd.Series(dtype=float)

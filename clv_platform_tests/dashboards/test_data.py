@@ -183,3 +183,12 @@ def test_data_quality_views(tables):
     assert bare["rejected_rows"].sum() == sum(DQ_FAILURES.values())
     assert bare["rejected_source"].iloc[0] == "unexpected counts"
     assert data.dq_normalise(pd.DataFrame({"x": [1]})).empty
+
+
+def test_drift_line_from_the_manifest_psi():
+    assert data.drift({"customers": 3}) is None and data.drift(None) is None     # a first scoring
+    line, large = data.drift({"psi.predicted_clv": 0.012, "psi.p_alive": 0.004, "psi.segment_name": 0.0})
+    assert not large and line == ("Since the previous scoring (population stability index): predicted CLV 0.012 "
+                                  "· P(alive) 0.004 · segment shares 0.000. All below 0.1: stable.")
+    line, large = data.drift({"psi.predicted_clv": 0.41, "psi.p_alive": 0.15})
+    assert large and "Large shift (> 0.25) in predicted CLV:" in line and "P(alive) 0.150" in line

@@ -122,3 +122,17 @@ def test_at_risk_thresholds_follow_the_sliders(root):
     assert silent.sum() >= 5
     assert at.metric[0].value == str(len(with_one_time))
     assert "one purchase day only and silent for 150+ days" in texts(at)
+
+
+def test_overview_says_how_far_scores_moved_and_warns_on_a_large_shift(root):
+    tables, manifest = build_tables()
+    manifest["metrics"] = {**manifest["metrics"], "psi.predicted_clv": 0.02, "psi.p_alive": 0.01}
+    snapshot.publish(root, tables, manifest)
+    at = run_page("overview.py")
+    assert not at.exception and not at.warning
+    assert "Since the previous scoring (population stability index): predicted CLV 0.020" in texts(at)
+
+    manifest["metrics"]["psi.predicted_clv"] = 0.6
+    snapshot.publish(root, tables, manifest)
+    at = run_page("overview.py")
+    assert not at.exception and "Large shift (> 0.25) in predicted CLV" in at.warning[0].value

@@ -25,6 +25,9 @@ c4.metric("Snapshot as of", data.fmt_date(manifest.get("as_of_date")), border=Tr
 versions = common.model_versions(snap)
 if versions:
     st.markdown("**Model versions** · " + " · ".join(f"`{name}` v{v}" for name, v in versions.items()))
+moved = data.drift(manifest.get("metrics"))
+if moved:
+    (st.warning if moved[1] else st.caption)(moved[0])
 
 left, right = st.columns([3, 2])
 with left:
