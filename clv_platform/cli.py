@@ -307,6 +307,52 @@ def models_command() -> None:
             click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}")
 
 
+@cli.command("status")
+def status_command() -> None:
+    """Where the platform stands: landing files, loads and quarantine, validation, models, snapshot; exit 1
+    when something needs a look (listed under `attention`)."""
+    from clv_platform.lib import registry, status
+    from clv_platform.lib.settings import get_settings
+
+    st = status.collect(get_settings())
+    click.echo(f"data dir      {st.data_dir}   (vocabularies: {st.vocabularies})")
+    lf = st.landing
+    span = f"{lf['first']}..{lf['last']}" if lf["files"] else "-"
+    click.echo(f"landing       {lf['files']:,} daily files {span} in {lf['dir']}"
+               + (f"; {lf['not_loaded']:,} not loaded yet" if lf.get("not_loaded") is not None else ""))
+    wh = st.warehouse
+    if wh.get("state") != "ok":
+        click.echo(f"warehouse     {wh['state']}")
+    else:
+        share = wh["rows_quarantined"] / wh["rows_read"] if wh["rows_read"] else 0.0
+        click.echo(f"warehouse     {wh['partitions']:,} partitions {wh['first']}..{wh['last']} loaded, last load "
+                   f"{wh['last_load']:%Y-%m-%d %H:%M}")
+        click.echo(f"              {wh['rows_read']:,} rows read = {wh['rows_loaded']:,} loaded + "
+                   f"{wh['rows_quarantined']:,} quarantined ({share:.2%})")
+        checked = f"{wh['last_validation']:%Y-%m-%d %H:%M}" if wh["last_validation"] else "never"
+        click.echo(f"validation    last {checked}; {wh['failing_expectations']:,} failing result(s)")
+    for name, info in st.models.items():
+        if not info.get("registered"):
+            click.echo(f"{name:<13} not registered yet")
+            continue
+        parts = [f"{alias} v{v} ({info['metric']} {registry.format_metric(info['metrics'].get(alias))})"
+                 for alias, v in sorted(info["aliases"].items()) if alias in info["metrics"]]
+        click.echo(f"{name:<13} " + ("; ".join(parts) or "no alias") + f"; latest v{info['latest_version']}")
+    sn = st.snapshot
+    if not sn["published"]:
+        click.echo(f"snapshot      none yet under {sn['root']}")
+    else:
+        age = f"{sn['age_hours']:.1f} h ago" if sn["age_hours"] is not None else "age unknown"
+        click.echo(f"snapshot      {sn['id']} as of {sn['as_of']}, published {age}, {sn['customers']:,} customers, "
+                   + ", ".join(f"{k} v{v}" for k, v in sn["model_versions"].items()))
+    if st.attention:
+        click.echo("attention:")
+        for item in st.attention:
+            click.echo(f"  - {item}")
+        sys.exit(1)
+    click.echo("all clear")
+
+
 @cli.command("rollback")
 @click.argument("model", type=click.Choice(["clv", "segment"]))
 def rollback_command(model: str) -> None:

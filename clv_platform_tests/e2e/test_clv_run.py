@@ -112,6 +112,17 @@ def test_dashboard_pages_on_the_published_snapshot(demo_run, monkeypatch):
 
 
 @pytest.mark.slow
+def test_status_after_the_run_is_all_clear(demo_run):
+    tmp, env, _ = demo_run
+    result = subprocess.run([CLV, "status"], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "400 daily files" in out and "0 not loaded yet" in out and "400 partitions" in out
+    assert "clv_model     production v1 (holdout_normalized_gini 0." in out
+    assert "3,000 customers" in out and out.rstrip().endswith("all clear")
+
+
+@pytest.mark.slow
 def test_api_on_the_published_snapshot(demo_run):
     """/predict on the snapshot the pipeline published (the API tests use a hand-built one): every score
     column, valid JSON, and the numbers equal the snapshot's."""

@@ -1,0 +1,118 @@
+"""Where the platform stands, in one look (`clv status`): landing files, what the warehouse loaded and
+quarantined, the last validation, the registered models and the published snapshot. Read only: the warehouse is
+opened read-only (and reported busy while a run writes it), the MLflow store is not created when absent."""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+
+from clv_platform.lib import landing, registry, schema, snapshot
+from clv_platform.lib.settings import Settings
+
+
+@dataclass
+class Status:
+    data_dir: str
+    vocabularies: str
+    landing: dict = field(default_factory=dict)
+    warehouse: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    snapshot: dict = field(default_factory=dict)
+    attention: list[str] = field(default_factory=list)   # what a person should look at
+
+
+def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        vocab = settings.vocabularies().source
+    except schema.VocabularyFileError as exc:
+        vocab = f"UNUSABLE: {exc}"
+    st = Status(data_dir=str(settings.data_dir), vocabularies=vocab)
+    if vocab.startswith("UNUSABLE"):
+        st.attention.append("the vocabularies file is unusable: ingestion will refuse to run")
+    files = landing.list_landing_files(settings.landing_dir)
+    st.landing = {"dir": str(settings.landing_dir), "files": len(files),
+                  "first": files[0].day if files else None, "last": files[-1].day if files else None}
+    loaded = _warehouse(settings, st)
+    if files and loaded is not None:
+        waiting = sorted({f.day for f in files} - loaded)
+        st.landing["not_loaded"] = len(waiting)
+        if waiting:
+            st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]})")
+    _models(settings, st)
+    _snapshot(settings, st, now)
+    return st
+
+
+def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
+    path = settings.warehouse_path
+    if not path.exists():
+        st.warehouse = {"path": str(path), "state": "not created yet (run `make run` or `clv materialize ingest`)"}
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        st.warehouse = {"path": str(path), "state": f"busy: a run is writing it, try again when it ends ({exc})"}
+        return None
+    try:
+        days = {d for (d,) in con.execute("SELECT partition_date FROM raw.load_audit").fetchall()}
+        read, ok, bad, last, first_day, last_day = con.execute(
+            "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0), "
+            "max(loaded_at), min(partition_date), max(partition_date) FROM raw.load_audit").fetchall()[0]
+        failing = con.execute(
+            "SELECT count(*), count(DISTINCT partition_date) FROM staging.validation_results WHERE NOT success"
+        ).fetchall()[0]
+        checked = con.execute("SELECT max(checked_at) FROM staging.validation_results").fetchall()[0][0]
+    except duckdb.Error as exc:
+        st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
+        return None
+    finally:
+        con.close()
+    st.warehouse = {"path": str(path), "state": "ok", "partitions": len(days), "first": first_day, "last": last_day,
+                    "rows_read": int(read), "rows_loaded": int(ok), "rows_quarantined": int(bad), "last_load": last,
+                    "failing_expectations": int(failing[0]), "failing_partitions": int(failing[1]),
+                    "last_validation": checked}
+    if read != ok + bad:
+        st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
+    if failing[0]:
+        st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s) "
+                            "(staging.validation_results; the data-quality page)")
+    return days
+
+
+def _models(settings: Settings, st: Status) -> None:
+    if not settings.mlflow_db.exists():
+        st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
+        st.attention.append("no models yet: train (`make run` or `clv materialize train`)")
+        return
+    for spec in registry.MODELS.values():
+        info = registry.status(spec.name, tracking_uri=settings.mlflow_uri)
+        aliases = info.get("aliases", {})
+        info["metric"] = spec.metric
+        info["metrics"] = {alias: registry.version_metric(spec.name, v, spec.metric, settings.mlflow_uri)
+                           for alias, v in aliases.items() if alias in (registry.PRODUCTION, registry.STAGING)}
+        st.models[spec.name] = info
+        if info.get("registered") and registry.PRODUCTION not in aliases:
+            st.attention.append(f"{spec.name} has no production version: `clv promote "
+                                f"{'clv' if spec.name == 'clv_model' else 'segment'}`")
+        elif aliases.get(registry.STAGING) and aliases.get(registry.STAGING) != aliases.get(registry.PRODUCTION):
+            st.attention.append(f"{spec.name} v{aliases[registry.STAGING]} waits in staging (promotion gate: "
+                                f"`clv promote {'clv' if spec.name == 'clv_model' else 'segment'}`)")
+
+
+def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
+    try:
+        snap = snapshot.SnapshotReader(settings.snapshot_root).get()
+    except snapshot.SnapshotNotFoundError:
+        st.snapshot = {"root": str(settings.snapshot_root), "published": False}
+        st.attention.append("no serving snapshot yet: score (`clv materialize score`)")
+        return
+    published = snap.manifest.get("published_at")
+    age = (now - dt.datetime.fromisoformat(published)).total_seconds() / 3600 if published else None
+    st.snapshot = {"root": str(settings.snapshot_root), "published": True, "id": snap.snapshot_id,
+                   "as_of": snap.as_of_date, "published_at": published, "age_hours": age,
+                   "customers": snap.manifest.get("row_counts", {}).get("customer_scores"),
+                   "model_versions": snap.model_versions}
+    if age is not None and age > 36:
+        st.attention.append(f"the snapshot is {age:.0f} h old: is scoring running?")

@@ -1,0 +1,62 @@
+"""`clv status` on a warehouse built here: counts that reconcile, files waiting, what needs a look, a busy
+warehouse, an empty data dir."""
+
+import datetime as dt
+
+from click.testing import CliRunner
+
+from clv_platform.cli import cli
+from clv_platform.lib import ingest, status, warehouse
+from clv_platform.lib.settings import get_settings
+from clv_platform_tests.lib.bad_inputs.cases import HEADER
+
+NOW = dt.datetime(2024, 3, 20, 12, 0, 0)
+
+
+def _day(landing, day, rows):
+    (landing / f"transactions_{day}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+
+
+def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,2,12.5,web,US,",
+                                 "O2,1,C2,2024-03-10T09:00:00,books,0,12.5,web,US,"])       # quantity 0: quarantined
+    _day(landing, "2024-03-11", ["O3,1,C1,2024-03-11T09:00:00,books,1,5,web,US,"])
+    _day(landing, "2024-03-12", ["O4,1,C3,2024-03-12T09:00:00,books,1,5,web,US,"])          # not loaded yet
+    con = warehouse.connect(settings.warehouse_path)
+    for day in ("2024-03-10", "2024-03-11"):
+        ingest.load_partition(con, day, landing, now=NOW)
+    con.close()
+
+    st = status.collect(settings)
+    assert st.landing["files"] == 3 and st.landing["not_loaded"] == 1
+    assert {k: st.warehouse[k] for k in ("partitions", "rows_read", "rows_loaded", "rows_quarantined")} == {
+        "partitions": 2, "rows_read": 3, "rows_loaded": 2, "rows_quarantined": 1}
+    assert st.attention == ["1 landing file(s) not loaded yet (first 2024-03-12)",
+                            "no models yet: train (`make run` or `clv materialize train`)",
+                            "no serving snapshot yet: score (`clv materialize score`)"]
+    assert not settings.mlflow_db.exists()          # looking did not create the MLflow store
+
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1
+    assert "3 daily files 2024-03-10..2024-03-12" in out.output and "1 not loaded yet" in out.output
+    assert "3 rows read = 2 loaded + 1 quarantined (33.33%)" in out.output
+    assert "attention:\n  - 1 landing file(s) not loaded yet" in out.output
+
+    writer = warehouse.connect(settings.warehouse_path)          # a run holding the warehouse
+    try:
+        busy = status.collect(settings)
+        assert busy.warehouse["state"].startswith("busy: a run is writing it")
+    finally:
+        writer.close()
+
+
+def test_status_of_an_empty_data_dir_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "nothing"))
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1
+    assert "0 daily files -" in out.output and "not created yet (run `make run`" in out.output
+    assert "snapshot      none yet" in out.output
