@@ -7,21 +7,27 @@ gunicorn's fork), and every request resolves the ``current`` pointer once, so a 
 served from the next request on, with no restart.
 """
 
+import os
 from pathlib import Path
 
 from flask import Flask
 
 from api.encoding import OrjsonProvider
-from api.errors import register_error_handlers
+from api.errors import register_error_handlers, require_token
 from api.routes import bp
 from api.store import SnapshotStore
 
 DEFAULT_MAX_IDS = 10_000
 
 
-def create_app(snapshot_root: str | Path | None = None, max_ids: int = DEFAULT_MAX_IDS) -> Flask:
+def create_app(
+    snapshot_root: str | Path | None = None, max_ids: int = DEFAULT_MAX_IDS, token: str | None = None
+) -> Flask:
     """The API app. ``snapshot_root`` defaults to ``get_settings().snapshot_root`` ($CLV_SNAPSHOT_ROOT, else
-    $CLV_DATA_DIR/serving); ``max_ids`` caps the ids of one /predict request."""
+    $CLV_DATA_DIR/serving); ``max_ids`` caps the ids of one /predict request. ``token`` (default
+    $CLV_API_TOKEN): when set, every endpoint but /health wants ``Authorization: Bearer <token>``."""
+    if token is None:
+        token = os.environ.get("CLV_API_TOKEN") or None
     if snapshot_root is None:
         from clv_platform.lib.settings import get_settings
 
@@ -32,6 +38,8 @@ def create_app(snapshot_root: str | Path | None = None, max_ids: int = DEFAULT_M
     app.config["MAX_IDS"] = int(max_ids)
     app.config["SNAPSHOT_ROOT"] = str(snapshot_root)
     app.extensions["clv_snapshot"] = SnapshotStore(snapshot_root)
+    if token:
+        require_token(app, token)
     app.register_blueprint(bp)
     register_error_handlers(app)
     return app

@@ -1,6 +1,9 @@
-"""JSON errors: {"error": code, "message": text[, "details": {...}]} with the right HTTP status."""
+"""JSON errors: {"error": code, "message": text[, "details": {...}]} with the right HTTP status, and the
+optional bearer token in front of every endpoint but /health."""
 
-from flask import Flask, jsonify
+import hmac
+
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from clv_platform.lib.snapshot import SnapshotNotFoundError
@@ -17,6 +20,27 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     if details:
         body["details"] = details
     return jsonify(body), status
+
+
+OPEN_ENDPOINTS = {"clv.health"}  # a load balancer's probe needs no token
+
+
+def require_token(app: Flask, token: str) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    expected = f"Bearer {token}".encode()
+
+    @app.before_request
+    def _check_token():
+        if request.endpoint in OPEN_ENDPOINTS:
+            return None
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            why = "missing" if not given else "wrong"
+            body, status = error_response(401, "unauthorized", f"{why} token: send the header "
+                                          "'Authorization: Bearer <token>' (the server's CLV_API_TOKEN)")
+            body.headers["WWW-Authenticate"] = 'Bearer realm="clv"'
+            return body, status
+        return None
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -33,6 +33,15 @@ def _default_vocabularies(tmp_path_factory):
         os.environ["CLV_VOCABULARIES"] = saved
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _open_api():
+    """The API tests call without a token unless they set one: a CLV_API_TOKEN of the shell is put aside."""
+    saved = os.environ.pop("CLV_API_TOKEN", None)
+    yield
+    if saved is not None:
+        os.environ["CLV_API_TOKEN"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _restore_main_module():
     """Streamlit's AppTest runs a page as `sys.modules["__main__"]` and leaves it there: a later test that starts

@@ -200,3 +200,21 @@ def test_customer_list_rejects_bad_parameters_by_name(client, tmp_path, query, c
     publish_fake(tmp_path / "serving", "1")
     resp = client.get(f"/customers?{query}")
     assert resp.status_code == 400 and resp.json["error"] == code and words in resp.json["message"]
+
+
+def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
+    publish_fake(tmp_path / "serving", "1")
+    monkeypatch.setenv("CLV_API_TOKEN", "s3cret")
+    client = create_app(snapshot_root=tmp_path / "serving").test_client()
+    assert client.get("/health").status_code == 200                      # the load balancer's probe
+    missing = client.post("/predict", json={"customer_ids": ["00001"]})
+    assert missing.status_code == 401 and missing.json["error"] == "unauthorized"
+    assert "missing token" in missing.json["message"] and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = client.get("/customers", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "wrong token" in wrong.json["message"]
+    ok = {"Authorization": "Bearer s3cret"}
+    assert client.post("/predict", json={"customer_ids": ["00001"]}, headers=ok).json["found"] == 1
+    for path in ("/customers?limit=1", "/customers/00001", "/segments"):
+        assert client.get(path, headers=ok).status_code == 200 and client.get(path).status_code == 401
+    monkeypatch.delenv("CLV_API_TOKEN")
+    assert create_app(snapshot_root=tmp_path / "serving").test_client().get("/segments").status_code == 200
