@@ -345,6 +345,9 @@ def status_command() -> None:
         age = f"{sn['age_hours']:.1f} h ago" if sn["age_hours"] is not None else "age unknown"
         click.echo(f"snapshot      {sn['id']} as of {sn['as_of']}, published {age}, {sn['customers']:,} customers, "
                    + ", ".join(f"{k} v{v}" for k, v in sn["model_versions"].items()))
+        if sn["psi"]:
+            name, value = max(sn["psi"].items(), key=lambda kv: kv[1])
+            click.echo(f"              since the previous scoring: largest PSI {value:.3f} ({name})")
     if st.attention:
         click.echo("attention:")
         for item in st.attention:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from clv_platform.lib import landing, registry, schema, snapshot
+from clv_platform.lib.metrics import PSI_LARGE
 from clv_platform.lib.settings import Settings
 
 
@@ -114,5 +115,11 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
                    "as_of": snap.as_of_date, "published_at": published, "age_hours": age,
                    "customers": snap.manifest.get("row_counts", {}).get("customer_scores"),
                    "model_versions": snap.model_versions}
+    psi = {k[4:]: v for k, v in snap.manifest.get("metrics", {}).items() if k.startswith("psi.")}
+    st.snapshot["psi"] = psi
+    moved = {k: v for k, v in psi.items() if v > PSI_LARGE}
+    if moved:
+        st.attention.append(f"scores moved since the previous scoring (PSI > {PSI_LARGE}): "
+                            + ", ".join(f"{k} {v:.2f}" for k, v in moved.items()))
     if age is not None and age > 36:
         st.attention.append(f"the snapshot is {age:.0f} h old: is scoring running?")

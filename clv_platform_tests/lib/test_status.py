@@ -3,11 +3,13 @@ warehouse, an empty data dir."""
 
 import datetime as dt
 
+import pandas as pd
 from click.testing import CliRunner
 
 from clv_platform.cli import cli
-from clv_platform.lib import ingest, status, warehouse
+from clv_platform.lib import ingest, snapshot, status, warehouse
 from clv_platform.lib.settings import get_settings
+from clv_platform_tests.api.helpers import publish_fake
 from clv_platform_tests.lib.bad_inputs.cases import HEADER
 
 NOW = dt.datetime(2024, 3, 20, 12, 0, 0)
@@ -60,3 +62,20 @@ def test_status_of_an_empty_data_dir_says_what_to_run(tmp_path, monkeypatch):
     assert out.exit_code == 1
     assert "0 daily files -" in out.output and "not created yet (run `make run`" in out.output
     assert "snapshot      none yet" in out.output
+
+
+def test_status_reports_the_snapshot_and_a_large_score_shift(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    path = publish_fake(tmp_path / "serving", "1")
+    st = status.collect(get_settings())
+    assert st.snapshot["published"] and st.snapshot["customers"] == 50 and st.snapshot["psi"] == {}
+    assert not any("PSI" in a for a in st.attention)
+
+    tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
+    manifest = {"as_of_date": "2024-12-31", "model_versions": {"clv_model": "2", "segment_model": "1"},
+                "metrics": {"psi.predicted_clv": 0.4, "psi.p_alive": 0.01}}
+    snapshot.publish(tmp_path / "serving", tables, manifest)
+    st = status.collect(get_settings())
+    assert "scores moved since the previous scoring (PSI > 0.25): predicted_clv 0.40" in st.attention
+    out = CliRunner().invoke(cli, ["status"])
+    assert "largest PSI 0.400 (predicted_clv)" in out.output and out.exit_code == 1
