@@ -136,22 +136,53 @@ def bench_ingest_command(customers, days, no_backfill) -> None:
 
 
 @cli.command("validate")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--examples", default=10, show_default=True, help="Rejected rows to show.")
-def validate_command(file: str, examples: int) -> None:
-    """Validate a landing FILE without loading it; exit 1 if it (or any of its rows) would be rejected."""
-    from clv_platform.lib import ingest
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--examples", default=10, show_default=True, help="Rejected rows to show (one file).")
+def validate_command(paths: tuple[str, ...], examples: int) -> None:
+    """Validate landing files without loading them: one FILE in detail, or several files / a folder of
+    daily files as one line each plus totals. Exit 1 if any file (or any of its rows) would be rejected."""
+    from pathlib import Path
 
+    from clv_platform.lib import ingest
+    from clv_platform.lib.settings import get_settings
+
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if ingest.schema.LANDING_FILE_RE.match(p.name))
+            if not found:
+                raise click.ClickException(f"{path}: no transactions_YYYY-MM-DD.csv|parquet files in this folder")
+            files += found
+        else:
+            files.append(path)
     try:
-        report = ingest.check_file(file, examples=examples)
+        vocabularies = get_settings().vocabularies()
     except ingest.schema.VocabularyFileError as exc:
         raise click.ClickException(str(exc)) from None
+    if len(files) == 1:
+        ok = _validate_one(ingest.check_file(files[0], examples=examples, vocabularies=vocabularies))
+    else:
+        ok = _validate_many([ingest.check_file(f, examples=0, vocabularies=vocabularies) for f in
+                             tqdm_files(files)], vocabularies.source)
+    if not ok:
+        sys.exit(1)
+
+
+def tqdm_files(files):
+    from tqdm.auto import tqdm
+
+    return tqdm(files, desc="validating", unit="file", disable=len(files) < 50, leave=False)
+
+
+def _validate_one(report) -> bool:
+    from clv_platform.lib import ingest
+
     click.echo(f"file:      {report.file}")
     click.echo(f"partition: {report.partition_date or '-'}")
     click.echo(f"vocabularies: {report.vocabularies}")
     if report.error:
         click.echo(f"REJECTED (file-level): {report.error}")
-        sys.exit(1)
+        return False
     click.echo(f"rows:      {report.rows_read:,} read, {report.rows_valid:,} valid, "
                f"{report.rows_rejected:,} would be quarantined")
     for code, n in report.reason_counts.items():
@@ -167,8 +198,41 @@ def validate_command(file: str, examples: int) -> None:
     click.echo("note: returns are checked against earlier orders in the warehouse only when loaded")
     if not report.ok:
         click.echo("RESULT: rows would be quarantined")
-        sys.exit(1)
+        return False
     click.echo("RESULT: OK")
+    return True
+
+
+def _validate_many(reports, vocabularies: str) -> bool:
+    """One line per file that would lose rows (or be rejected), then totals, reasons and unknown values."""
+    from collections import Counter
+
+    from clv_platform.lib import ingest
+
+    reasons, unknown = Counter(), {}
+    for r in reports:
+        reasons.update(r.reason_counts)
+        for column, values in r.unknown_values.items():
+            unknown.setdefault(column, Counter()).update(values)
+        if r.error:
+            click.echo(f"REJECTED  {r.file}: {r.error}")
+        elif r.rows_rejected:
+            top = max(r.reason_counts, key=r.reason_counts.get)
+            click.echo(f"rows      {r.file}: {r.rows_rejected:,} of {r.rows_read:,} would be quarantined "
+                       f"(mostly {top})")
+    read = sum(r.rows_read for r in reports)
+    rejected = sum(r.rows_rejected for r in reports)
+    failed = [r for r in reports if r.error]
+    click.echo(f"files:     {len(reports):,} ({len(failed):,} rejected as a whole); vocabularies: {vocabularies}")
+    click.echo(f"rows:      {read:,} read, {read - rejected:,} valid, {rejected:,} would be quarantined")
+    for code, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
+    for column, values in unknown.items():
+        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.most_common(10))
+        click.echo(f"  {column} values not in the vocabulary: {listed}")
+    ok = not failed and not rejected
+    click.echo("RESULT: OK" if ok else "RESULT: files or rows would be rejected")
+    return ok
 
 
 @bench.command("validate")

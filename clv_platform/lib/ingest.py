@@ -103,7 +103,7 @@ class FileReport:
     reason_counts: dict[str, int] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
     returns_checked: bool = False
-    # column -> {value: rows} of the most frequent values outside the vocabulary (what to add to it)
+    # column -> {value: rows} of the 10 most frequent values outside the vocabulary (what to add to it)
     unknown_values: dict[str, dict[str, int]] = field(default_factory=dict)
     vocabularies: str = ""  # where the vocabularies came from
 
@@ -556,8 +556,8 @@ def check_file(
             if report.reason_counts.get(f"unknown_{column}"):
                 report.unknown_values[column] = dict(con.execute(
                     f"SELECT coalesce({column}, ''), count(*) AS n FROM _landing "
-                    f"WHERE contains(reasons, 'unknown_{column}') GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-                    [examples]).fetchall())
+                    f"WHERE contains(reasons, 'unknown_{column}') GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10"
+                ).fetchall())
     except LandingFileError as exc:
         report.error = exc.problem
     finally:

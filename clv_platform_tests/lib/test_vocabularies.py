@@ -119,3 +119,20 @@ def test_validate_cli_shows_the_vocabularies_and_the_values_to_add(tmp_path, lan
     _write(tmp_path / "v.toml", "countries = []\n")
     out = CliRunner().invoke(cli, ["validate", str(landing / f"transactions_{DAY}.csv")])
     assert out.exit_code == 1 and "v.toml: countries is empty" in out.output
+
+
+def test_validate_cli_on_a_folder_sums_up_every_file(tmp_path, landing):
+    _write(landing / "transactions_2024-03-11.csv", HEADER + "\nO9,1,C9,2024-03-11T09:00:00,books,1,5,web,NZ,\n")
+    _write(landing / "transactions_2024-03-12.csv", "not,a,header\n")
+    _write(landing / "notes.txt", "ignored: not a landing file name")
+    out = CliRunner().invoke(cli, ["validate", str(landing)])
+    assert out.exit_code == 1
+    assert f"rows      {landing / 'transactions_2024-03-10.csv'}: 5 of 6 would be quarantined" in out.output
+    assert f"REJECTED  {landing / 'transactions_2024-03-12.csv'}:" in out.output
+    assert "files:     3 (1 rejected as a whole); vocabularies: " in out.output
+    assert "rows:      7 read, 1 valid, 6 would be quarantined" in out.output
+    assert "country values not in the vocabulary: AU (2), NZ (2)" in out.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = CliRunner().invoke(cli, ["validate", str(empty)])
+    assert out.exit_code == 1 and "no transactions_YYYY-MM-DD.csv|parquet files in this folder" in out.output
