@@ -116,13 +116,7 @@ def register(
     configure(tracking_uri)
     c = client(tracking_uri)
     uri = model_uri or f"runs:/{run_id}/{artifact_path}"
-    try:
-        c.get_registered_model(name)
-    except Exception:
-        try:
-            c.create_registered_model(name)
-        except Exception:  # created concurrently
-            pass
+    # (register_model creates the registered model on first use, and copes with one created concurrently)
     mv = mlflow.register_model(uri, name, tags={k: str(v) for k, v in (tags or {}).items()} or None)
     if run_id and mv.run_id and mv.run_id != run_id:
         raise RegistryError(f"registered {uri} but the version's run is {mv.run_id}, not {run_id}")
