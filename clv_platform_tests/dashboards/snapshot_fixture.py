@@ -194,8 +194,11 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
         "data_quality": data_quality,
         "segment_history": history,
     }
+    # how far this scoring moved from a previous one (PSI per score), as the scoring asset records it
+    drift = {"psi.predicted_clv": 0.021, "psi.p_alive": 0.008, "psi.expected_purchases_365d": 0.012,
+             "psi.btyd_clv": 0.018, "psi.segment_name": 0.004}
     manifest = {"as_of_date": as_of.isoformat(), "model_versions": dict(MODEL_VERSIONS),
-                "metrics": metric_values["clv_model"], "clv_horizon_days": 365}
+                "metrics": {**metric_values["clv_model"], **drift}, "clv_horizon_days": 365}
     return tables, manifest
 
 
