@@ -1,5 +1,5 @@
-"""Endpoints: GET /health, POST /predict, GET /customers (filtered list), GET /customers/<id>, GET /segments.
-All read the snapshot only."""
+"""Endpoints: GET /health, POST /predict, GET /customers (filtered list), GET /customers/<id>,
+GET /customers/<id>/history, GET /segments, GET /segments/migration. All read the snapshot only."""
 
 from datetime import UTC, datetime
 
@@ -153,6 +153,37 @@ def customer(customer_id: str):
         raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
                        f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
     return jsonify({**_about(view.snapshot), "customer": found[0]})
+
+
+@bp.get("/customers/<customer_id>/history")
+def customer_history(customer_id: str):
+    """The customer's month-end segment and scores (serving/segment_history), oldest first."""
+    view = _store().view()
+    rows = view.history(customer_id)
+    if rows.empty and customer_id not in view.scores.index:
+        raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
+                       f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
+    return jsonify({**_about(view.snapshot), "customer_id": customer_id,
+                    "history": records(rows.drop(columns=["customer_id"]))})
+
+
+@bp.get("/segments/migration")
+def segment_migration():
+    """Customers moving between segments from one month to the next (serving/segment_migration); `to_month`
+    (YYYY-MM) picks one pair of months, default: every pair."""
+    snap = _store().snapshot()
+    table = snap.table("segment_migration") if "segment_migration" in snap.table_names else None
+    if table is None or "to_month" not in table:
+        raise ApiError(404, "no_migration", f"snapshot {snap.snapshot_id} has no segment migration "
+                       "(backfill serving/segment_history first)")
+    month = request.args.get("to_month")
+    if month is not None:
+        months = sorted(table["to_month"].astype(str).unique())
+        if month not in months:
+            raise ApiError(400, "unknown_month", f"to_month={month!r} is not in the migration table",
+                           {"to_months": months})
+        table = table[table["to_month"].astype(str) == month]
+    return jsonify({**_about(snap), "migration": records(table)})
 
 
 @bp.get("/segments")

@@ -61,6 +61,7 @@ class ScoresView:
         self.scores = scores.set_index(scores["customer_id"].astype(str), drop=False)
         if not self.scores.index.is_unique:
             self.scores = self.scores[~self.scores.index.duplicated(keep="last")]
+        self._history: pd.DataFrame | None = None
 
     def _rows(self, ids: list[str]) -> tuple[pd.DataFrame, list[str]]:
         pos = self.scores.index.get_indexer(ids)
@@ -94,6 +95,20 @@ class ScoresView:
         rows = rows.sort_values([sort, "customer_id"], ascending=[not descending, True], na_position="last",
                                 kind="stable")
         return rows.iloc[offset:offset + limit], int(keep.sum())
+
+    def history(self, customer_id: str) -> pd.DataFrame:
+        """The customer's monthly rows of segment_history, oldest first (empty when none). The history is
+        indexed by customer once per snapshot, on the first call."""
+        if self._history is None:
+            table = self.snapshot.table("segment_history") if "segment_history" in self.snapshot.table_names \
+                else None
+            if table is None or not {"customer_id", "month"} <= set(table.columns):
+                table = pd.DataFrame({"customer_id": pd.Series([], dtype=object), "month": pd.Series([], dtype=object)})
+            self._history = table.set_index(table["customer_id"].astype(str), drop=False).sort_index(kind="stable")
+        if customer_id not in self._history.index:
+            return self._history.iloc[0:0]
+        rows = self._history.loc[[customer_id]]
+        return rows.sort_values("month", kind="stable").rename_axis(None)
 
     def lookup(self, ids: list[str]) -> tuple[list[dict], list[str]]:
         rows, unknown = self._rows(ids)

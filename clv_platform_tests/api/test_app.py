@@ -218,3 +218,37 @@ def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
         assert client.get(path, headers=ok).status_code == 200 and client.get(path).status_code == 401
     monkeypatch.delenv("CLV_API_TOKEN")
     assert create_app(snapshot_root=tmp_path / "serving").test_client().get("/segments").status_code == 200
+
+
+def test_customer_history_and_segment_migration(client, tmp_path):
+    path = publish_fake(tmp_path / "serving", "1")
+    tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
+    # before any history: a known customer has an empty history, the migration is missing
+    assert client.get("/customers/00003/history").json["history"] == []
+    missing = client.get("/segments/migration")
+    assert missing.status_code == 404 and "backfill serving/segment_history" in missing.json["message"]
+
+    tables["segment_history"] = pd.DataFrame({
+        "month": ["2024-11", "2024-10", "2024-11", "2024-10"], "customer_id": ["00003", "00003", "00004", "00009"],
+        "segment_name": ["champions", "hibernating", "hibernating", "hibernating"],
+        "predicted_clv": [30.5, 3.25, 4.0, 9.0], "p_alive": [0.9, 0.2, 0.3, 0.1]})
+    tables["segment_migration"] = pd.DataFrame({
+        "from_month": ["2024-10", "2024-10"], "to_month": ["2024-11", "2024-11"],
+        "from_segment": ["hibernating", "hibernating"], "to_segment": ["champions", "(gone)"],
+        "customers": [1, 1], "share": [0.5, 0.5]})
+    snapshot.publish(tmp_path / "serving", tables, json.loads((path / "manifest.json").read_text()))
+
+    body = client.get("/customers/00003/history").json
+    assert body["customer_id"] == "00003"
+    assert [(h["month"], h["segment_name"], h["predicted_clv"]) for h in body["history"]] == [
+        ("2024-10", "hibernating", 3.25), ("2024-11", "champions", 30.5)]     # oldest first
+    assert "customer_id" not in body["history"][0]
+    assert len(client.get("/customers/00009/history").json["history"]) == 1  # in the history only: still served
+    unknown = client.get("/customers/nobody/history")
+    assert unknown.status_code == 404 and unknown.json["error"] == "unknown_customer"
+
+    moves = client.get("/segments/migration?to_month=2024-11").json["migration"]
+    assert [(m["from_segment"], m["to_segment"], m["customers"]) for m in moves] == [
+        ("hibernating", "champions", 1), ("hibernating", "(gone)", 1)]
+    bad = client.get("/segments/migration?to_month=2023-01")
+    assert bad.status_code == 400 and bad.json["details"]["to_months"] == ["2024-11"]

@@ -149,6 +149,13 @@ def test_api_on_the_published_snapshot(demo_run):
         for col in ("predicted_clv", "predicted_clv_p50", "btyd_clv", "p_alive", "expected_purchases_365d"):
             assert p[col] == (None if pd.isna(row[col]) else float(row[col])), col
 
+    # a customer's months of segment history, as the snapshot holds them
+    history = SnapshotReader(root).get().table("segment_history")
+    one = ids[0]
+    served = create_app(snapshot_root=root).test_client().get(f"/customers/{one}/history").json["history"]
+    assert [h["month"] for h in served] == sorted(history.loc[history.customer_id == one, "month"].astype(str))
+    assert len(served) > 0
+
     # the at-risk list a CRM would pull: valuable customers slipping away, by predicted CLV
     threshold = float(scores["predicted_clv"].quantile(0.8))
     listed = create_app(snapshot_root=root).test_client().get(
