@@ -149,7 +149,8 @@ def summary_text() -> str:
     lines.append(
         "next        Dagster UI: make dev (http://127.0.0.1:3000) | MLflow: make mlflow-ui (http://127.0.0.1:5000)\n"
         "            API: make serve-api (POST http://127.0.0.1:8000/predict) | "
-        "dashboard: make serve-dashboard (http://127.0.0.1:8501)"
+        "dashboard: make serve-dashboard (http://127.0.0.1:8501)\n"
+        "            where things stand: .venv/bin/clv status | running it every day: docs/operations.md"
     )
     return "\n".join(lines)
 
