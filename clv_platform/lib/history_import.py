@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 from tqdm.auto import tqdm
 
+from clv_platform.lib.ingest import OTHER_DELIMITERS
 from clv_platform.lib.schema import LANDING_COLUMNS
 
 REJECTS_DIR = "import_rejects"
@@ -65,6 +66,11 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, int]:
         raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
     missing = [c for c in LANDING_COLUMNS if c not in columns]
     extra = [c for c in columns if c not in LANDING_COLUMNS]
+    if len(columns) == 1 and extra:      # one column named like a whole header: another delimiter
+        for char, name in OTHER_DELIMITERS.items():
+            if char in extra[0]:
+                raise HistoryImportError(f"{source}: the header is split by {name}s ({char!r}); exports must be "
+                                         "comma-separated")
     if missing or extra:
         problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected column(s) {', '.join(extra)}"] if extra else [])

@@ -110,6 +110,7 @@ def test_existing_days_are_kept_unless_replaced(tmp_path):
      "unexpected column(s) note"),
     ("e.csv", HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books\n", "unreadable"),
     ("e.txt", HEADER + "\n", "not a .csv, .csv.gz or .parquet file"),
+    ("e.csv", HEADER.replace(",", ";") + "\n", "the header is split by semicolons (';')"),
 ])
 def test_an_export_that_cannot_be_split_names_file_and_problem(tmp_path, name, text, message):
     export = tmp_path / name
@@ -132,3 +133,14 @@ def test_cli_reports_counts_and_the_partition_start(tmp_path, monkeypatch):
     assert "set CLV_PARTITIONS_START=2023-12-30" in out.output
     again = CliRunner().invoke(cli, ["import-history", str(export)])
     assert again.exit_code == 1 and "exist already" in again.output and "--replace" in again.output
+
+
+def test_gzipped_export_splits_like_the_plain_one(demo, tmp_path):
+    import gzip
+
+    plain = _concat(demo[:5], tmp_path / "export.csv")
+    packed = tmp_path / "export.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    history_import.import_history(packed, tmp_path / "landing")
+    assert [f.read_bytes() for f in sorted((tmp_path / "landing").glob("transactions_*"))] == [
+        f.read_bytes() for f in demo[:5]]
