@@ -104,7 +104,7 @@ def customers():
     on any numeric score column, segment=<name> (repeatable); sort=<column> or -<column> (descending;
     default -predicted_clv); limit (default 100, at most MAX_IDS), offset; format=json|csv."""
     view = _store().view()
-    numeric = view.numeric_columns()
+    numeric = view.numeric_columns
     args = request.args
     bounds: dict[str, list] = {}
     for name in args:
@@ -118,10 +118,10 @@ def customers():
             raise ApiError(400, "unknown_parameter", f"unknown parameter {name!r}; use min_<column>, "
                            f"max_<column>, {', '.join(LIST_PARAMETERS)}", {"parameter": name})
     segments = args.getlist("segment")
-    unknown = sorted(set(segments) - set(view.segment_names()))
+    unknown = sorted(set(segments) - set(view.segment_names)) if segments else []
     if unknown:
         raise ApiError(400, "unknown_segment", f"no segment named {', '.join(map(repr, unknown))} in snapshot "
-                       f"{view.snapshot.snapshot_id}", {"segments": view.segment_names()})
+                       f"{view.snapshot.snapshot_id}", {"segments": view.segment_names})
     sort = args.get("sort", "-predicted_clv")
     descending, column = sort.startswith("-"), sort.lstrip("-")
     if column not in view.scores.columns:

@@ -4,6 +4,7 @@ import datetime as dt
 import math
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +70,14 @@ class ScoresView:
         unknown = [i for i, ok in zip(ids, found, strict=True) if not ok]
         return self.scores.iloc[pos[found]], unknown
 
+    @cached_property
     def numeric_columns(self) -> list[str]:
         return [c for c in self.scores.columns
                 if pd.api.types.is_numeric_dtype(self.scores[c]) and not pd.api.types.is_bool_dtype(self.scores[c])]
 
+    @cached_property
     def segment_names(self) -> list[str]:
+        """(once per snapshot: a scan of every customer's segment)"""
         if "segment_name" not in self.scores:
             return []
         return sorted(self.scores["segment_name"].dropna().astype(str).unique())

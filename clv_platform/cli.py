@@ -163,12 +163,12 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
         ok = _validate_one(ingest.check_file(files[0], examples=examples, vocabularies=vocabularies))
     else:
         ok = _validate_many([ingest.check_file(f, examples=0, vocabularies=vocabularies) for f in
-                             tqdm_files(files)], vocabularies.source)
+                             _with_progress(files)], vocabularies.source)
     if not ok:
         sys.exit(1)
 
 
-def tqdm_files(files):
+def _with_progress(files):
     from tqdm.auto import tqdm
 
     return tqdm(files, desc="validating", unit="file", disable=len(files) < 50, leave=False)
@@ -185,11 +185,7 @@ def _validate_one(report) -> bool:
         return False
     click.echo(f"rows:      {report.rows_read:,} read, {report.rows_valid:,} valid, "
                f"{report.rows_rejected:,} would be quarantined")
-    for code, n in report.reason_counts.items():
-        click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
-    for column, values in report.unknown_values.items():
-        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.items())
-        click.echo(f"  {column} values not in the vocabulary: {listed}")
+    _echo_reasons(report.reason_counts, report.unknown_values)
     if report.examples:
         click.echo("examples (line: reasons | row):")
         for ex in report.examples:
@@ -203,11 +199,21 @@ def _validate_one(report) -> bool:
     return True
 
 
+def _echo_reasons(reason_counts: dict[str, int], unknown_values: dict[str, dict[str, int]]) -> None:
+    """Rows per reason code with what it means, then the values found outside each vocabulary."""
+    from clv_platform.lib import ingest
+
+    for code, n in reason_counts.items():
+        click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
+    for column, values in unknown_values.items():
+        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.items())
+        click.echo(f"  {column} values not in the vocabulary: {listed}")
+
+
 def _validate_many(reports, vocabularies: str) -> bool:
     """One line per file that would lose rows (or be rejected), then totals, reasons and unknown values."""
     from collections import Counter
 
-    from clv_platform.lib import ingest
 
     reasons, unknown = Counter(), {}
     for r in reports:
@@ -225,11 +231,8 @@ def _validate_many(reports, vocabularies: str) -> bool:
     failed = [r for r in reports if r.error]
     click.echo(f"files:     {len(reports):,} ({len(failed):,} rejected as a whole); vocabularies: {vocabularies}")
     click.echo(f"rows:      {read:,} read, {read - rejected:,} valid, {rejected:,} would be quarantined")
-    for code, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
-    for column, values in unknown.items():
-        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.most_common(10))
-        click.echo(f"  {column} values not in the vocabulary: {listed}")
+    _echo_reasons(dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+                  {column: dict(values.most_common(10)) for column, values in unknown.items()})
     ok = not failed and not rejected
     click.echo("RESULT: OK" if ok else "RESULT: files or rows would be rejected")
     return ok

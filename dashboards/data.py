@@ -24,6 +24,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE, psi_metrics
+
 MONTH_COLS = ("as_of_date", "month", "as_of_month", "snapshot_month", "period")
 SEGMENT_COLS = ("segment_name", "segment", "segment_id")
 COUNT_COLS = ("customers", "n_customers", "customer_count", "count", "n")
@@ -111,10 +113,10 @@ DRIFT_LABELS = {"predicted_clv": "predicted CLV", "p_alive": "P(alive)", "expect
                 "expected purchases", "btyd_clv": "BTYD CLV", "segment_name": "segment shares"}
 
 
-def drift(manifest_metrics: dict | None, large: float = 0.25) -> tuple[str, bool] | None:
+def drift(manifest_metrics: dict | None, large: float = PSI_LARGE) -> tuple[str, bool] | None:
     """One line on how far the scores moved since the previous scoring (the manifest's psi.* metrics), and
     whether any moved by more than `large`; None when the snapshot has none (a first scoring)."""
-    psi = {k[4:]: v for k, v in (manifest_metrics or {}).items() if k.startswith("psi.") and v == v}
+    psi = psi_metrics(manifest_metrics)
     if not psi:
         return None
     order = list(DRIFT_LABELS)
@@ -124,7 +126,7 @@ def drift(manifest_metrics: dict | None, large: float = 0.25) -> tuple[str, bool
     return "Since the previous scoring (population stability index): " + " · ".join(parts) + (
         f". Large shift (> {large}) in {', '.join(moved)}: a new model, missing data or a real change in "
         "customers; see the Dagster check customer_scores_distributions_are_stable." if moved
-        else ". All below 0.1: stable." if max(psi.values()) < 0.1 else "."), bool(moved)
+        else f". All below {PSI_MODERATE}: stable." if max(psi.values()) < PSI_MODERATE else "."), bool(moved)
 
 
 def kpis(scores: pd.DataFrame) -> dict:

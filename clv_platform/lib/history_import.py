@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 from tqdm.auto import tqdm
 
+from clv_platform.lib import warehouse
 from clv_platform.lib.ingest import OTHER_DELIMITERS
 from clv_platform.lib.schema import LANDING_COLUMNS
 
@@ -44,19 +45,15 @@ class HistoryImportSummary:
     seconds: float
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _read(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, int]:
     """Temp table _export (rowid = export order) with a `day` column; returns (output format, first line)."""
     name = source.name.lower()
     if name.endswith((".csv", ".csv.gz")):
-        reader = (f"read_csv({_sql_text(str(source))}, header = true, all_varchar = true, delim = ',', "
+        reader = (f"read_csv({warehouse.sql_text(str(source))}, header = true, all_varchar = true, delim = ',', "
                   "quote = '\"', escape = '\"', strict_mode = true)")
         fmt, first_line = "csv", 2        # the header is line 1
     elif name.endswith(".parquet"):
-        reader = f"read_parquet({_sql_text(str(source))})"
+        reader = f"read_parquet({warehouse.sql_text(str(source))})"
         fmt, first_line = "parquet", 1
     else:
         raise HistoryImportError(f"{source}: not a .csv, .csv.gz or .parquet file")
@@ -130,7 +127,7 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
                 f"COPY (SELECT rowid + {first_line} AS source_line, CASE WHEN order_ts IS NULL OR "
                 "trim(CAST(order_ts AS VARCHAR)) = '' THEN 'missing_timestamp' ELSE 'bad_timestamp' END AS reason, "
                 f"{', '.join(LANDING_COLUMNS)} FROM _export WHERE day IS NULL ORDER BY rowid) "
-                f"TO {_sql_text(str(unassigned_file))} (FORMAT csv, HEADER true)")
+                f"TO {warehouse.sql_text(str(unassigned_file))} (FORMAT csv, HEADER true)")
     finally:
         con.close()
     return HistoryImportSummary(
@@ -152,7 +149,7 @@ def _write_days(con: duckdb.DuckDBPyConnection, staging: Path, fmt: str) -> dict
         target = staging / f"{day}.{fmt}"
         con.execute(
             f"COPY (SELECT {', '.join(LANDING_COLUMNS)} FROM _by_day WHERE day = DATE '{day}' ORDER BY seq) "
-            f"TO {_sql_text(str(target))} (FORMAT {fmt}{', HEADER true' if fmt == 'csv' else ''})")
+            f"TO {warehouse.sql_text(str(target))} (FORMAT {fmt}{', HEADER true' if fmt == 'csv' else ''})")
         out[day] = target
     return out
 
@@ -162,7 +159,7 @@ def _write_empty_day(con: duckdb.DuckDBPyConnection, target: Path, fmt: str) -> 
         target.write_text(",".join(LANDING_COLUMNS) + "\n")
     else:
         con.execute(f"COPY (SELECT {', '.join(LANDING_COLUMNS)} FROM _export WHERE false) "
-                    f"TO {_sql_text(str(target))} (FORMAT parquet)")
+                    f"TO {warehouse.sql_text(str(target))} (FORMAT parquet)")
 
 
 __all__ = ["HistoryImportError", "HistoryImportSummary", "import_history", "REJECTS_DIR"]

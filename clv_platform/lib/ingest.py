@@ -283,10 +283,6 @@ def _vocabulary_params(vocabularies: schema.Vocabularies) -> dict:
     return params
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _stage_parsed(
     con: duckdb.DuckDBPyConnection, path: Path, data: bytes, day: date, now: datetime,
     vocabularies: schema.Vocabularies,
@@ -299,7 +295,7 @@ def _stage_parsed(
     if path.suffix == ".csv":
         _check_csv_bytes(path, data)
         columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.LANDING_COLUMNS) + "}"
-        source = (f"read_csv({_sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
+        source = (f"read_csv({warehouse.sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
                   f"quote = '\"', escape = '\"', strict_mode = true, columns = {columns})")
         problem = "malformed CSV: {}"
     elif path.suffix == ".parquet":
@@ -325,7 +321,7 @@ def _stage_parsed(
                 selects.append(f"strftime({col}, '%Y-%m-%dT%H:%M:%S') AS {col}")
             else:
                 selects.append(f"CAST({col} AS VARCHAR) AS {col}")
-        source = f"(SELECT {', '.join(selects)} FROM read_parquet({_sql_text(str(path))}))"
+        source = f"(SELECT {', '.join(selects)} FROM read_parquet({warehouse.sql_text(str(path))}))"
         problem = "unreadable Parquet data ({})"
     else:
         raise LandingFileError(path, "wrong file name; only .csv and .parquet landing files are accepted")

@@ -27,7 +27,6 @@ All take `actual` (realised holdout spend per customer) and `predicted` (same or
 import math
 
 import numpy as np
-from scipy.stats import spearmanr
 
 METRIC_NAMES = ("mae", "rmse", "spearman", "normalized_gini", "top10_capture", "decile_mape", "total_bias")
 
@@ -107,6 +106,10 @@ def clv_metrics(actual, predicted, spearman: bool = True) -> dict:
     total = a.sum()
     out = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}
     if spearman:
+        from scipy.stats import (
+            spearmanr,  # (imported here: the dashboard reads the PSI helpers without scipy)
+        )
+
         out["spearman"] = float("nan") if np.ptp(a) == 0 or np.ptp(p) == 0 else float(spearmanr(a, p).statistic)
     return {
         **out,
@@ -133,6 +136,13 @@ def bootstrap_sd(actual, predicted, resamples: int = 100, seed: int = 0) -> dict
 
 PSI_FLOOR = 1e-4      # a bin share below this counts as this (an empty bin would make the log infinite)
 PSI_MODERATE, PSI_LARGE = 0.1, 0.25  # the usual reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large shift
+PSI_METRIC_PREFIX = "psi."  # a scoring's PSI per score, as `psi.<score>` among the snapshot manifest's metrics
+
+
+def psi_metrics(metrics: dict | None) -> dict[str, float]:
+    """{score: PSI} from a metrics dict holding `psi.<score>` entries (NaN dropped)."""
+    n = len(PSI_METRIC_PREFIX)
+    return {k[n:]: v for k, v in (metrics or {}).items() if k.startswith(PSI_METRIC_PREFIX) and v == v}
 
 
 def psi(expected, actual, bins: int = 10) -> float:

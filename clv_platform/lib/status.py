@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from clv_platform.lib import landing, registry, schema, snapshot
-from clv_platform.lib.metrics import PSI_LARGE
+from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings
 
 
@@ -87,7 +87,7 @@ def _models(settings: Settings, st: Status) -> None:
         st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
         st.attention.append("no models yet: train (`make run` or `clv materialize train`)")
         return
-    for spec in registry.MODELS.values():
+    for key, spec in registry.MODELS.items():      # key: what `clv promote` calls the model
         info = registry.status(spec.name, tracking_uri=settings.mlflow_uri)
         aliases = info.get("aliases", {})
         info["metric"] = spec.metric
@@ -95,11 +95,10 @@ def _models(settings: Settings, st: Status) -> None:
                            for alias, v in aliases.items() if alias in (registry.PRODUCTION, registry.STAGING)}
         st.models[spec.name] = info
         if info.get("registered") and registry.PRODUCTION not in aliases:
-            st.attention.append(f"{spec.name} has no production version: `clv promote "
-                                f"{'clv' if spec.name == 'clv_model' else 'segment'}`")
+            st.attention.append(f"{spec.name} has no production version: `clv promote {key}`")
         elif aliases.get(registry.STAGING) and aliases.get(registry.STAGING) != aliases.get(registry.PRODUCTION):
             st.attention.append(f"{spec.name} v{aliases[registry.STAGING]} waits in staging (promotion gate: "
-                                f"`clv promote {'clv' if spec.name == 'clv_model' else 'segment'}`)")
+                                f"`clv promote {key}`)")
 
 
 def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
@@ -115,7 +114,7 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
                    "as_of": snap.as_of_date, "published_at": published, "age_hours": age,
                    "customers": snap.manifest.get("row_counts", {}).get("customer_scores"),
                    "model_versions": snap.model_versions}
-    psi = {k[4:]: v for k, v in snap.manifest.get("metrics", {}).items() if k.startswith("psi.")}
+    psi = psi_metrics(snap.manifest.get("metrics"))
     st.snapshot["psi"] = psi
     moved = {k: v for k, v in psi.items() if v > PSI_LARGE}
     if moved:

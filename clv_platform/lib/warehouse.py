@@ -17,6 +17,11 @@ def read_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
+def sql_text(value: str) -> str:
+    """`value` as a SQL string literal (for file paths in COPY / read_csv, where DuckDB takes no parameter)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file (creating its folder) with every schema and table in place."""
     path = Path(path)

@@ -4,6 +4,7 @@ A refused promotion is the gate working, not a failure: the run succeeds and its
 
 import dagster as dg
 
+from clv_platform.defs.jobs import QUIET_LOGS
 from clv_platform.defs.resources import MlflowResource
 from clv_platform.lib import registry
 
@@ -31,6 +32,6 @@ def promote_staging_models(context: dg.OpExecutionContext, mlflow: MlflowResourc
 
 
 @dg.job(description="Gated promotion of the `staging` CLV and segment models (as `clv promote`, without --force).",
-        config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
+        config=QUIET_LOGS)
 def promotion_job():
     promote_staging_models()

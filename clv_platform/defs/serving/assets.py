@@ -9,7 +9,7 @@ import pandas as pd
 from clv_platform.defs.partitions import monthly_partitions
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import features, registry, scoring, snapshot
-from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE
+from clv_platform.lib.metrics import PSI_LARGE, PSI_METRIC_PREFIX, PSI_MODERATE
 from clv_platform.lib.settings import get_settings
 
 CLV = registry.MODELS["clv"]
@@ -104,7 +104,7 @@ def customer_scores(
         "mean_p_alive": float(scores["p_alive"].mean()),
         "segments": len(summary),
     }
-    metrics.update({f"psi.{name}": value for name, value in drift.items()})
+    metrics.update({PSI_METRIC_PREFIX + name: value for name, value in drift.items()})
     for model, info in model_info.items():
         for name in (CLV.metric, SEGMENT.metric):
             if info and name in info["metrics"]:
