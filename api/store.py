@@ -82,10 +82,28 @@ class ScoresView:
             return []
         return sorted(self.scores["segment_name"].dropna().astype(str).unique())
 
+    @cached_property
+    def _id_rank(self) -> np.ndarray:
+        """Each row's place in customer-id order: the tie-break of every sort (ids are unique)."""
+        return pd.factorize(self.scores["customer_id"].astype(str).to_numpy(), sort=True)[0]
+
+    def _sort_key(self, column: str) -> np.ndarray:
+        """`column` as floats that sort like its values (NaN for missing): numbers as they are, anything else
+        (names, dates) by its place among the column's sorted distinct values."""
+        col = self.scores[column]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            return col.to_numpy(dtype=float, na_value=np.nan)
+        codes = pd.factorize(col, sort=True)[0].astype(float)
+        codes[codes < 0] = np.nan
+        return codes
+
     def select(self, bounds: dict[str, tuple[float | None, float | None]], segments: list[str], sort: str,
                descending: bool, offset: int, limit: int) -> tuple[pd.DataFrame, int]:
         """Customers with every `bounds` column within [low, high] (NaN never is) and, if given, a segment
-        among `segments`; sorted by `sort` (ties by customer id, NaN last), one page. Returns (page, total)."""
+        among `segments`; sorted by `sort` (ties by customer id, NaN last), one page. Returns (page, total).
+
+        Only the rows that can reach the page are sorted (a partition finds them), so a page of a million
+        customers takes milliseconds, not the second a full sort takes."""
         keep = np.ones(len(self.scores), dtype=bool)
         for col, (low, high) in bounds.items():
             values = self.scores[col].to_numpy(dtype=float, na_value=np.nan)
@@ -95,10 +113,17 @@ class ScoresView:
                 keep &= values <= high
         if segments:
             keep &= self.scores["segment_name"].isin(segments).to_numpy()
-        rows = self.scores[keep].rename_axis(None)    # (the index is customer_id too)
-        rows = rows.sort_values([sort, "customer_id"], ascending=[not descending, True], na_position="last",
-                                kind="stable")
-        return rows.iloc[offset:offset + limit], int(keep.sum())
+        rows = np.flatnonzero(keep)
+        key = self._sort_key(sort)[rows]
+        missing = np.isnan(key)
+        key = np.where(missing, np.inf, -key if descending else key)
+        end = offset + limit
+        if end < len(rows):  # every row that can be among the first `end`, ties at the boundary included
+            candidates = np.flatnonzero(key <= np.partition(key, end - 1)[end - 1])
+        else:
+            candidates = np.arange(len(rows))
+        order = candidates[np.lexsort((self._id_rank[rows[candidates]], key[candidates], missing[candidates]))]
+        return self.scores.iloc[rows[order[offset:end]]].rename_axis(None), len(rows)
 
     def history(self, customer_id: str) -> pd.DataFrame:
         """The customer's monthly rows of segment_history, oldest first (empty when none). The history is

@@ -17,7 +17,7 @@ from dashboards import common  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 
-# url_path of each page = its address: http://host:port/<url_path>
+# url_path of each page = its address: http://host:port/<url_path>; the default page (Overview) is at /
 PAGES = [
     st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
             default=True),

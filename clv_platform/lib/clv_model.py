@@ -28,8 +28,9 @@ Measured on full CDNOW (`clv backtest --dataset cdnow --cutoff 1997-09-30 --hori
 normalized Gini 0.721 vs BTYD 0.672, top-10% capture 0.523 vs 0.516, total bias +0.7% vs −17.3%, decile MAPE
 0.02 vs 0.17, MAE 35.0 vs 32.7. Top-10% ≥ 0.53 was not reached by any variant tried (extra features, tree
 sizes, objectives, P(buy) × spend hurdle, seed averages, BTYD blends, boosting from BTYD's predictions,
-monotone constraints, sample weights, a top-decile classifier or an xendcg ranker blended in by rank:
-0.516-0.526, the best +0.002 over 6 seeds); the figure's own sampling
+monotone constraints, sample weights, a top-decile classifier or an xendcg ranker blended in by rank,
+linear trees, Gamma-Gamma's order value in place of the value booster, extra training rows from earlier
+cutoffs: 0.516-0.527, the best +0.0036 over 3 seeds); the figure's own sampling
 sd over customers is 0.011 (backtest `metrics_bootstrap_sd`). MAE below BTYD's is out of reach for an
 unbiased prediction: with p = E[Y] and Y ≥ 0, E|Y − p| = 2·E[(p − Y)+] ≥ 2·p·P(Y = 0), and 70 % of
 customers buy nothing in the holdout (predicting 0 for everyone scores 32.96; BTYD's 32.7 comes with −17 %

@@ -173,6 +173,34 @@ def test_customer_list_filters_sorts_and_pages(client, tmp_path):
     assert last["customer_id"] == "00001" and last["days_since_last_order"] is None
 
 
+@pytest.mark.parametrize("sort", ["predicted_clv", "-predicted_clv", "-p_alive", "segment_name", "-segment_name",
+                                  "-segment_since", "days_since_last_order", "-days_since_last_order"])
+def test_customer_list_pages_match_a_full_sort(tmp_path, sort):
+    """The page comes from a partial sort; it must equal the full sort's rows (ties by customer id, NaN last)
+    for every page, also where ties and NaNs straddle a page boundary."""
+    from api.store import ScoresView
+
+    n = 400
+    rng = np.random.default_rng(7)
+    path = publish_fake(tmp_path / "serving", "1", n=n)
+    scores = pd.read_parquet(path / "customer_scores.parquet").sample(frac=1.0, random_state=3)  # ids unordered
+    scores["predicted_clv"] = rng.integers(0, 20, n).astype(float)                  # many ties
+    scores["days_since_last_order"] = np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n))
+    scores["segment_since"] = pd.to_datetime("2024-10-31") - pd.to_timedelta(rng.integers(0, 3, n), unit="D")
+    tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
+    snapshot.publish(tmp_path / "serving", {**tables, "customer_scores": scores},
+                     json.loads((path / "manifest.json").read_text()))
+    view = ScoresView(snapshot.SnapshotReader(tmp_path / "serving").get())
+    column, descending = sort.lstrip("-"), sort.startswith("-")
+    keep = scores[scores["p_alive"] <= 0.8]
+    expected = keep.sort_values([column, "customer_id"], ascending=[not descending, True], na_position="last",
+                                kind="stable")["customer_id"].tolist()
+    for offset, limit in [(0, 7), (5, 30), (60, 100), (len(keep) - 3, 10), (len(keep) + 5, 10)]:
+        page, total = view.select({"p_alive": (None, 0.8)}, [], column, descending, offset, limit)
+        assert total == len(keep)
+        assert page["customer_id"].tolist() == expected[offset:offset + limit], (offset, limit)
+
+
 def test_customer_list_as_csv(client, tmp_path):
     publish_fake(tmp_path / "serving", "1")
     resp = client.get("/customers?segment=champions&format=csv&limit=5")
