@@ -164,7 +164,7 @@ def customer_history(customer_id: str):
         raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
                        f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
     return jsonify({**_about(view.snapshot), "customer_id": customer_id,
-                    "history": records(rows.drop(columns=["customer_id"]))})
+                    "history": records(rows)})
 
 
 @bp.get("/segments/migration")

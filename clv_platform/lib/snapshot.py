@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
@@ -210,20 +212,24 @@ class Snapshot:
     def table_names(self) -> list[str]:
         return list(self.manifest.get("tables", []))
 
+    def _read(self, name: str, reader):
+        if name not in self.table_names:
+            raise KeyError(f"snapshot {self.snapshot_id} has no table {name!r} (has {self.table_names})")
+        try:
+            return reader(self.path / f"{name}.parquet")
+        except FileNotFoundError:
+            raise SnapshotNotFoundError(f"snapshot {self.snapshot_id} was pruned before table {name!r} was read") from None
+
     def table(self, name: str) -> pd.DataFrame:
         """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""
         with self._lock:
             if name not in self._tables:
-                if name not in self.table_names:
-                    raise KeyError(f"snapshot {self.snapshot_id} has no table {name!r} (has {self.table_names})")
-                file = self.path / f"{name}.parquet"
-                try:
-                    self._tables[name] = pd.read_parquet(file)
-                except FileNotFoundError:
-                    raise SnapshotNotFoundError(
-                        f"snapshot {self.snapshot_id} was pruned before table {name!r} was read"
-                    ) from None
+                self._tables[name] = self._read(name, pd.read_parquet)
             return self._tables[name]
+
+    def arrow_table(self, name: str) -> pa.Table:
+        """The table ``name`` as Arrow, read anew (not cached): for a reader that keeps its own compact form."""
+        return self._read(name, pq.read_table)
 
     def load(self, names: Iterable[str] | None = None) -> "Snapshot":
         for name in self.table_names if names is None else names:
