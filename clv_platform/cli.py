@@ -439,7 +439,7 @@ def rollback_command(model: str) -> None:
 # --- pipeline: run / materialize ----------------------------------------------------------------
 
 STAGES = {
-    "ingest": "load every landing file (one ranged run of ingestion_job)",
+    "ingest": "load the landing files' days (one ranged run of ingestion_job)",
     "features": "features/customer_features as of the latest day",
     "train": "training_job: features, BTYD, CLV and segment models (registered as `staging`)",
     "score": "scoring_job: score every customer with the production models and publish the snapshot",
@@ -448,15 +448,32 @@ STAGES = {
 
 @cli.command("materialize")
 @click.argument("stage", type=click.Choice(list(STAGES)))
-def materialize_command(stage: str) -> None:
-    """Materialise one stage of the pipeline through Dagster (runs show in the Dagster UI)."""
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="ingest: first day to load (default: the first landing file's).")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="ingest: last day to load (default: the last landing file's).")
+@click.option("--new", "new_only", is_flag=True,
+              help="ingest: only from the first to the last day whose landing file is not loaded yet.")
+def materialize_command(stage: str, start, end, new_only: bool) -> None:
+    """Materialise one stage of the pipeline through Dagster (runs show in the Dagster UI).
+
+    ingest loads every landing file's day as one run, or the days chosen by --from/--to/--new (`clv status`
+    lists the files not loaded yet)."""
     from clv_platform import orchestrate
 
+    if stage != "ingest" and (start or end or new_only):
+        raise click.UsageError("--from, --to and --new choose the days of `ingest` only")
+    if start and end and start > end:
+        raise click.BadParameter(f"--from {start.date()} is after --to {end.date()}", param_hint="--from")
     click.echo(f"{stage}: {STAGES[stage]}")
     try:
         if stage == "ingest":
-            start, end = orchestrate.ingest_landing()
-            click.echo(f"ingested partitions {start}..{end}")
+            days = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only)
+            if days is None:
+                click.echo("nothing to load: " + ("every landing file is loaded already" if new_only
+                                                  else "no landing file in the chosen days"))
+                return
+            click.echo(f"ingested partitions {days[0]}..{days[1]}")
         elif stage == "features":
             orchestrate.run_job("training_job", asset_keys=[("features", "customer_features")])
         elif stage == "train":

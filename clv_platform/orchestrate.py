@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from clv_platform.lib import ingest, warehouse
 from clv_platform.lib.landing import list_landing_files
 from clv_platform.lib.settings import get_settings
 
@@ -77,12 +78,27 @@ def ingest_range(start: date, end: date) -> dg.ExecuteInProcessResult:
     return run_job("ingestion_job", tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()})
 
 
-def ingest_landing() -> tuple[date, date]:
-    days = landing_range(get_settings().landing_dir)
-    if days is None:
-        raise JobFailed(f"no landing files in {get_settings().landing_dir}: run `clv generate` or `clv import-cdnow`")
-    ingest_range(*days)
-    return days
+def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False
+                   ) -> tuple[date, date] | None:
+    """Load the landing files' days start..end (default: every landing file's) as one run. new_only: from the
+    first to the last day whose file is not loaded yet (loaded days in between are loaded again, which
+    changes nothing); None when there is nothing to load."""
+    settings = get_settings()
+    days = sorted({f.day for f in list_landing_files(settings.landing_dir)})
+    if not days:
+        raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv generate` or `clv import-cdnow`")
+    if new_only and settings.warehouse_path.exists():
+        con = warehouse.connect(settings.warehouse_path, read_only=True)
+        try:
+            loaded = ingest.loaded_partitions(con)
+        finally:
+            con.close()
+        days = [d for d in days if d not in loaded]
+    days = [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
+    if not days:
+        return None
+    ingest_range(days[0], days[-1])
+    return days[0], days[-1]
 
 
 def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:

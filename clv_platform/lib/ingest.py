@@ -527,6 +527,11 @@ def bulk_load(con: duckdb.DuckDBPyConnection, wal_limit: str = "1GB") -> Iterato
         con.execute("CHECKPOINT")
 
 
+def loaded_partitions(con: duckdb.DuckDBPyConnection) -> set[date]:
+    """The days raw.load_audit holds a load of (quarantined rows included)."""
+    return {d for (d,) in con.execute("SELECT partition_date FROM raw.load_audit").fetchall()}
+
+
 def check_file(
     path: str | Path, now: datetime | None = None, examples: int = 10,
     vocabularies: schema.Vocabularies | None = None,

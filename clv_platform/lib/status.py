@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from clv_platform.lib import landing, registry, schema, snapshot
+from clv_platform.lib import ingest, landing, registry, schema, snapshot
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings
 
@@ -40,7 +40,8 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         waiting = sorted({f.day for f in files} - loaded)
         st.landing["not_loaded"] = len(waiting)
         if waiting:
-            st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]})")
+            st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
+                                "`clv materialize ingest --new` loads them")
     _models(settings, st)
     _snapshot(settings, st, now)
     return st
@@ -57,7 +58,7 @@ def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
         st.warehouse = {"path": str(path), "state": f"busy: a run is writing it, try again when it ends ({exc})"}
         return None
     try:
-        days = {d for (d,) in con.execute("SELECT partition_date FROM raw.load_audit").fetchall()}
+        days = ingest.loaded_partitions(con)
         read, ok, bad, last, first_day, last_day = con.execute(
             "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0), "
             "max(loaded_at), min(partition_date), max(partition_date) FROM raw.load_audit").fetchall()[0]

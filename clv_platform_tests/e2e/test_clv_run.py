@@ -2,6 +2,7 @@
 own data dir and Dagster instance. Then the pieces a user looks at next are checked: the warehouse counts
 reconcile, the snapshot is published, MLflow holds finished runs and production aliases, Dagster has the runs."""
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -165,3 +166,46 @@ def test_api_on_the_published_snapshot(demo_run):
     assert [c["customer_id"] for c in listed["customers"]] == (
         expected.rename_axis(None).sort_values(["predicted_clv", "customer_id"], ascending=[False, True])
         .customer_id.head(50).tolist())
+
+
+@pytest.mark.slow
+def test_materialize_ingest_loads_only_the_days_asked_for(demo_run):
+    """After the run every file is loaded: --new has nothing to do. A new day's file (an earlier day with no
+    orders, header only) is then the one day --new loads; --from/--to reload just their days. (Last in this
+    module: it writes to the warehouse.)"""
+    tmp, env, _ = demo_run
+    landing_dir = tmp / "data" / "landing"
+
+    def clv(*args):
+        return subprocess.run([CLV, *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+
+    def audit():
+        con = duckdb.connect(str(tmp / "data" / "warehouse.duckdb"), read_only=True)
+        try:
+            return dict(con.execute("SELECT partition_date, loaded_at FROM raw.load_audit").fetchall())
+        finally:
+            con.close()
+
+    nothing = clv("materialize", "ingest", "--new")
+    assert nothing.returncode == 0 and "nothing to load: every landing file is loaded already" in nothing.stdout
+
+    files = sorted(landing_dir.glob("transactions_*.csv"))
+    first = files[0].name.removeprefix("transactions_").removesuffix(".csv")
+    earlier = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
+    header = files[0].read_text().splitlines()[0]
+    (landing_dir / f"transactions_{earlier}.csv").write_text(header + "\n")
+    before = audit()
+    new = clv("materialize", "ingest", "--new")
+    assert new.returncode == 0, new.stdout + new.stderr
+    assert f"ingested partitions {earlier}..{earlier}" in new.stdout
+    after = audit()
+    assert set(after) == set(before) | {dt.date.fromisoformat(earlier)} and all(after[d] == before[d] for d in before)
+
+    days = [dt.date.fromisoformat(f.name[13:23]) for f in files[10:13]]
+    ranged = clv("materialize", "ingest", "--from", str(days[0]), "--to", str(days[-1]))
+    assert ranged.returncode == 0 and f"ingested partitions {days[0]}..{days[-1]}" in ranged.stdout
+    reloaded = audit()
+    assert {d for d in reloaded if reloaded[d] != after[d]} == set(days)
+
+    wrong = clv("materialize", "score", "--new")
+    assert wrong.returncode == 2 and "--from, --to and --new choose the days of `ingest` only" in wrong.stderr

@@ -37,7 +37,8 @@ def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
     assert st.landing["files"] == 3 and st.landing["not_loaded"] == 1
     assert {k: st.warehouse[k] for k in ("partitions", "rows_read", "rows_loaded", "rows_quarantined")} == {
         "partitions": 2, "rows_read": 3, "rows_loaded": 2, "rows_quarantined": 1}
-    assert st.attention == ["1 landing file(s) not loaded yet (first 2024-03-12)",
+    assert st.attention == ["1 landing file(s) not loaded yet (first 2024-03-12): `clv materialize ingest --new` "
+                            "loads them",
                             "no models yet: train (`make run` or `clv materialize train`)",
                             "no serving snapshot yet: score (`clv materialize score`)"]
     assert not settings.mlflow_db.exists()          # looking did not create the MLflow store
