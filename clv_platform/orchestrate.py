@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from clv_platform.lib import ingest, warehouse
+from clv_platform.lib import ingest
 from clv_platform.lib.landing import list_landing_files
 from clv_platform.lib.settings import get_settings
 
@@ -87,12 +87,8 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
     days = sorted({f.day for f in list_landing_files(settings.landing_dir)})
     if not days:
         raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv generate` or `clv import-cdnow`")
-    if new_only and settings.warehouse_path.exists():
-        con = warehouse.connect(settings.warehouse_path, read_only=True)
-        try:
-            loaded = ingest.loaded_partitions(con)
-        finally:
-            con.close()
+    if new_only:
+        loaded = ingest.read_loaded_files(settings.warehouse_path)
         days = [d for d in days if d not in loaded]
     days = [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
     if not days:

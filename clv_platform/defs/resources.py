@@ -16,13 +16,15 @@ from clv_platform.lib.settings import get_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file. Dagster is its only writer; open it only for the length of a step."""
+    """The DuckDB warehouse file. Dagster is its only writer; open it only for the length of a step. A step
+    that finds it held by a reader (`clv status`, the landing sensor: milliseconds) waits for it."""
 
     database: str
+    lock_wait_seconds: float = 60.0
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = warehouse.connect(self.database)
+        con = warehouse.connect(self.database, wait_seconds=self.lock_wait_seconds)
         try:
             yield con
         finally:

@@ -6,8 +6,10 @@ import dagster as dg
 from clv_platform.defs.jobs import ingestion_job, scoring_job, training_job
 from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
-from clv_platform.defs.resources import LandingResource
+from clv_platform.defs.resources import LandingResource, WarehouseResource
+from clv_platform.lib import ingest
 from clv_platform.lib.landing import changed_files, contiguous_ranges
+from clv_platform.lib.warehouse import WarehouseBusyError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -21,9 +23,17 @@ def partition_run_request(start: str, end: str, run_key: str) -> dg.RunRequest:
 
 
 @dg.sensor(job=ingestion_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
-    """Requests ingestion for landing files that are new or whose content changed (cursor: size, mtime, sha256)."""
-    changed, cursor = changed_files(landing.path, context.cursor)
+def landing_files_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingResource, warehouse: WarehouseResource
+):
+    """Requests ingestion for landing files that are new or whose content changed (cursor: size, mtime, sha256).
+    A file new to the cursor whose content the warehouse already loaded (`clv run` before the daemon started)
+    is not requested again."""
+    try:
+        changed, cursor = changed_files(landing.path, context.cursor,
+                                        loaded=lambda: ingest.read_loaded_files(warehouse.database))
+    except WarehouseBusyError:
+        return dg.SkipReason("the warehouse is busy (a run is writing it): looking again next tick")
     valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
     days, outside = [], []
     for landing_file in changed:

@@ -527,9 +527,21 @@ def bulk_load(con: duckdb.DuckDBPyConnection, wal_limit: str = "1GB") -> Iterato
         con.execute("CHECKPOINT")
 
 
-def loaded_partitions(con: duckdb.DuckDBPyConnection) -> set[date]:
-    """The days raw.load_audit holds a load of (quarantined rows included)."""
-    return {d for (d,) in con.execute("SELECT partition_date FROM raw.load_audit").fetchall()}
+def loaded_files(con: duckdb.DuckDBPyConnection) -> dict[date, str]:
+    """Day -> sha256 of the landing file raw.load_audit holds the load of (quarantined rows included)."""
+    return dict(con.execute("SELECT partition_date, sha256 FROM raw.load_audit").fetchall())
+
+
+def read_loaded_files(path: str | Path) -> dict[date, str]:
+    """loaded_files of the warehouse file at `path`, opened read-only for the query ({} when there is no file
+    yet); WarehouseBusyError while a run writes it."""
+    if not Path(path).exists():
+        return {}
+    con = warehouse.connect(path, read_only=True)
+    try:
+        return loaded_files(con)
+    finally:
+        con.close()
 
 
 def check_file(

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -42,20 +43,32 @@ def list_landing_files(landing_dir: Path) -> list[LandingFile]:
     return files
 
 
-def changed_files(landing_dir: Path, cursor: str | None) -> tuple[list[LandingFile], str]:
+def changed_files(
+    landing_dir: Path, cursor: str | None, loaded: Callable[[], Mapping[date, str]] | None = None
+) -> tuple[list[LandingFile], str]:
     """Files that are new or whose content changed since `cursor`, and the new cursor.
 
     The cursor maps file name -> [fingerprint, sha256]. A file is only re-hashed when its size or
     mtime moved, so a tick over years of history stays cheap; an identical re-delivery is not a change.
+    `loaded` (day -> sha256 of the file the warehouse loaded) is asked once, and only when a file is new to the
+    cursor: one whose content the warehouse already holds (loaded by `clv run` before the sensor ever looked)
+    is not a change either.
     """
     seen: dict[str, list[str]] = json.loads(cursor) if cursor else {}
+    in_warehouse: Mapping[date, str] | None = None
     changed = []
     for landing_file in list_landing_files(landing_dir):
         previous = seen.get(landing_file.path.name)
         if previous and previous[0] == landing_file.fingerprint:
             continue
         digest = sha256_of(landing_file.path)
-        if not previous or previous[1] != digest:
+        if not previous and loaded is not None:
+            if in_warehouse is None:
+                in_warehouse = loaded()
+            new = in_warehouse.get(landing_file.day) != digest
+        else:
+            new = not previous or previous[1] != digest
+        if new:
             changed.append(landing_file)
         seen[landing_file.path.name] = [landing_file.fingerprint, digest]
     return changed, json.dumps(seen, sort_keys=True)

@@ -58,7 +58,7 @@ def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
         st.warehouse = {"path": str(path), "state": f"busy: a run is writing it, try again when it ends ({exc})"}
         return None
     try:
-        days = ingest.loaded_partitions(con)
+        days = set(ingest.loaded_files(con))
         read, ok, bad, last, first_day, last_day = con.execute(
             "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0), "
             "max(loaded_at), min(partition_date), max(partition_date) FROM raw.load_audit").fetchall()[0]

@@ -1,5 +1,6 @@
 """DuckDB warehouse access: one file, schemas raw/staging/features/models/serving, SQL kept in sql/*.sql."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -22,11 +23,28 @@ def sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (creating its folder) with every schema and table in place."""
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the warehouse file: DuckDB lets one process write it, or several read it."""
+
+
+def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (creating its folder) with every schema and table in place. While another
+    process holds the file, retry for up to `wait_seconds`, then raise WarehouseBusyError (naming the holder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    deadline, pause = time.monotonic() + wait_seconds, 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseBusyError(f"{path} is in use by another process: {exc}") from None
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 1.0)
     if not read_only:
         ensure_tables(con)
     return con

@@ -5,9 +5,11 @@ from datetime import datetime
 
 import dagster as dg
 
-from clv_platform.defs.resources import LandingResource
+from clv_platform.defs.resources import LandingResource, WarehouseResource
 from clv_platform.defs.schedules import daily_ingestion_schedule
 from clv_platform.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, landing_files_sensor
+from clv_platform.lib import ingest, warehouse
+from clv_platform_tests.lib.locks import hold_lock
 
 HEADER = "order_id,line_number,customer_id,order_ts,category,quantity,unit_price,channel,country,original_order_id\n"
 
@@ -19,8 +21,10 @@ def write_day(folder, day, rows=1, price="10.00"):
     return path
 
 
-def tick(landing_dir, cursor=None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"landing": LandingResource(directory=str(landing_dir))})
+def tick(landing_dir, cursor=None, database=None):
+    database = database or landing_dir / "no_warehouse_yet.duckdb"
+    context = dg.build_sensor_context(cursor=cursor, resources={
+        "landing": LandingResource(directory=str(landing_dir)), "warehouse": WarehouseResource(database=str(database))})
     return landing_files_sensor(context)
 
 
@@ -47,6 +51,29 @@ def test_identical_redelivery_is_skipped_but_changed_content_is_requested(tmp_pa
     changed = tick(tmp_path, again.cursor)
     assert [r.partition_key for r in changed.run_requests] == ["2024-03-01"]
     assert changed.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_days_the_warehouse_loaded_before_the_sensor_looked_are_not_requested(tmp_path):
+    """`clv run` loads every file before the daemon starts: the sensor's first tick (no cursor) requests only
+    what the warehouse does not hold; while a run writes the warehouse it skips the tick and keeps its cursor."""
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    for day in ("2024-03-01", "2024-03-02"):
+        write_day(landing_dir, day)
+    database = tmp_path / "warehouse.duckdb"
+    con = warehouse.connect(database)
+    for day in ("2024-03-01", "2024-03-02"):
+        ingest.load_partition(con, day, landing_dir, now=datetime(2024, 4, 1))
+    con.close()
+    write_day(landing_dir, "2024-03-02", rows=3)   # changed since it was loaded
+    write_day(landing_dir, "2024-03-03")           # never loaded
+    first = tick(landing_dir, database=database)
+    assert first.run_requests[0].tags[RANGE_START_TAG] == "2024-03-02"
+    assert first.run_requests[0].tags[RANGE_END_TAG] == "2024-03-03" and len(first.run_requests) == 1
+
+    with hold_lock(database):
+        busy = tick(landing_dir, database=database)
+    assert isinstance(busy, dg.SkipReason) and "warehouse is busy" in busy.skip_message   # (cursor kept)
 
 
 def test_consecutive_days_become_one_ranged_run(tmp_path):

@@ -29,3 +29,19 @@ def test_changed_files_tracks_content_not_timestamps(tmp_path):
     path.write_text("b")
     changed, _ = changed_files(tmp_path, cursor)
     assert [f.path.name for f in changed] == [path.name]
+
+
+def test_a_file_the_warehouse_already_loaded_is_not_new(tmp_path):
+    """New to the cursor but loaded with the same content (by `clv run` before the sensor looked): not a
+    change; a different content for a loaded day, or a day never loaded, is. The warehouse is asked once."""
+    from clv_platform.lib.landing import sha256_of
+
+    for day, text in (("2024-01-01", "a"), ("2024-01-02", "b"), ("2024-01-03", "c")):
+        (tmp_path / f"transactions_{day}.csv").write_text(text)
+    asked = []
+    loaded = {date(2024, 1, 1): sha256_of(tmp_path / "transactions_2024-01-01.csv"), date(2024, 1, 2): "other"}
+    changed, cursor = changed_files(tmp_path, None, loaded=lambda: asked.append(1) or loaded)
+    assert [f.day.isoformat() for f in changed] == ["2024-01-02", "2024-01-03"] and asked == [1]
+    # every file is in the cursor now: the warehouse is not asked again
+    changed, _ = changed_files(tmp_path, cursor, loaded=lambda: asked.append(1) or loaded)
+    assert changed == [] and asked == [1]
