@@ -277,14 +277,14 @@ def backtest_command(dataset, cutoff, horizon_days, folds, seed, out, no_pareto)
 
     from tqdm import tqdm
 
-    from clv_platform.lib import backtest
+    from clv_platform.lib import backtest, warehouse
 
     if out and not out.lower().endswith((".parquet", ".pq", ".csv")):
         raise click.BadParameter("must end in .parquet or .csv", param_hint="--out")
     try:
         cal, cut, horizon = backtest.load_calibration_holdout(dataset, cutoff.date() if cutoff else None,
                                                               horizon_days)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, warehouse.WarehouseBusyError) as exc:
         raise click.ClickException(str(exc)) from exc
     with tqdm(total=folds, desc="folds", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
         result, rows = backtest.run_backtest(cal, horizon, folds=folds, seed=seed,
