@@ -460,6 +460,7 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
     ingest loads every landing file's day as one run, or the days chosen by --from/--to/--new (`clv status`
     lists the files not loaded yet)."""
     from clv_platform import orchestrate
+    from clv_platform.lib.warehouse import WarehouseBusyError
 
     if stage != "ingest" and (start or end or new_only):
         raise click.UsageError("--from, --to and --new choose the days of `ingest` only")
@@ -480,7 +481,7 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
             orchestrate.run_job("training_job")
         else:
             orchestrate.run_job("scoring_job")
-    except orchestrate.JobFailed as exc:
+    except (orchestrate.JobFailed, WarehouseBusyError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(orchestrate.summary_text())
 
