@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv_platform.lib.snapshot import Snapshot, SnapshotReader
+from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError, SnapshotReader
 
 
 def jsonable(value):
@@ -176,6 +176,14 @@ class SnapshotStore:
     def snapshot(self) -> Snapshot:
         """The current snapshot (raises SnapshotNotFoundError when none is published yet)."""
         return self.reader().get()
+
+    def warm(self) -> None:
+        """Read the current snapshot and build what the first requests need (gunicorn.conf.py calls this in a
+        worker's background thread); nothing when no snapshot is published yet."""
+        try:
+            self.view()._id_rank  # noqa: B018 (a cached property: computing it is the point)
+        except SnapshotNotFoundError:
+            pass
 
     def view(self) -> ScoresView:
         snap = self.snapshot()

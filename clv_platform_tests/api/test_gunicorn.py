@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,3 +88,26 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     assert requests.get(f"{base}/segments", timeout=30).json()["customers"] == 80
     top = requests.get(f"{base}/customers", params={"sort": "-predicted_clv", "limit": 2}, timeout=30).json()
     assert top["total"] == 80 and [c["customer_id"] for c in top["customers"]] == ["00080", "00079"]
+
+
+def test_workers_read_the_snapshot_before_their_first_request(tmp_path):
+    """gunicorn.conf.py's post_worker_init hook (gunicorn reads it from the repo root) warms a worker's
+    store in the background; with nothing published it just returns."""
+    import runpy
+    import types
+
+    from api import create_app
+
+    hook = runpy.run_path(str(REPO / "gunicorn.conf.py"))["post_worker_init"]
+    empty = create_app(snapshot_root=tmp_path / "none")
+    empty.extensions["clv_snapshot"].warm()            # no snapshot yet: nothing, no error
+    assert empty.extensions["clv_snapshot"]._view is None
+
+    publish_fake(tmp_path / "serving", "1")
+    app = create_app(snapshot_root=tmp_path / "serving")
+    store = app.extensions["clv_snapshot"]
+    before = set(threading.enumerate())
+    hook(types.SimpleNamespace(wsgi=app))
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=30)
+    assert store.opened and store._view is not None and "_id_rank" in vars(store._view)
