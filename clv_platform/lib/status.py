@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from clv_platform.lib import ingest, landing, registry, schema, snapshot
+from clv_platform.lib import ingest, landing, registry, schema, snapshot, warehouse
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings
 
@@ -53,9 +53,12 @@ def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
         st.warehouse = {"path": str(path), "state": "not created yet (run `make run` or `clv materialize ingest`)"}
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        con = warehouse.connect(path, read_only=True)
+    except warehouse.WarehouseBusyError as exc:
         st.warehouse = {"path": str(path), "state": f"busy: a run is writing it, try again when it ends ({exc})"}
+        return None
+    except duckdb.Error as exc:
+        st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
         return None
     try:
         days = set(ingest.loaded_files(con))

@@ -11,6 +11,7 @@ from clv_platform.lib import ingest, snapshot, status, warehouse
 from clv_platform.lib.settings import get_settings
 from clv_platform_tests.api.helpers import publish_fake
 from clv_platform_tests.lib.bad_inputs.cases import HEADER
+from clv_platform_tests.lib.locks import hold_lock
 
 NOW = dt.datetime(2024, 3, 20, 12, 0, 0)
 
@@ -49,12 +50,9 @@ def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
     assert "3 rows read = 2 loaded + 1 quarantined (33.33%)" in out.output
     assert "attention:\n  - 1 landing file(s) not loaded yet" in out.output
 
-    writer = warehouse.connect(settings.warehouse_path)          # a run holding the warehouse
-    try:
+    with hold_lock(settings.warehouse_path):                     # a run (another process) holding the warehouse
         busy = status.collect(settings)
-        assert busy.warehouse["state"].startswith("busy: a run is writing it")
-    finally:
-        writer.close()
+    assert busy.warehouse["state"].startswith("busy: a run is writing it")
 
 
 def test_status_of_an_empty_data_dir_says_what_to_run(tmp_path, monkeypatch):
