@@ -3,7 +3,8 @@ files, so a team's past goes through the same path as its daily files: ingestion
 
 Each row goes to the file of its order_ts day (`transactions_YYYY-MM-DD.csv`, or `.parquet` for a Parquet
 export), in export order; days between the first and the last with no row get an empty file, so every
-partition of the range loads. A row without a readable day cannot be given a file: it goes to
+partition of the range loads. A row without a readable day, or dated after today (a mistyped year would
+otherwise make a file for every day up to it), is not given a file: it goes to
 `<out>/import_rejects/<export>.unassigned.csv` with its line number and the reason (the loader's codes), so
 rows read = rows written + rows unassigned. Nothing else is judged here: the loader's rules do that.
 """
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -45,8 +46,9 @@ class HistoryImportSummary:
     seconds: float
 
 
-def _read(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, int]:
-    """Temp table _export (rowid = export order) with a `day` column; returns (output format, first line)."""
+def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[str, int]:
+    """Temp table _export (rowid = export order) with `day` (NULL when unreadable or after `today`) and
+    `future` columns; returns (output format, first line)."""
     name = source.name.lower()
     if name.endswith((".csv", ".csv.gz")):
         reader = (f"read_csv({warehouse.sql_text(str(source))}, header = true, all_varchar = true, delim = ',', "
@@ -78,23 +80,28 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, int]:
         day = ("CASE WHEN regexp_matches(CAST(order_ts AS VARCHAR), '^\\d{4}-\\d{2}-\\d{2}') "
                "THEN TRY_CAST(left(CAST(order_ts AS VARCHAR), 10) AS DATE) END")
     try:
-        con.execute(f"CREATE TEMP TABLE _export AS SELECT {', '.join(LANDING_COLUMNS)}, {day} AS day FROM {reader}")
+        con.execute(f"CREATE TEMP TABLE _export AS SELECT * EXCLUDE (d), CASE WHEN d <= $today THEN d END AS day, "
+                    f"coalesce(d > $today, false) AS future FROM (SELECT {', '.join(LANDING_COLUMNS)}, {day} AS d "
+                    f"FROM {reader})", {"today": today})
     except duckdb.Error as exc:
         raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
     return fmt, first_line
 
 
-def import_history(source: str | Path, out_dir: str | Path, replace: bool = False) -> HistoryImportSummary:
+def import_history(source: str | Path, out_dir: str | Path, replace: bool = False,
+                   today: date | None = None) -> HistoryImportSummary:
     """Split `source` into daily landing files in `out_dir` (see the module doc). Refuses (nothing written)
-    when a day's file already exists, unless `replace`."""
+    when a day's file already exists, unless `replace`. Rows dated after `today` (default: the UTC date) are
+    unassigned."""
     started = time.perf_counter()
+    today = today or datetime.now(UTC).date()
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise HistoryImportError(f"{source}: no such file")
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        fmt, first_line = _read(con, source)
+        fmt, first_line = _read(con, source, today)
         rows_read, unassigned, start, end = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE day IS NULL), min(day), max(day) FROM _export").fetchall()[0]
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)] if start else []
@@ -124,8 +131,9 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
             unassigned_file = out_dir / REJECTS_DIR / f"{source.name}.unassigned.csv"
             unassigned_file.parent.mkdir(exist_ok=True)
             con.execute(
-                f"COPY (SELECT rowid + {first_line} AS source_line, CASE WHEN order_ts IS NULL OR "
-                "trim(CAST(order_ts AS VARCHAR)) = '' THEN 'missing_timestamp' ELSE 'bad_timestamp' END AS reason, "
+                f"COPY (SELECT rowid + {first_line} AS source_line, CASE WHEN future THEN 'ts_in_future' "
+                "WHEN order_ts IS NULL OR trim(CAST(order_ts AS VARCHAR)) = '' THEN 'missing_timestamp' "
+                "ELSE 'bad_timestamp' END AS reason, "
                 f"{', '.join(LANDING_COLUMNS)} FROM _export WHERE day IS NULL ORDER BY rowid) "
                 f"TO {warehouse.sql_text(str(unassigned_file))} (FORMAT csv, HEADER true)")
     finally:

@@ -25,22 +25,41 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# Written next to the demo's daily files by the generator (`clv generate`): not misnamed landing files.
+DEMO_FILES = frozenset({"ground_truth.json", "ground_truth_customers.parquet"})
+
+
+def landing_day(name: str) -> date | None:
+    """The day of a landing file name (transactions_YYYY-MM-DD.csv|parquet, a real date), else None."""
+    match = LANDING_FILE_RE.match(name)
+    try:
+        return date.fromisoformat(match.group(1)) if match else None
+    except ValueError:
+        return None
+
+
 def list_landing_files(landing_dir: Path) -> list[LandingFile]:
-    """Files named transactions_YYYY-MM-DD.csv|parquet, by date. Other names are left for the loader to report."""
+    """Files named transactions_YYYY-MM-DD.csv|parquet, by date. Other names: see misnamed_files."""
     files = []
     if not landing_dir.is_dir():
         return files
     for path in sorted(landing_dir.iterdir()):
-        match = LANDING_FILE_RE.match(path.name)
-        if not match or not path.is_file():
-            continue
-        try:
-            day = date.fromisoformat(match.group(1))
-        except ValueError:
+        day = landing_day(path.name)
+        if day is None or not path.is_file():
             continue
         stat = path.stat()
         files.append(LandingFile(path, day, f"{stat.st_size}:{stat.st_mtime_ns}"))
     return files
+
+
+def misnamed_files(landing_dir: Path) -> list[str]:
+    """Names of the files in `landing_dir` that no partition will ever load: another pattern, an impossible
+    date, another or upper-case extension. Hidden files, sub-directories and DEMO_FILES are not listed."""
+    if not landing_dir.is_dir():
+        return []
+    return [path.name for path in sorted(landing_dir.iterdir())
+            if not path.name.startswith(".") and path.name not in DEMO_FILES and not path.is_dir()
+            and landing_day(path.name) is None]
 
 
 def changed_files(

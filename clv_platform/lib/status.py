@@ -1,6 +1,7 @@
-"""Where the platform stands, in one look (`clv status`): landing files, what the warehouse loaded and
-quarantined, the last validation, the registered models and the published snapshot. Read only: the warehouse is
-opened read-only (and reported busy while a run writes it), the MLflow store is not created when absent."""
+"""Where the platform stands, in one look (`clv status`): landing files (waiting, changed since loaded, dated
+outside the daily partitions, misnamed), what the warehouse loaded and quarantined, the last validation, the
+registered models and the published snapshot. Read only: the warehouse is opened read-only (and reported busy
+while a run writes it), the MLflow store is not created when absent."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -32,22 +33,57 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     st = Status(data_dir=str(settings.data_dir), vocabularies=vocab)
     if vocab.startswith("UNUSABLE"):
         st.attention.append("the vocabularies file is unusable: ingestion will refuse to run")
-    files = landing.list_landing_files(settings.landing_dir)
-    st.landing = {"dir": str(settings.landing_dir), "files": len(files),
-                  "first": files[0].day if files else None, "last": files[-1].day if files else None}
+    files = _landing(settings, st, now.date())
     loaded = _warehouse(settings, st)
     if files and loaded is not None:
-        waiting = sorted({f.day for f in files} - loaded)
+        waiting = sorted({f.day for f in files} - loaded.keys())
         st.landing["not_loaded"] = len(waiting)
         if waiting:
             st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
                                 "`clv materialize ingest --new` loads them")
+        changed = sorted(f.day for f in files if f.day in loaded and landing.sha256_of(f.path) != loaded[f.day])
+        st.landing["changed"] = len(changed)
+        if changed:
+            st.attention.append(f"{len(changed)} landing file(s) changed since they were loaded (first {changed[0]}): "
+                                "`clv materialize ingest --new` reloads them")
     _models(settings, st)
     _snapshot(settings, st, now)
     return st
 
 
-def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
+def _names(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.LandingFile]:
+    """Fills st.landing; returns the files a daily partition can load (dated from partitions_start to today)."""
+    files = landing.list_landing_files(settings.landing_dir)
+    st.landing = {"dir": str(settings.landing_dir), "files": len(files),
+                  "first": files[0].day if files else None, "last": files[-1].day if files else None}
+    misnamed = landing.misnamed_files(settings.landing_dir)
+    st.landing["misnamed"] = len(misnamed)
+    if misnamed:
+        st.attention.append(f"not a landing file name: {_names(misnamed)} "
+                            "(expected transactions_YYYY-MM-DD.csv or .parquet)")
+    try:
+        start = dt.date.fromisoformat(settings.partitions_start)
+    except ValueError:
+        st.attention.append(f"CLV_PARTITIONS_START={settings.partitions_start} is not a date (YYYY-MM-DD)")
+        return files
+    early = [f for f in files if f.day < start]
+    future = [f for f in files if f.day > today]
+    st.landing["out_of_range"] = len(early) + len(future)
+    if early:
+        st.attention.append(f"landing file(s) dated before the first daily partition {start} never load: "
+                            f"{_names([f.path.name for f in early])}: set CLV_PARTITIONS_START={early[0].day} "
+                            "(or earlier)")
+    if future:
+        st.attention.append(f"landing file(s) dated in the future (after {today}) have no partition: "
+                            f"{_names([f.path.name for f in future])}: check the date in the file name")
+    return [f for f in files if start <= f.day <= today]
+
+
+def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     path = settings.warehouse_path
     if not path.exists():
         st.warehouse = {"path": str(path), "state": "not created yet (run `make run` or `clv materialize ingest`)"}
@@ -61,7 +97,7 @@ def _warehouse(settings: Settings, st: Status) -> set[dt.date] | None:
         st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
         return None
     try:
-        days = set(ingest.loaded_files(con))
+        days = ingest.loaded_files(con)
         read, ok, bad, last, first_day, last_day = con.execute(
             "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0), "
             "max(loaded_at), min(partition_date), max(partition_date) FROM raw.load_audit").fetchall()[0]

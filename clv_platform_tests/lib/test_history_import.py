@@ -144,3 +144,31 @@ def test_gzipped_export_splits_like_the_plain_one(demo, tmp_path):
     history_import.import_history(packed, tmp_path / "landing")
     assert [f.read_bytes() for f in sorted((tmp_path / "landing").glob("transactions_*"))] == [
         f.read_bytes() for f in demo[:5]]
+
+
+def test_rows_dated_after_today_are_unassigned_and_get_no_daily_files(tmp_path, monkeypatch):
+    """A mistyped year (2034) made a daily file for every day up to it; now the row is set aside."""
+    from datetime import date
+
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([
+        HEADER,
+        "O1,1,C1,2024-04-01T09:00:00,books,2,12.5,web,US,",
+        "O2,1,C2,2034-04-02T10:00:00,toys,1,5,web,US,",             # line 3: in the future
+        "O3,1,C3,2024-04-02T23:59:59,toys,1,5,web,US,",             # today: kept
+        "O4,1,C4,,toys,1,5,web,US,",                                # line 5: no timestamp
+    ]) + "\n")
+    landing = tmp_path / "landing"
+    s = history_import.import_history(export, landing, today=date(2024, 4, 2))
+    assert (s.rows_read, s.rows_written, s.rows_unassigned, s.files) == (4, 2, 2, 2)
+    assert (str(s.start), str(s.end)) == ("2024-04-01", "2024-04-02")
+    assert sorted(p.name for p in landing.glob("transactions_*")) == [
+        "transactions_2024-04-01.csv", "transactions_2024-04-02.csv"]
+    rows = list(csv.DictReader(s.unassigned_file.open()))
+    assert [(r["source_line"], r["reason"], r["order_id"], r["order_ts"]) for r in rows] == [
+        ("3", "ts_in_future", "O2", "2034-04-02T10:00:00"), ("5", "missing_timestamp", "O4", "")]
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))       # the command: today's date, exit 1
+    out = CliRunner().invoke(cli, ["import-history", str(export)])
+    assert out.exit_code == 1 and "4 rows read = 2 written to daily files + 2 without" in out.output
+    assert len(list((tmp_path / "data" / "landing").glob("transactions_*"))) == 2

@@ -45,3 +45,19 @@ def test_a_file_the_warehouse_already_loaded_is_not_new(tmp_path):
     # every file is in the cursor now: the warehouse is not asked again
     changed, _ = changed_files(tmp_path, cursor, loaded=lambda: asked.append(1) or loaded)
     assert changed == [] and asked == [1]
+
+
+def test_misnamed_files_are_named_but_hidden_files_folders_and_demo_answers_are_not(tmp_path):
+    from clv_platform.lib import generator
+    from clv_platform.lib.landing import DEMO_FILES, misnamed_files
+
+    bad = ["notes.txt", "transactions_2024-02-30.csv", "transactions_2024-03-11.CSV", "transactions_2024-03-11.csv.gz",
+           "transactions_2024-3-11.csv"]
+    for name in [*bad, "transactions_2024-03-12.csv", ".DS_Store", *DEMO_FILES]:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "import_rejects").mkdir()
+    (tmp_path / "import_rejects" / "export.csv.unassigned.csv").write_text("x")
+    assert misnamed_files(tmp_path) == sorted(bad)
+    assert [f.path.name for f in list_landing_files(tmp_path)] == ["transactions_2024-03-12.csv"]
+    assert misnamed_files(tmp_path / "missing") == []
+    assert DEMO_FILES == {generator.GROUND_TRUTH_FILE, generator.GROUND_TRUTH_CUSTOMERS_FILE}

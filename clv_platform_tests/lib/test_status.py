@@ -78,3 +78,70 @@ def test_status_reports_the_snapshot_and_a_large_score_shift(tmp_path, monkeypat
     assert "scores moved since the previous scoring (PSI > 0.25): predicted_clv 0.40" in st.attention
     out = CliRunner().invoke(cli, ["status"])
     assert "largest PSI 0.400 (predicted_clv)" in out.output and out.exit_code == 1
+
+
+def _loaded_warehouse(settings, days):
+    con = warehouse.connect(settings.warehouse_path)
+    for day in days:
+        ingest.load_partition(con, day, settings.landing_dir, now=NOW)
+    con.close()
+
+
+def _landing_attention(st):
+    return [a for a in st.attention if not a.startswith(("no models yet", "no serving snapshot yet"))]
+
+
+def test_status_names_landing_files_outside_the_daily_partitions(tmp_path, monkeypatch):
+    """Dated before CLV_PARTITIONS_START or after today: no partition loads them, so they are named with what
+    to do, and not counted as waiting for `--new`."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLV_PARTITIONS_START", "2024-01-01")
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    for day in ("2023-12-30", "2023-12-31", "2024-03-10", "2034-04-02"):
+        _day(landing, day, [f"O{day},1,C1,{day}T09:00:00,books,1,5,web,US,"])
+    _loaded_warehouse(settings, ["2024-03-10"])
+
+    st = status.collect(settings, now=NOW)
+    assert st.landing["not_loaded"] == 0 and st.landing["out_of_range"] == 3
+    assert _landing_attention(st) == [
+        "landing file(s) dated before the first daily partition 2024-01-01 never load: transactions_2023-12-30.csv, "
+        "transactions_2023-12-31.csv: set CLV_PARTITIONS_START=2023-12-30 (or earlier)",
+        "landing file(s) dated in the future (after 2024-03-20) have no partition: transactions_2034-04-02.csv: "
+        "check the date in the file name"]
+
+
+def test_status_reports_landing_files_changed_since_they_were_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    for day in ("2024-03-10", "2024-03-11", "2024-03-12"):
+        _day(landing, day, [f"O{day},1,C1,{day}T09:00:00,books,1,5,web,US,"])
+    _loaded_warehouse(settings, ["2024-03-10", "2024-03-11", "2024-03-12"])
+    _day(landing, "2024-03-10", ["O2024-03-10,1,C1,2024-03-10T09:00:00,books,1,5,web,US,"])  # same bytes again
+    assert status.collect(settings, now=NOW).landing["changed"] == 0
+
+    _day(landing, "2024-03-11", ["O9,1,C1,2024-03-11T09:00:00,books,3,5,web,US,"])      # re-delivered, other rows
+    _day(landing, "2024-03-12", ["O9,1,C1,2024-03-12T09:00:00,books,3,5,web,US,"])
+    st = status.collect(settings, now=NOW)
+    assert st.landing["not_loaded"] == 0 and st.landing["changed"] == 2
+    assert _landing_attention(st) == ["2 landing file(s) changed since they were loaded (first 2024-03-11): "
+                                      "`clv materialize ingest --new` reloads them"]
+
+
+def test_status_lists_files_that_are_not_landing_file_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    (landing / "import_rejects").mkdir(parents=True)
+    bad = ["a.txt", "b.txt", "transactions_2024-02-30.csv", "transactions_2024-03-11.CSV",
+           "transactions_2024-3-11.csv", "x.csv", "y.csv"]
+    for name in [*bad, ".hidden", "import_rejects/e.csv.unassigned.csv"]:
+        (landing / name).write_text("x")
+    st = status.collect(settings, now=NOW)
+    assert st.landing["misnamed"] == 7 and st.landing["files"] == 0
+    assert _landing_attention(st) == [
+        "not a landing file name: a.txt, b.txt, transactions_2024-02-30.csv, transactions_2024-03-11.CSV, "
+        "transactions_2024-3-11.csv and 2 more (expected transactions_YYYY-MM-DD.csv or .parquet)"]
