@@ -78,14 +78,15 @@ def import_history_command(file, out, replace) -> None:
     except history_import.HistoryImportError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{s.source}: {s.rows_read:,} rows read = {s.rows_written:,} written to daily files + "
-               f"{s.rows_unassigned:,} without a readable order_ts day ({s.seconds:.1f} s)")
+               f"{s.rows_unassigned:,} set aside (order_ts without a readable day, or after today) "
+               f"({s.seconds:.1f} s)")
     if s.start is None:
-        click.echo("no row has a readable order_ts day: no daily file written")
+        click.echo("no row has a readable order_ts day up to today: no daily file written")
     else:
         click.echo(f"{s.files:,} daily files {s.start}..{s.end} in {s.out_dir} ({s.empty_days:,} day(s) without "
                    "orders got a header-only file)")
     if s.unassigned_file:
-        click.echo(f"rows without a day (line, reason, row): {s.unassigned_file}", err=True)
+        click.echo(f"rows set aside (line, reason, row): {s.unassigned_file}", err=True)
     first = get_settings().partitions_start
     if s.start is not None and str(s.start) < first:
         click.echo(f"note: the export starts on {s.start}, before the first daily partition {first}: "
@@ -453,7 +454,8 @@ STAGES = {
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="ingest: last day to load (default: the last landing file's).")
 @click.option("--new", "new_only", is_flag=True,
-              help="ingest: only from the first to the last day whose landing file is not loaded yet.")
+              help="ingest: only from the first to the last day whose landing file is not loaded yet or "
+                   "changed since it was loaded.")
 def materialize_command(stage: str, start, end, new_only: bool) -> None:
     """Materialise one stage of the pipeline through Dagster (runs show in the Dagster UI).
 
@@ -469,9 +471,10 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
     click.echo(f"{stage}: {STAGES[stage]}")
     try:
         if stage == "ingest":
-            days = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only)
+            days = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only,
+                                              echo=lambda text: click.echo(text, err=True))
             if days is None:
-                click.echo("nothing to load: " + ("every landing file is loaded already" if new_only
+                click.echo("nothing to load: " + ("every landing file is loaded already, unchanged" if new_only
                                                   else "no landing file in the chosen days"))
                 return
             click.echo(f"ingested partitions {days[0]}..{days[1]}")

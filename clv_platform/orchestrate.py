@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from clv_platform.lib import ingest
-from clv_platform.lib.landing import list_landing_files
+from clv_platform.lib.landing import list_landing_files, sha256_of
 from clv_platform.lib.settings import get_settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -66,11 +66,6 @@ def run_job(
     return result
 
 
-def landing_range(landing_dir: Path) -> tuple[date, date] | None:
-    days = [landing_file.day for landing_file in list_landing_files(landing_dir)]
-    return (min(days), max(days)) if days else None
-
-
 def ingest_range(start: date, end: date) -> dg.ExecuteInProcessResult:
     """All partitions start..end as ONE run (the assets' BackfillPolicy.single_run())."""
     if start == end:
@@ -78,19 +73,31 @@ def ingest_range(start: date, end: date) -> dg.ExecuteInProcessResult:
     return run_job("ingestion_job", tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()})
 
 
-def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False
+def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False, echo=print
                    ) -> tuple[date, date] | None:
     """Load the landing files' days start..end (default: every landing file's) as one run. new_only: from the
-    first to the last day whose file is not loaded yet (loaded days in between are loaded again, which
-    changes nothing); None when there is nothing to load."""
+    first to the last day whose file is not loaded yet or changed since it was loaded (loaded days in between
+    are loaded again, which changes nothing); None when there is nothing to load. Files dated outside the daily
+    partitions are left out, and `echo` names them."""
+    from clv_platform.defs.partitions import daily_partitions
+
     settings = get_settings()
-    days = sorted({f.day for f in list_landing_files(settings.landing_dir)})
-    if not days:
+    files = list_landing_files(settings.landing_dir)
+    if not files:
         raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv generate` or `clv import-cdnow`")
+    keys = set(daily_partitions.get_partition_keys())
+    outside = [f for f in files if f.day.isoformat() not in keys]
+    if outside:
+        names = ", ".join(f.path.name for f in outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5
+                                                              else "")
+        echo(f"left out: {len(outside)} landing file(s) dated outside the daily partitions "
+             f"({daily_partitions.start.date()}..today): {names}; set CLV_PARTITIONS_START to an earlier date for "
+             "older files, and check the date in the name of files dated in the future")
+    files = [f for f in files if f.day.isoformat() in keys]
     if new_only:
         loaded = ingest.read_loaded_files(settings.warehouse_path)
-        days = [d for d in days if d not in loaded]
-    days = [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
+        files = [f for f in files if f.day not in loaded or sha256_of(f.path) != loaded[f.day]]
+    days = sorted({f.day for f in files if (start is None or f.day >= start) and (end is None or f.day <= end)})
     if not days:
         return None
     ingest_range(days[0], days[-1])
@@ -102,14 +109,16 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     from clv_platform.lib import generator, registry
 
     settings = get_settings()
-    if landing_range(settings.landing_dir) is None:
+    if not list_landing_files(settings.landing_dir):
         echo(f"[1/6] generating demo data: {customers:,} customers over {days} days -> {settings.landing_dir}")
         generator.generate(settings.landing_dir, customers=customers, days=days, seed=seed)
     else:
         echo(f"[1/6] using the landing files already in {settings.landing_dir}")
-    start, end = landing_range(settings.landing_dir)
-    echo(f"[2/6] ingesting and validating partitions {start}..{end} (one ranged run)")
-    ingest_range(start, end)
+    echo("[2/6] ingesting and validating the landing files' partitions (one ranged run)")
+    loaded = ingest_landing(echo=echo)
+    if loaded is None:
+        raise JobFailed(f"no landing file in {settings.landing_dir} is dated inside the daily partitions")
+    echo(f"  partitions {loaded[0]}..{loaded[1]} loaded")
     echo("[3/6] training: features, BG/NBD + Gamma-Gamma, LightGBM CLV model, segment model")
     run_job("training_job")
     echo("[4/6] promotion: `production` goes to the new models only on the first run (later: make promote-*)")
@@ -119,7 +128,7 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
         else:
             echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better).message)
     echo("[5/6] monthly segment history (as-of month ends, with the production models)")
-    run_segment_history(end)
+    run_segment_history(loaded[1])
     echo("[6/6] scoring every customer and publishing the serving snapshot")
     run_job("scoring_job")
     echo(summary_text())

@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from clv_platform.lib import schema, warehouse
 from clv_platform.lib.settings import get_settings
@@ -38,6 +40,7 @@ REASONS = {
     "missing_line_number": "line_number is empty",
     "bad_line_number": "line_number is not a positive integer",
     "missing_customer_id": "customer_id is empty",
+    "id_with_spaces": "order_id, customer_id or original_order_id starts or ends with whitespace",
     "missing_timestamp": "order_ts is empty",
     "bad_timestamp": "order_ts is not YYYY-MM-DDTHH:MM:SS",
     "ts_outside_partition_day": "order_ts is not on the file's day",
@@ -210,8 +213,10 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
         extra = [c for c in header if c not in expected]
         if missing or extra:
             parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-                [f"unexpected column(s) {', '.join(extra)}"] if extra else []
+                [f"unexpected column(s) {', '.join(c if c.strip() else repr(c) for c in extra)}"] if extra else []
             )
+            if any(not c.strip() for c in extra):
+                parts.append("a column without a name (a trailing comma?)")
             raise LandingFileError(path, "wrong header: " + "; ".join(parts))
         raise LandingFileError(path, f"wrong header: columns out of order, expected {','.join(expected)}")
     if not data.endswith(b"\n") and b"\n" in data:
@@ -235,6 +240,10 @@ def _duckdb_problem(exc: duckdb.Error) -> str:
         return f"line {line.group(1)} has {cols.group(2)} fields, expected {cols.group(1)}"
     if line and "unterminated quote" in text:
         return f"line {line.group(1)}: value with an unterminated quote"
+    size = re.search(r"[Mm]aximum line size of (\d+) bytes", text)
+    if size:
+        where = f"line {line.group(1)} is" if line else "a line is"
+        return f"{where} longer than the reader's limit of {int(size.group(1)):,} bytes"
     keep = []
     for ln in (ln.strip() for ln in text.splitlines()):
         if not ln or ln.startswith(("Possible fixes", "file =", "*", "LINE ")):
@@ -243,7 +252,50 @@ def _duckdb_problem(exc: duckdb.Error) -> str:
     return " ".join(keep)[:300]
 
 
-_FIRST_LINE = {".csv": 2, ".parquet": 1}     # source_line of _landing_rows' rowid 0
+_FIRST_LINE = {".csv": 2, ".parquet": 1}     # source_line of _landing_rows' rowid 0 (without blank lines etc.)
+
+
+def _csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | None:
+    """Line number in the file of each data row, when that is not simply row index + 2: blank lines (DuckDB
+    skips them) and values with line breaks inside quotes shift the rows against the lines. None when every
+    row is on its own line, in order. `rows`: how many rows DuckDB read (None: it failed). Also the check
+    DuckDB's reader leaves out: a row with more fields than the header (DuckDB drops trailing empty ones, so
+    `...,US,,` would load) fails the file, naming the line."""
+    expected = len(schema.LANDING_COLUMNS)
+    if b'"' not in data:        # no quoting: a row is a line, and its fields are its commas + 1
+        buf = np.frombuffer(data, dtype=np.uint8)
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        if rows == lines - 1 and np.count_nonzero(buf == 44) == (expected - 1) * lines:
+            return None         # no blank line, and the commas of `expected` fields on every line
+        newlines = np.flatnonzero(buf == 10)        # something is off: find the line (vectorised)
+        ends = newlines if data.endswith(b"\n") else np.append(newlines, len(data))
+        starts = np.concatenate(([0], newlines[: len(ends) - 1] + 1))
+        commas = np.flatnonzero(buf == 44)
+        fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+        lengths = ends - starts - (buf[np.maximum(ends - 1, 0)] == 13)
+        blank = lengths[1:] <= 0
+        wrong = np.flatnonzero(~blank & (fields[1:] != expected))
+        if wrong.size:
+            line = int(wrong[0]) + 2
+            raise LandingFileError(path, f"malformed CSV: line {line} has {int(fields[line - 1])} fields, "
+                                         f"expected {expected}")
+        return np.flatnonzero(~blank) + 2 if blank.any() else None
+    # quoting: let the csv module follow the quotes (slower, and only files that quote anything pay it)
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True)
+    starts, last = [], 0
+    try:
+        for i, row in enumerate(reader):
+            start, last = last + 1, reader.line_num
+            if i == 0 or not row:
+                continue
+            if len(row) != expected:
+                raise LandingFileError(path, f"malformed CSV: line {start} has {len(row)} fields, expected {expected}")
+            starts.append(start)
+    except csv.Error as exc:
+        problem = "value with an unterminated quote" if "unexpected end of data" in str(exc) else str(exc)
+        raise LandingFileError(path, f"malformed CSV: line {last + 1}: {problem}") from None
+    found = np.asarray(starts, dtype=np.int64)
+    return None if np.array_equal(found, np.arange(2, len(found) + 2)) else found
 
 
 _PARQUET_TYPES = {
@@ -252,6 +304,8 @@ _PARQUET_TYPES = {
     "unit_price": ("VARCHAR", "DECIMAL", "DOUBLE", "FLOAT", "INT", "BIGINT"),
     "order_ts": ("VARCHAR", "TIMESTAMP"),
 }
+# Which day a time-zone-aware timestamp falls on depends on the reading machine's time zone setting.
+_PARQUET_REFUSED = {"TIMESTAMP WITH TIME ZONE": "order_ts must be a timestamp without time zone, in local time"}
 
 
 def _stage_file(
@@ -290,7 +344,8 @@ def _stage_parsed(
     """File-level checks, then temp table _landing_rows: the file's rows in file order with their typed values
     and reasons (lib/sql/ingest_row_rules.sql, applied while DuckDB reads the file: the text is materialised
     once), and view _landing = source_line + _landing_rows."""
-    for obj in ("VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows", "VIEW IF EXISTS _landing_source"):
+    for obj in ("VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows", "VIEW IF EXISTS _landing_source",
+                "TABLE IF EXISTS _row_lines"):
         con.execute(f"DROP {obj}")
     if path.suffix == ".csv":
         _check_csv_bytes(path, data)
@@ -315,10 +370,15 @@ def _stage_parsed(
         for col in schema.LANDING_COLUMNS:
             typ = types[col]
             allowed = _PARQUET_TYPES.get(col, ("VARCHAR",))
-            if not typ.startswith(allowed):
-                raise LandingFileError(path, f"Parquet schema mismatch: column {col} has type {typ}")
+            if not typ.startswith(allowed) or typ in _PARQUET_REFUSED:
+                hint = f" ({_PARQUET_REFUSED[typ]})" if typ in _PARQUET_REFUSED else ""
+                raise LandingFileError(path, f"Parquet schema mismatch: column {col} has type {typ}{hint}")
             if typ.startswith("TIMESTAMP"):
                 selects.append(f"strftime({col}, '%Y-%m-%dT%H:%M:%S') AS {col}")
+            elif typ.startswith("DECIMAL"):     # 19.99 as DECIMAL(20,10) is '19.9900000000': drop the padding
+                selects.append(f"CASE WHEN contains(CAST({col} AS VARCHAR), '.') "
+                               f"THEN rtrim(rtrim(CAST({col} AS VARCHAR), '0'), '.') "
+                               f"ELSE CAST({col} AS VARCHAR) END AS {col}")
             else:
                 selects.append(f"CAST({col} AS VARCHAR) AS {col}")
         source = f"(SELECT {', '.join(selects)} FROM read_parquet({warehouse.sql_text(str(path))}))"
@@ -339,15 +399,31 @@ def _stage_parsed(
             },
         )
     except duckdb.Error as exc:
+        if path.suffix == ".csv":
+            _csv_row_lines(path, data, None)        # names the line when a row has the wrong number of fields
         raise LandingFileError(path, problem.format(_duckdb_problem(exc))) from None
     finally:
         con.execute("DROP VIEW _landing_source")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
-    con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {_FIRST_LINE[path.suffix]} AS source_line, * "
-                "FROM _landing_rows")
+    rows = con.execute("SELECT count(*) FROM _landing_rows").fetchall()[0][0]
+    row_lines = _csv_row_lines(path, data, rows) if path.suffix == ".csv" else None
+    if row_lines is None:
+        con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {_FIRST_LINE[path.suffix]} AS source_line, "
+                    "rowid AS row_index, * FROM _landing_rows")
+        return
+    if rows != len(row_lines):
+        raise LandingFileError(path, f"malformed CSV: {rows:,} rows read but {len(row_lines):,} found by line")
+    con.execute("DROP TABLE IF EXISTS _row_lines")
+    con.register("_row_lines_frame", pd.DataFrame({"source_line": row_lines}))
+    try:
+        con.execute("CREATE TEMP TABLE _row_lines AS SELECT source_line FROM _row_lines_frame")
+    finally:
+        con.unregister("_row_lines_frame")
+    con.execute("CREATE TEMP VIEW _landing AS SELECT l.source_line, r.rowid AS row_index, r.* "
+                "FROM _landing_rows AS r POSITIONAL JOIN _row_lines AS l")
 
 
-def _apply_cross_row_rules(con: duckdb.DuckDBPyConnection, path: Path, check_returns: bool) -> None:
+def _apply_cross_row_rules(con: duckdb.DuckDBPyConnection, check_returns: bool) -> None:
     """Append the codes of the rules that compare rows (lib/sql/ingest_cross_row_rules.sql: only the few lines
     they reject) to `reasons` of _landing_rows, which then holds every row's final reason codes."""
     con.execute("DROP TABLE IF EXISTS _cross_rejected")
@@ -355,7 +431,7 @@ def _apply_cross_row_rules(con: duckdb.DuckDBPyConnection, path: Path, check_ret
                 {"check_returns": check_returns})
     con.execute(
         "UPDATE _landing_rows AS l SET reasons = concat_ws(',', nullif(l.reasons, ''), c.reasons) "
-        f"FROM _cross_rejected AS c WHERE l.rowid + {_FIRST_LINE[path.suffix]} = c.source_line"
+        "FROM _cross_rejected AS c WHERE l.rowid = c.row_index"
     )
     con.execute("DROP TABLE _cross_rejected")
 
@@ -418,7 +494,7 @@ def _rule_rows(
     digest = _stage_file(con, path, day, now, vocabularies, with_digest=in_warehouse)
     _prior_orders(con, day if in_warehouse else None)
     _other_day_lines(con, day if in_warehouse else None)
-    _apply_cross_row_rules(con, path, check_returns=in_warehouse)
+    _apply_cross_row_rules(con, check_returns=in_warehouse)
     rows_read, rows_rejected = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE reasons <> '') FROM _landing_rows"
     ).fetchone()
@@ -504,7 +580,7 @@ def load_file(
             )
     finally:
         for obj in ("TABLE IF EXISTS _cross_rejected", "VIEW IF EXISTS _landing", "TABLE IF EXISTS _landing_rows",
-                    "TABLE IF EXISTS _prior_orders", "TABLE IF EXISTS _other_day_lines"):
+                    "TABLE IF EXISTS _prior_orders", "TABLE IF EXISTS _other_day_lines", "TABLE IF EXISTS _row_lines"):
             con.execute(f"DROP {obj}")
     return LoadResult(
         partition_date=day, source_file=source, sha256=digest, rows_read=rows_read,

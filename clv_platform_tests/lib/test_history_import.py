@@ -128,7 +128,7 @@ def test_cli_reports_counts_and_the_partition_start(tmp_path, monkeypatch):
     export.write_text(HEADER + "\nO1,1,C1,2023-12-30T09:00:00,books,2,12.5,web,US,\nO2,1,C1,,books,2,12.5,web,US,\n")
     out = CliRunner().invoke(cli, ["import-history", str(export)])
     assert out.exit_code == 1                                  # a row could not be placed
-    assert "2 rows read = 1 written to daily files + 1 without a readable order_ts day" in out.output
+    assert "2 rows read = 1 written to daily files + 1 set aside (order_ts without a readable day" in out.output
     assert f"in {tmp_path / 'data' / 'landing'}" in out.output
     assert "set CLV_PARTITIONS_START=2023-12-30" in out.output
     again = CliRunner().invoke(cli, ["import-history", str(export)])
@@ -170,5 +170,5 @@ def test_rows_dated_after_today_are_unassigned_and_get_no_daily_files(tmp_path, 
 
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))       # the command: today's date, exit 1
     out = CliRunner().invoke(cli, ["import-history", str(export)])
-    assert out.exit_code == 1 and "4 rows read = 2 written to daily files + 2 without" in out.output
+    assert out.exit_code == 1 and "4 rows read = 2 written to daily files + 2 set aside" in out.output
     assert len(list((tmp_path / "data" / "landing").glob("transactions_*"))) == 2

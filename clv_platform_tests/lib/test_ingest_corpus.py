@@ -90,13 +90,15 @@ def _write_file_case(case, landing):
     if case.setup == "directory":
         path.mkdir()
         return path
-    if case.setup in ("parquet_missing_column", "parquet_wrong_type"):
+    if case.setup in ("parquet_missing_column", "parquet_wrong_type", "parquet_timestamptz"):
         c = duckdb.connect()
         cols = ", ".join(f"'{v}' AS {k}" for k, v in zip(schema.LANDING_COLUMNS, GOOD[0].split(","), strict=True))
         drop = " EXCLUDE (channel)" if case.setup == "parquet_missing_column" else ""
         sql = f"SELECT *{drop} FROM (SELECT {cols})"
         if case.setup == "parquet_wrong_type":
             sql = f"SELECT * REPLACE (CAST(42 AS INTEGER) AS order_ts) FROM (SELECT {cols})"
+        if case.setup == "parquet_timestamptz":
+            sql = f"SELECT * REPLACE (TIMESTAMPTZ '{DAY} 09:00:00+00' AS order_ts) FROM (SELECT {cols})"
         c.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
         c.close()
         return path
@@ -149,6 +151,36 @@ def test_crlf_and_missing_final_newline_are_accepted(con, tmp_path):
     result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
     assert (result.rows_read, result.rows_rejected) == (3, 0)
     assert con.execute("SELECT max(length(original_order_id)) FROM raw.transactions").fetchone()[0] is None
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["unquoted", "value_with_line_break"])
+def test_source_lines_are_the_file_lines_despite_blank_lines(con, tmp_path, quoted):
+    # a blank line (and a quoted value spanning two lines) must not shift the line numbers of later rows
+    spanning = f'"Q1",1,"C\n1",{DAY}T10:00:00,books,1,5,web,US,' if quoted else f"Q1,1,C1,{DAY}T10:00:00,books,1,5,web,US,"
+    text = "\n".join([HEADER, GOOD[0], spanning, "", GOOD[1], f"Q2,1,C1,{DAY}T10:00:00,bookz,1,5,web,US,", "", ""])
+    (tmp_path / f"transactions_{DAY}.csv").write_bytes(text.replace("\n", "\r\n").encode())
+    bad_line = 7 if quoted else 6                 # header 1, O1 2, Q1 3(-4), blank, O1/2, Q2
+    result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (4, 3, 1)
+    assert con.execute("SELECT source_line, order_id FROM raw.rejected_transactions").fetchall() == [(bad_line, "Q2")]
+    staged = con.execute("SELECT source_line, order_id FROM staging.transactions ORDER BY 1").fetchall()
+    assert staged == [(2, "O1"), (3, "Q1"), (bad_line - 1, "O1")]
+    report = ingest.check_file(tmp_path / f"transactions_{DAY}.csv")
+    assert [e["source_line"] for e in report.examples] == [bad_line]
+
+
+def test_parquet_decimal_with_wide_scale_is_read_as_its_value(con, tmp_path):
+    c = duckdb.connect()
+    src = tmp_path / "src.csv"
+    src.write_text(csv_text())
+    c.execute(f"""COPY (SELECT * REPLACE (CAST(order_ts AS TIMESTAMP) AS order_ts,
+                  CAST(unit_price AS DECIMAL(20, 10)) AS unit_price)
+                  FROM read_csv('{src}', all_varchar = true))
+                  TO '{tmp_path / f"transactions_{DAY}.parquet"}' (FORMAT parquet)""")
+    result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert (result.rows_read, result.rows_rejected) == (3, 0), result.reason_counts
+    assert con.execute("SELECT unit_price FROM raw.transactions ORDER BY source_line").fetchall() == [
+        ("12.5",), ("3.333333",), ("0",)]
 
 
 def test_parquet_file_loads_like_csv(con, tmp_path):

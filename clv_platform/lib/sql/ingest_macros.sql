@@ -8,3 +8,8 @@ CREATE OR REPLACE TEMP MACRO is_blank(x) AS
 -- in_vocabulary(x, allowed, any_value): x is one of `allowed` (VARCHAR[]), or any non-blank x when any_value.
 CREATE OR REPLACE TEMP MACRO in_vocabulary(x, allowed, any_value) AS
     coalesce(list_contains(CAST(allowed AS VARCHAR[]), x), false) OR (any_value AND NOT is_blank(x));
+-- has_outer_space(x): a non-blank x with leading or trailing whitespace (same fast path as is_blank: a value
+-- whose first and last characters are printable ASCII other than space has none).
+CREATE OR REPLACE TEMP MACRO has_outer_space(x) AS
+    CASE WHEN x >= '!' AND x < chr(127) AND right(x, 1) >= '!' AND right(x, 1) < chr(127) THEN false
+         ELSE NOT is_blank(x) AND trim(x) <> x END;

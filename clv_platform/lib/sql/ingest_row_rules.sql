@@ -12,9 +12,11 @@ WITH typed AS (
         -- integers must be written canonically (TRY_CAST alone would accept '2.5' as 3): round trip
         CASE WHEN CAST(TRY_CAST(line_number AS INTEGER) AS VARCHAR) = line_number
              THEN TRY_CAST(line_number AS INTEGER) END AS t_line_number,
-        try_strptime(order_ts, '%Y-%m-%dT%H:%M:%S') AS t_order_ts,
-        CASE WHEN CAST(TRY_CAST(quantity AS INTEGER) AS VARCHAR) = quantity
-             THEN TRY_CAST(quantity AS INTEGER) END AS t_quantity,
+        -- exactly YYYY-MM-DDTHH:MM:SS (strptime alone also takes single digits and leading spaces)
+        CASE WHEN regexp_full_match(order_ts, '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}')
+             THEN try_strptime(order_ts, '%Y-%m-%dT%H:%M:%S') END AS t_order_ts,
+        CASE WHEN CAST(TRY_CAST(quantity AS BIGINT) AS VARCHAR) = quantity
+             THEN TRY_CAST(quantity AS BIGINT) END AS t_quantity,
         TRY_CAST(CASE WHEN regexp_full_match(unit_price, '-?[0-9]{1,12}(\.[0-9]{1,6})?') THEN unit_price END
                  AS DECIMAL(18, 6)) AS t_unit_price,
         is_blank(original_order_id) AS no_original
@@ -28,6 +30,9 @@ SELECT
         CASE WHEN is_blank(line_number) THEN 'missing_line_number'
              WHEN t_line_number IS NULL OR t_line_number < 1 THEN 'bad_line_number' END,
         CASE WHEN is_blank(customer_id) THEN 'missing_customer_id' END,
+        -- ' C1' and 'C1' would be two customers (and two orders for the duplicate rules)
+        CASE WHEN has_outer_space(order_id) OR has_outer_space(customer_id) OR has_outer_space(original_order_id)
+             THEN 'id_with_spaces' END,
         CASE WHEN is_blank(order_ts) THEN 'missing_timestamp'
              WHEN t_order_ts IS NULL THEN 'bad_timestamp'
              WHEN CAST(t_order_ts AS DATE) <> $partition_date THEN 'ts_outside_partition_day' END,
