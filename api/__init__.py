@@ -18,6 +18,8 @@ from api.routes import bp
 from api.store import SnapshotStore
 
 DEFAULT_MAX_IDS = 10_000
+# Largest request body (413 above it): 10,000 ids of 200 characters and their JSON punctuation fit twice over.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def create_app(
@@ -36,6 +38,7 @@ def create_app(
     app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     app.config["MAX_IDS"] = int(max_ids)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SNAPSHOT_ROOT"] = str(snapshot_root)
     app.extensions["clv_snapshot"] = SnapshotStore(snapshot_root)
     if token:
@@ -45,4 +48,4 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "DEFAULT_MAX_IDS"]
+__all__ = ["create_app", "DEFAULT_MAX_IDS", "MAX_BODY_BYTES"]

@@ -4,7 +4,7 @@ optional bearer token in front of every endpoint but /health."""
 import hmac
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from clv_platform.lib.snapshot import SnapshotNotFoundError
 
@@ -26,15 +26,18 @@ OPEN_ENDPOINTS = {"clv.health"}  # a load balancer's probe needs no token
 
 
 def require_token(app: Flask, token: str) -> None:
-    """401 unless the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
-    expected = f"Bearer {token}".encode()
+    """401 unless the request carries ``Authorization: Bearer <token>`` (the scheme in any case, as HTTP has it;
+    the token compared in constant time)."""
+    expected = token.encode()
 
     @app.before_request
     def _check_token():
         if request.endpoint in OPEN_ENDPOINTS:
             return None
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        given = request.headers.get("Authorization", "")
+        scheme, _, credentials = given.strip().partition(" ")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), expected)
+        if not ok:
             why = "missing" if not given else "wrong"
             body, status = error_response(401, "unauthorized", f"{why} token: send the header "
                                           "'Authorization: Bearer <token>' (the server's CLV_API_TOKEN)")
@@ -52,9 +55,20 @@ def register_error_handlers(app: Flask) -> None:
     def _no_snapshot(exc: SnapshotNotFoundError):
         return error_response(503, "no_snapshot", str(exc))
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error_response(413, "body_too_large", f"the request body is over {limit:,} bytes; send at most "
+                              f"{app.config['MAX_IDS']:,} ids per request", {"limit_bytes": limit})
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description)
+        body, status = error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                                      exc.description)
+        for name, value in exc.get_headers():  # e.g. a 405's Allow
+            if name.lower() != "content-type":
+                body.headers[name] = value
+        return body, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

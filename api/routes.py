@@ -1,6 +1,9 @@
 """Endpoints: GET /health, POST /predict, GET /customers (filtered list), GET /customers/<id>,
 GET /customers/<id>/history, GET /segments, GET /segments/migration. All read the snapshot only."""
 
+import json
+import math
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
@@ -24,8 +27,23 @@ def _about(snap: Snapshot) -> dict:
     }
 
 
+def _check_query(allowed: tuple[str, ...] | None, repeatable: tuple[str, ...] = ()) -> None:
+    """400 naming a query parameter given more than once (unless `repeatable`) or not `allowed` (None: the
+    endpoint checks the names itself)."""
+    for name in request.args:
+        count = len(request.args.getlist(name))
+        if count > 1 and name not in repeatable:
+            raise ApiError(400, "repeated_parameter", f"parameter {name!r} is given {count} times; give it once",
+                           {"parameter": name})
+        if allowed is not None and name not in allowed:
+            takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
+            raise ApiError(400, "unknown_parameter", f"unknown parameter {name!r} for {request.path}; {takes}",
+                           {"parameter": name})
+
+
 @bp.get("/health")
 def health():
+    _check_query(())
     try:
         snap = _store().snapshot()
     except SnapshotNotFoundError as exc:
@@ -43,11 +61,37 @@ def health():
     })
 
 
+MAX_ID_CHARS = 200
+
+
+def _short(value) -> str:
+    """repr(value), cut to 40 characters (a message never echoes a huge value)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _id_problem(value) -> str | None:
+    """Why `value` is not a customer id (None when it is one)."""
+    if not isinstance(value, str):
+        return "not a string"
+    if len(value) > MAX_ID_CHARS:
+        return f"{len(value):,} characters, more than {MAX_ID_CHARS}"
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): valid JSON escapes, no Unicode text
+        return "not valid Unicode (a lone surrogate)"
+    return None
+
+
 def _customer_ids() -> list[str]:
-    body = request.get_json(silent=True)
     example = 'send a JSON object like {"customer_ids": ["00001", "00002"]}'
-    if body is None:
-        raise ApiError(400, "invalid_json", f"the request body is not JSON (Content-Type application/json); {example}")
+    not_json = ApiError(400, "invalid_json", f"the request body is not JSON (Content-Type application/json); {example}")
+    if not request.is_json:
+        raise not_json
+    try:
+        body = json.loads(request.get_data())  # (a body over MAX_CONTENT_LENGTH: 413 here)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
+        raise not_json from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", f"the request body must be a JSON object; {example}")
     if "customer_ids" not in body:
@@ -63,17 +107,20 @@ def _customer_ids() -> list[str]:
             400, "too_many_ids", f"'customer_ids' has {len(ids)} ids; at most {limit} per request",
             {"count": len(ids), "limit": limit},
         )
-    bad = [i for i, v in enumerate(ids) if not isinstance(v, str)]
+    bad = [(i, why) for i, why in enumerate(map(_id_problem, ids)) if why]
     if bad:
+        first, why = bad[0]
         raise ApiError(
-            400, "invalid_id", f"customer ids must be strings; {len(bad)} are not (first at index {bad[0]}: "
-            f"{ids[bad[0]]!r})", {"indexes": bad[:20]},
+            400, "invalid_id", f"customer ids must be strings of at most {MAX_ID_CHARS} characters of valid "
+            f"Unicode; {len(bad)} are not (first at index {first}: {why}, {_short(ids[first])})",
+            {"indexes": [i for i, _ in bad[:20]]},
         )
     return list(dict.fromkeys(ids))  # unique, in request order
 
 
 @bp.post("/predict")
 def predict():
+    _check_query(())
     ids = _customer_ids()
     view = _store().view()
     predictions, unknown = view.lookup(ids)
@@ -85,15 +132,29 @@ LIST_PARAMETERS = ("segment", "sort", "limit", "offset", "format")
 DEFAULT_PAGE = 100
 
 
-def _number(name: str, text: str, integer: bool = False, minimum: float | None = None):
+# Plain ASCII decimals only: no "1_000", no full-width digits, no spaces, no NaN or infinity.
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client reads exactly
+
+
+def _number(name: str, text: str, integer: bool = False, minimum: float | None = None,
+            maximum: float | None = None):
+    def invalid(why: str):
+        return ApiError(400, "invalid_parameter", f"{name}={_short(text)} {why}", {"parameter": name})
+
+    if not (_INTEGER if integer else _NUMBER).fullmatch(text):
+        special = text.strip().lstrip("+-").lower() in ("nan", "inf", "infinity")
+        raise invalid(f"is not {'an integer' if integer else 'a number'}"
+                      + ("; NaN and infinity are not allowed" if special else ""))
     try:
         value = int(text) if integer else float(text)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name}={text!r} is not {'an integer' if integer else 'a number'}",
-                       {"parameter": name}) from None
-    if value != value or (minimum is not None and value < minimum):
-        raise ApiError(400, "invalid_parameter", f"{name}={text!r} must be a number >= {minimum}",
-                       {"parameter": name})
+    except ValueError:  # an integer of thousands of digits
+        value = math.inf
+    if not math.isfinite(value) or (maximum is not None and value > maximum):
+        raise invalid(f"is too large (at most {maximum})" if maximum is not None else "is too large")
+    if minimum is not None and value < minimum:
+        raise invalid(f"must be a number >= {minimum}")
     return value
 
 
@@ -103,6 +164,7 @@ def customers():
     /customers?max_p_alive=0.5&min_predicted_clv=100&sort=-predicted_clv. Filters min_<column>/max_<column>
     on any numeric score column, segment=<name> (repeatable); sort=<column> or -<column> (descending;
     default -predicted_clv); limit (default 100, at most MAX_IDS), offset; format=json|csv."""
+    _check_query(None, repeatable=("segment",))
     view = _store().view()
     numeric = view.numeric_columns
     args = request.args
@@ -123,7 +185,8 @@ def customers():
         raise ApiError(400, "unknown_segment", f"no segment named {', '.join(map(repr, unknown))} in snapshot "
                        f"{view.snapshot.snapshot_id}", {"segments": view.segment_names})
     sort = args.get("sort", "-predicted_clv")
-    descending, column = sort.startswith("-"), sort.lstrip("-")
+    descending = sort.startswith("-")
+    column = sort[1:] if descending else sort
     if column not in view.scores.columns:
         raise ApiError(400, "unknown_column", f"sort: {column!r} is not a column of the scores",
                        {"parameter": "sort", "columns": list(view.scores.columns)})
@@ -131,7 +194,7 @@ def customers():
     if limit > current_app.config["MAX_IDS"]:
         raise ApiError(400, "invalid_parameter", f"limit={limit}: at most {current_app.config['MAX_IDS']} per page",
                        {"parameter": "limit"})
-    offset = int(_number("offset", args.get("offset", "0"), integer=True, minimum=0))
+    offset = int(_number("offset", args.get("offset", "0"), integer=True, minimum=0, maximum=MAX_OFFSET))
     fmt = args.get("format", "json")
     if fmt not in ("json", "csv"):
         raise ApiError(400, "invalid_parameter", f"format={fmt!r}: use json or csv", {"parameter": "format"})
@@ -147,6 +210,7 @@ def customers():
 
 @bp.get("/customers/<customer_id>")
 def customer(customer_id: str):
+    _check_query(())
     view = _store().view()
     found, _ = view.lookup([customer_id])
     if not found:
@@ -158,6 +222,7 @@ def customer(customer_id: str):
 @bp.get("/customers/<customer_id>/history")
 def customer_history(customer_id: str):
     """The customer's month-end segment and scores (serving/segment_history), oldest first."""
+    _check_query(())
     view = _store().view()
     rows = view.history(customer_id)
     if rows.empty and customer_id not in view.scores.index:
@@ -171,6 +236,7 @@ def customer_history(customer_id: str):
 def segment_migration():
     """Customers moving between segments from one month to the next (serving/segment_migration); `to_month`
     (YYYY-MM) picks one pair of months, default: every pair."""
+    _check_query(("to_month",))
     snap = _store().snapshot()
     table = snap.table("segment_migration") if "segment_migration" in snap.table_names else None
     if table is None or "to_month" not in table:
@@ -188,6 +254,7 @@ def segment_migration():
 
 @bp.get("/segments")
 def segments():
+    _check_query(())
     snap = _store().snapshot()
     summary = snap.table("segment_summary")
     return jsonify({

@@ -81,6 +81,12 @@ def test_health_predict_customer_segments(client, tmp_path):
         ({"json": {"customer_ids": []}}, "invalid_field", "empty"),
         ({"json": {"customer_ids": [str(i) for i in range(101)]}}, "too_many_ids", "at most 100"),
         ({"json": {"customer_ids": ["00001", 2, None]}}, "invalid_id", "must be strings"),
+        ({"data": "null", "content_type": "application/json"}, "invalid_body", "must be a JSON object"),  # JSON
+        ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, "invalid_json", "not JSON"),
+        ({"data": '{"customer_ids": ["00001", "\\ud800"]}', "content_type": "application/json"}, "invalid_id",
+         "index 1: not valid Unicode (a lone surrogate)"),
+        ({"json": {"customer_ids": ["00001", "00002", "x" * 201]}}, "invalid_id",
+         "index 2: 201 characters, more than 200"),
     ],
 )
 def test_predict_validation_errors_are_400_with_clear_json(client, tmp_path, kwargs, code, text):
@@ -88,6 +94,19 @@ def test_predict_validation_errors_are_400_with_clear_json(client, tmp_path, kwa
     resp = client.post("/predict", **kwargs)
     assert resp.status_code == 400
     assert resp.json["error"] == code and text in resp.json["message"]
+    assert len(resp.get_data()) < 2000  # never echoes a huge body or id
+
+
+def test_predict_body_over_the_limit_is_413(client, tmp_path):
+    from api import MAX_BODY_BYTES
+
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.post("/predict", json={"customer_ids": ["x" * MAX_BODY_BYTES]})
+    assert resp.status_code == 413 and resp.json["error"] == "body_too_large"
+    assert "over 4,194,304 bytes" in resp.json["message"] and len(resp.get_data()) < 2000
+    # the largest valid request fits: max_ids (here 100) ids of 200 characters
+    ok = client.post("/predict", json={"customer_ids": [f"{i:0200d}" for i in range(100)]})
+    assert ok.status_code == 200 and len(ok.json["unknown_ids"]) == 100
 
 
 def test_invalid_id_details_and_http_errors_are_json(client, tmp_path):
@@ -96,6 +115,10 @@ def test_invalid_id_details_and_http_errors_are_json(client, tmp_path):
     assert resp.json["details"] == {"indexes": [1, 3]}
     assert client.get("/nope").json["error"] == "not_found"
     assert client.get("/predict").status_code == 405 and client.get("/predict").json["error"] == "method_not_allowed"
+    put = client.put("/predict")
+    assert put.status_code == 405 and put.mimetype == "application/json"
+    assert set(put.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert set(client.post("/segments").headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
 def test_new_snapshot_is_served_without_restart(app, client, tmp_path):
@@ -223,11 +246,48 @@ def test_customer_list_as_csv(client, tmp_path):
     ("limit=101", "invalid_parameter", "limit=101: at most 100 per page"),      # the app's max_ids
     ("offset=-1", "invalid_parameter", "offset='-1' must be a number >= 0"),
     ("format=xml", "invalid_parameter", "format='xml': use json or csv"),
+    ("offset=99999999999999999999999999&limit=1", "invalid_parameter",
+     "offset='99999999999999999999999999' is too large (at most 9007199254740991)"),
+    ("offset=" + "9" * 5000, "invalid_parameter", "is too large"),
+    ("min_predicted_clv=nan", "invalid_parameter", "NaN and infinity are not allowed"),
+    ("max_p_alive=-inf", "invalid_parameter", "NaN and infinity are not allowed"),
+    ("min_predicted_clv=1e999", "invalid_parameter", "min_predicted_clv='1e999' is too large"),
+    ("min_predicted_clv=1_000", "invalid_parameter", "min_predicted_clv='1_000' is not a number"),
+    ("limit=%EF%BC%91", "invalid_parameter", "limit='１' is not an integer"),            # full-width 1
+    ("limit=%205", "invalid_parameter", "limit=' 5' is not an integer"),
+    ("sort=--predicted_clv", "unknown_column", "sort: '-predicted_clv' is not a column"),
+    ("max_p_alive=0.5&max_p_alive=0.1", "repeated_parameter", "'max_p_alive' is given 2 times"),
+    ("limit=1&limit=abc", "repeated_parameter", "'limit' is given 2 times"),
 ])
 def test_customer_list_rejects_bad_parameters_by_name(client, tmp_path, query, code, words):
     publish_fake(tmp_path / "serving", "1")
     resp = client.get(f"/customers?{query}")
     assert resp.status_code == 400 and resp.json["error"] == code and words in resp.json["message"]
+    assert len(resp.get_data()) < 2000
+
+
+def test_numbers_in_plain_decimal_forms_are_accepted(client, tmp_path):
+    publish_fake(tmp_path / "serving", "1")
+    for query in ("min_predicted_clv=1e1", "min_predicted_clv=10.", "min_predicted_clv=%2B10.0",
+                  "min_predicted_clv=.5e2&max_predicted_clv=50", "segment=champions&segment=hibernating&limit=1"):
+        assert client.get(f"/customers?{query}").status_code == 200, query
+    assert client.get("/customers?min_predicted_clv=1e1").json["total"] == 41
+    assert client.get("/customers?offset=9007199254740991").json["returned"] == 0
+
+
+@pytest.mark.parametrize("path", ["/health", "/segments", "/segments/migration", "/customers/00001",
+                                  "/customers/00001/history"])
+def test_every_endpoint_rejects_unknown_and_repeated_parameters(client, tmp_path, path):
+    publish_fake(tmp_path / "serving", "1")
+    resp = client.get(f"{path}?top=5")
+    assert resp.status_code == 400 and resp.json["error"] == "unknown_parameter"
+    assert f"unknown parameter 'top' for {path}" in resp.json["message"] and resp.json["details"] == {"parameter": "top"}
+    if path == "/segments/migration":
+        resp = client.get(f"{path}?to_month=2024-11&to_month=2024-10")
+        assert resp.status_code == 400 and resp.json["error"] == "repeated_parameter"
+        assert "'to_month' is given 2 times" in resp.json["message"]
+    post = client.post("/predict?dry_run=1", json={"customer_ids": ["00001"]})
+    assert post.status_code == 400 and post.json["error"] == "unknown_parameter"
 
 
 def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
@@ -242,6 +302,10 @@ def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
     assert wrong.status_code == 401 and "wrong token" in wrong.json["message"]
     ok = {"Authorization": "Bearer s3cret"}
     assert client.post("/predict", json={"customer_ids": ["00001"]}, headers=ok).json["found"] == 1
+    for scheme in ("bearer", "BEARER", "bEaReR"):                        # scheme names are case-insensitive
+        assert client.get("/segments", headers={"Authorization": f"{scheme} s3cret"}).status_code == 200
+    for value in ("Basic s3cret", "Bearer S3CRET", "Bearers3cret", "s3cret"):  # the token itself is not
+        assert client.get("/segments", headers={"Authorization": value}).status_code == 401
     for path in ("/customers?limit=1", "/customers/00001", "/segments"):
         assert client.get(path, headers=ok).status_code == 200 and client.get(path).status_code == 401
     monkeypatch.delenv("CLV_API_TOKEN")

@@ -75,6 +75,15 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     assert body["predictions"][0]["predicted_clv"] == 4.0 and body["unknown_ids"] == ["ghost"]
     bad = requests.post(f"{base}/predict", json={"customer_ids": [1]}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_id"
+    # Bodies gunicorn hands over as they come: a lone surrogate, an oversized body (refused unread), deep nesting.
+    raw = requests.post(f"{base}/predict", data=b'{"customer_ids": ["\\ud800"]}', timeout=30,
+                        headers={"Content-Type": "application/json"})
+    assert raw.status_code == 400 and "index 0" in raw.json()["message"]
+    big = requests.post(f"{base}/predict", json={"customer_ids": ["x" * 5_000_000]}, timeout=30)
+    assert big.status_code == 413 and big.json()["error"] == "body_too_large"
+    deep = requests.post(f"{base}/predict", data=b"[" * 100_000 + b"]" * 100_000, timeout=30,
+                         headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["error"] == "invalid_json"
 
     # Swap while serving: every later request, whichever worker takes it, sees the new manifest.
     second = publish_fake(root, "2", n=80, clv_factor=10.0)
