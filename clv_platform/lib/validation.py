@@ -304,7 +304,8 @@ def _plain(x):
 
 def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) -> list[ExpectationOutcome]:
     out = []
-    # returns must point at an earlier (or same-file) sale of the same customer
+    # returns must point at an earlier (or same-file) sale of the same customer: those of the partitions checked,
+    # and those of the RETURN_WINDOW_DAYS after them, whose sale a reloaded partition may have taken away
     rows = con.execute(
         """SELECT r.partition_date, count(*) AS n,
                count(*) FILTER (WHERE NOT EXISTS (
@@ -318,7 +319,8 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
                      AND s.quantity > 0 AND s.partition_date <= r.partition_date
                      AND s.partition_date >= r.partition_date - $window))[1:5] AS examples
         FROM staging.transactions r
-        WHERE r.quantity < 0 AND list_contains($days, r.partition_date)
+        WHERE r.quantity < 0 AND (list_contains($days, r.partition_date)
+              OR r.partition_date BETWEEN list_min($days) AND list_max($days) + $window)
         GROUP BY r.partition_date""",
         {"days": partition_dates, "window": RETURN_WINDOW_DAYS},
     ).fetchall()
@@ -385,8 +387,10 @@ def validate_partitions(
 
 
 def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_at: datetime) -> None:
-    """Replace the partitions' rows in staging.validation_results (one row per partition and expectation)."""
-    rows = []
+    """Replace the partitions' rows in staging.validation_results (one row per partition and expectation). An
+    expectation that also looked at other partitions (the returns of the days after) replaces its own rows of
+    those."""
+    rows, others = [], []
     for o in run.outcomes:
         name = f"{o.check}:{o.expectation}"
         per = o.per_partition or {}
@@ -394,10 +398,17 @@ def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_a
             elements, unexpected = per.get(day, (0, 0))
             ok = unexpected == 0 and (o.success or bool(per))
             rows.append((day, name, o.column, ok, elements, unexpected, checked_at))
+        for day in sorted(set(per) - set(run.partitions)):
+            elements, unexpected = per[day]
+            rows.append((day, name, o.column, unexpected == 0, elements, unexpected, checked_at))
+            others.append((day, name))
     frame = pd.DataFrame(rows, columns=["partition_date", "expectation", "column_name", "success", "element_count",
                                         "unexpected_count", "checked_at"])
     with warehouse.transaction(con, _validation_rows=frame):
         con.execute("DELETE FROM staging.validation_results WHERE list_contains(?, partition_date)", [run.partitions])
+        for day, name in others:
+            con.execute("DELETE FROM staging.validation_results WHERE partition_date = ? AND expectation = ?",
+                        [day, name])
         if rows:
             con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
 

@@ -37,6 +37,31 @@ def test_clean_partitions_pass_and_are_recorded(loaded):
     assert loaded.execute("SELECT count(*) FROM staging.validation_results").fetchone()[0] == 2 * len(again.outcomes)
 
 
+def test_reloading_a_day_without_a_sale_fails_the_later_return_of_it_until_that_day_is_reloaded(loaded, tmp_path):
+    # 03-12 returns a sale of 03-10; 03-10 is then delivered again without that sale
+    write_day(tmp_path, "2024-03-12", ["R1,1,C0,2024-03-12T09:00:00,books,-1,1.5,web,US,O2024-03-10-0"])
+    ingest.load_partition(loaded, "2024-03-12", tmp_path, now=NOW)
+    assert validation.validate_partitions(loaded, ["2024-03-12"], now=NOW).success
+    write_day(tmp_path, "2024-03-10", ["O2024-03-10-1,1,C1,2024-03-10T01:00:00,books,2,1.5,web,US,"])
+    ingest.load_partition(loaded, "2024-03-10", tmp_path, now=NOW)
+
+    run = validation.validate_partitions(loaded, ["2024-03-10"], now=NOW)
+    (returns,) = [o for o in run.outcomes if o.expectation == "returns_match_known_sales_sql"]
+    assert not run.success and returns.partitions_failed == ["2024-03-12"] and returns.examples == ["R1/1"]
+    failing = loaded.execute("SELECT partition_date, expectation FROM staging.validation_results "
+                             "WHERE NOT success").fetchall()
+    assert failing == [(date(2024, 3, 12), "transactions_returns_refer_to_known_orders:returns_match_known_sales_sql")]
+    # other expectations of 03-12 keep their rows: one row per partition and expectation
+    per_day = dict(loaded.execute("SELECT partition_date, count(*) FROM staging.validation_results GROUP BY 1"
+                                  ).fetchall())
+    assert per_day == {date(2024, 3, 10): len(run.outcomes), date(2024, 3, 12): len(run.outcomes)}
+
+    reloaded = ingest.load_partition(loaded, "2024-03-12", tmp_path, now=NOW)     # the return is quarantined now
+    assert reloaded.reason_counts == {"return_without_known_order": 1}
+    assert validation.validate_partitions(loaded, ["2024-03-12"], now=NOW).success
+    assert loaded.execute("SELECT count(*) FROM staging.validation_results WHERE NOT success").fetchone()[0] == 0
+
+
 def test_distinct_order_ids_whose_duckdb_hashes_collide_are_unique(tmp_path):
     """Real CDNOW ids that DuckDB's hash() maps to the same value must not fail the uniqueness check."""
     con = warehouse.connect(tmp_path / "w.duckdb")
