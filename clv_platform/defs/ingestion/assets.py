@@ -9,7 +9,7 @@ import dagster as dg
 
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
-from clv_platform.lib import ingest, schema
+from clv_platform.lib import ingest, schema, validation
 from clv_platform.lib.settings import get_settings
 
 RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
@@ -78,7 +78,15 @@ def transactions_ingestion(
     context.log.info(f"warehouse file written (checkpoint) in {time.perf_counter() - writing:.1f}s")
     metadata = _metadata(days, loaded, skipped, failed, time.perf_counter() - started)
     if failed:
-        # Keep what was loaded: report each good partition as materialized, then fail the step.
+        # Keep what was loaded: report each good partition as materialized, then fail the step. The step's
+        # asset checks will not run, so validate the loaded partitions here: staging.validation_results (clv
+        # status, the data-quality page) then describes what the warehouse holds now, not the previous load.
+        if loaded:
+            with warehouse.connect() as con:
+                run = validation.validate_partitions(con, [r.partition_date for r in loaded], vocabularies=vocabularies)
+            context.log.info(f"validated the {len(loaded)} loaded partition(s): "
+                             + ("every expectation met" if run.success else
+                                f"{sum(not o.success for o in run.outcomes)} expectation(s) failed"))
         for result in loaded:
             for key in INGESTION_KEYS:
                 yield dg.AssetMaterialization(
