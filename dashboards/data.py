@@ -19,6 +19,7 @@ table is shaped a little differently.
 """
 
 import os
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -53,6 +54,8 @@ PSEUDO_SEGMENTS = ("(new)", "(gone)")  # migration rows/columns for customers en
 
 FEATURE_COLS = ("orders", "total_spend", "avg_order_value", "frequency", "recency", "T", "monetary_value",
                 "days_since_last_order")
+MONEY_FEATURES = ("total_spend", "avg_order_value", "monetary_value")
+COUNT_FEATURES = ("orders", "frequency", "recency", "T", "days_since_last_order")  # purchase days, days
 AT_RISK_COLS = (
     "customer_id", "segment_name", "total_spend", "predicted_clv", "predicted_clv_p10", "predicted_clv_p90",
     "btyd_clv", "p_alive", "days_since_last_order", "orders", "expected_purchases_90d",
@@ -85,6 +88,20 @@ def fmt_num(x: float | None, decimals: int = 2) -> str:
     if float(x).is_integer() and not isinstance(x, float | np.floating):
         return f"{int(x):,}"
     return f"{float(x):,.{decimals}f}"
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally in Streamlit markdown: every ASCII punctuation mark backslash-escaped."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
+
+
+def fmt_feature(column: str, x) -> str:
+    """A customer feature as shown: counts (orders, days) as integers, money as money."""
+    if column in MONEY_FEATURES:
+        return fmt_money(x, 2)
+    if column in COUNT_FEATURES:
+        return fmt_int(x)
+    return fmt_num(x)
 
 
 def fmt_prob(x: float | None) -> str:

@@ -335,7 +335,17 @@ def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.
 # -- snapshot tables ----------------------------------------------------------------------------------
 
 
-def data_quality(con: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame:
+DQ_DAYS = 90  # days of validation results the snapshot carries
+
+
+def validated_partitions(con: duckdb.DuckDBPyConnection) -> int:
+    """How many partitions have validation results at all (the snapshot carries the last DQ_DAYS days)."""
+    if not table_exists(con, "staging.validation_results"):
+        return 0
+    return int(con.execute("SELECT count(DISTINCT partition_date) FROM staging.validation_results").fetchone()[0])
+
+
+def data_quality(con: duckdb.DuckDBPyConnection, days: int = DQ_DAYS) -> pd.DataFrame:
     """staging.validation_results of the last ``days`` partitions (empty frame with columns if none)."""
     if not table_exists(con, "staging.validation_results"):
         return pd.DataFrame(columns=["partition_date", "expectation", "column_name", "success",

@@ -91,6 +91,7 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
                 "orders": orders,
                 "total_spend": total_spend,
                 "days_since_last_order": days_since,
+                "avg_order_value": round(total_spend / orders, 2),  # every order; monetary_value: repeat ones
             })
             i += 1
     scores = pd.DataFrame(rows).sort_values("customer_id").reset_index(drop=True)
@@ -198,7 +199,8 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
     drift = {"psi.predicted_clv": 0.021, "psi.p_alive": 0.008, "psi.expected_purchases_365d": 0.012,
              "psi.btyd_clv": 0.018, "psi.segment_name": 0.004}
     manifest = {"as_of_date": as_of.isoformat(), "model_versions": dict(MODEL_VERSIONS),
-                "metrics": {**metric_values["clv_model"], **drift}, "clv_horizon_days": 365}
+                "metrics": {**metric_values["clv_model"], **drift}, "clv_horizon_days": 365,
+                "data_quality": {"days": DQ_DAYS, "partitions_validated": 730}}
     return tables, manifest
 
 

@@ -49,6 +49,12 @@ def metric_values(page, count: int) -> list[str]:
     return [t.strip() for t in metrics.all_inner_texts()]
 
 
+def shown_labels(chart) -> set[str]:
+    """The texts a Vega chart shows (Vega hides overlapping axis labels with opacity 0, leaving them in the SVG)."""
+    return set(chart.locator("svg text").evaluate_all(
+        "els => els.filter(e => e.getAttribute('opacity') !== '0').map(e => e.textContent.trim())"))
+
+
 def screenshot(page, directory, name: str) -> None:
     """Full-height screenshot of the main column (Streamlit scrolls inside the app, not the document)."""
     page.wait_for_function(RENDERED)
@@ -119,15 +125,28 @@ def test_customer_lookup_typed_unknown_and_deep_link(page, app_url, published, s
         f"{data.fmt_money(row['predicted_clv_p10'], 2)} – {data.fmt_money(row['predicted_clv_p90'], 2)}")
     expect(main).to_contain_text(f"since {data.fmt_date(row['segment_since'])}")
     features = page.locator('[data-testid="stTable"]').filter(has_text="total spend")
-    expect(features.locator("tr", has_text="total spend")).to_contain_text(f"{row['total_spend']:,.2f}")
+    expect(features.locator("tr", has_text="total spend")).to_contain_text(data.fmt_money(row["total_spend"], 2))
+    expect(features.locator("tr", has_text="orders")).to_contain_text(f"{row['orders']:,}")
     assert page.url.endswith(f"customer_id={row['customer_id']}")
     assert_no_exception(page)
 
-    box.fill("C9999999")
+    # an unknown id is shown as typed, whatever markdown it holds
+    typed = "C99`x`*y* _z_ [a](b) <i>i</i> :red[r] $k$"
+    box.fill(typed)
     box.press("Enter")
-    expect(page.locator('[data-testid="stAlertContentError"]')).to_contain_text(
-        "No customer with id C9999999")
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text(f"No customer with id {typed} in snapshot")
     assert page.locator("h3", has_text="Customer C").count() == 0
+    assert_no_exception(page)
+
+    # Back returns to the customer looked up before (each lookup is a history entry), Forward to the unknown id
+    page.go_back()
+    expect(page.locator("h3", has_text="Customer ")).to_have_text(f"Customer {row['customer_id']}")
+    expect(box).to_have_value(row["customer_id"])
+    assert page.url.endswith(f"customer_id={row['customer_id']}")
+    page.go_forward()
+    expect(error).to_contain_text(f"No customer with id {typed} in snapshot")
+    page.wait_for_selector(IDLE)
     assert_no_exception(page)
 
     # deep link: /customer?customer_id=... opens the customer directly, with the monthly segment history
@@ -150,7 +169,11 @@ def test_segments_page_lists_every_segment_with_charts(page, app_url, published,
     for name, n in counts.items():
         expect(profiles.locator("tr", has_text=name).first).to_contain_text(f"{n:,}")
     # sizes x2, scatter, migration heatmap, history
-    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(5)
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    expect(charts).to_have_count(5)
+    page.wait_for_function(RENDERED)
+    for sizes in (charts.nth(0), charts.nth(1)):  # every bar labelled with its segment name
+        assert set(counts.index) <= shown_labels(sizes)
     mig = published[1]["segment_migration"]
     last = mig[mig["to_month"] == mig["to_month"].max()]
     expect(page.locator('[data-testid="stMain"]')).to_contain_text(
@@ -225,3 +248,21 @@ def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
         assert_no_exception(page)
     finally:
         snapshot.publish(root, tables, manifest)  # leave the module's snapshot as the other tests expect it
+
+
+def test_size_bars_name_every_segment_with_three_segments(page, app_url, published):
+    """Three segments as in the `make run` demo: the short bar charts used to hide the middle bar's name."""
+    root, tables, manifest = published
+    three = {"champions": "loyal", "loyal": "loyal", "new": "need attention", "at risk": "need attention",
+             "hibernating": "hibernating"}
+    scores = tables["customer_scores"].assign(segment_name=tables["customer_scores"]["segment_name"].map(three))
+    try:
+        snapshot.publish(root, {**tables, "customer_scores": scores}, manifest)
+        open_page(page, app_url + "/segments")
+        charts = page.locator('[data-testid="stVegaLiteChart"]')
+        page.wait_for_function(RENDERED)
+        for sizes in (charts.nth(0), charts.nth(1)):
+            assert {"loyal", "need attention", "hibernating"} <= shown_labels(sizes)
+        assert_no_exception(page)
+    finally:
+        snapshot.publish(root, tables, manifest)

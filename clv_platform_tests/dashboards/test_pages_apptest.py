@@ -60,9 +60,15 @@ def test_customer_lookup_known_unknown_and_suggestions(root):
     assert at.metric[0].value == data.fmt_money(row["predicted_clv"], 2)
     assert at.metric[3].value == row["segment_name"]
 
+    features = at.table[0].value["value"]
+    assert features["orders"] == f"{row['orders']:,}" and features["frequency (repeat purchase days)"] == str(
+        int(row["frequency"])) and features["T (days since first order)"] == str(int(row["T"]))  # counts: integers
+    assert features["total spend"] == data.fmt_money(row["total_spend"], 2)                   # money: money
+    assert features["avg order value"] == data.fmt_money(row["avg_order_value"], 2)
+
     at.text_input(key="lookup_id").input("C99999").run()
     assert not at.exception
-    assert "No customer with id `C99999`" in at.error[0].value
+    assert "No customer with id C99999 in snapshot" in at.error[0].value
     assert not at.subheader
 
     at.text_input(key="lookup_id").input("c000001").run()  # partial, lower case: suggestions
@@ -136,3 +142,42 @@ def test_overview_says_how_far_scores_moved_and_warns_on_a_large_shift(root):
     snapshot.publish(root, tables, manifest)
     at = run_page("overview.py")
     assert not at.exception and "Large shift (> 0.25) in predicted CLV" in at.warning[0].value
+
+
+def test_unknown_id_is_shown_literally_not_as_markdown():
+    typed = "C9`x`*y*_z_[a](b)<i>:red[r]$k$\\"
+    assert data.md_escape(typed) == r"C9\`x\`\*y\*\_z\_\[a\]\(b\)\<i\>\:red\[r\]\$k\$\\"
+
+
+def test_segments_order_value_is_the_mean_order_value(root):
+    """'order value' is the mean avg_order_value (every order), not monetary_value (0 for one-time buyers)."""
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)
+    at = run_page("segments.py")
+    assert not at.exception
+    shown = at.table[0].value
+    expected = tables["customer_scores"].groupby("segment_name")["avg_order_value"].mean()
+    assert shown["order value"].to_dict() == {name: data.fmt_money(v) for name, v in expected.items()}
+    assert shown.loc["new", "order value"] != "$0"   # "new" bought once: monetary_value is 0 for most
+
+
+def test_overview_states_the_clv_horizon(root):
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)
+    total = run_page("overview.py").metric[1]
+    assert total.proto.label == "Total predicted CLV, next 365 days"
+    assert "over the 365 days after the as-of date" in total.proto.help
+    snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "clv_horizon_days"})
+    total = run_page("overview.py").metric[1]
+    assert total.proto.label == "Total predicted CLV" and "not recorded in this snapshot" in total.proto.help
+
+
+def test_data_quality_says_how_many_days_the_snapshot_keeps(root):
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)           # the manifest: last 45 days of 730 validated
+    first = run_page("data_quality.py").metric[0]
+    assert (first.proto.label, first.value) == ("Partitions validated, last 45 days", "45")
+    assert "730 partitions validated in all" in first.proto.help
+    snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "data_quality"})
+    first = run_page("data_quality.py").metric[0]  # an older manifest: the window from the dates
+    assert (first.proto.label, first.value) == ("Partitions validated, last 45 days", "45")

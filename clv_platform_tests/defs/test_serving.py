@@ -29,6 +29,8 @@ END = dt.date(2024, 12, 20)
 
 
 class TinyClv:
+    horizon_days = 273  # the CLV model's horizon: the manifest records it
+
     def __init__(self, factor: float):
         self.factor = factor
 
@@ -202,6 +204,8 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert manifest["model_versions"] == env["versions"]
     assert manifest["row_counts"]["customer_scores"] == env["customers"]
     assert manifest["metrics"]["clv_model.holdout_normalized_gini"] == 0.7
+    assert manifest["clv_horizon_days"] == 273                  # what the dashboard states the total CLV over
+    assert manifest["data_quality"] == {"days": scoring.DQ_DAYS, "partitions_validated": 2}
     served = snap.table("customer_scores")
     assert len(served) == env["customers"] and served["as_of_date"].iloc[0] == as_of
     assert snap.table("segment_summary")["customers"].sum() == env["customers"]

@@ -13,8 +13,11 @@ snap = common.require_snapshot()
 common.header(snap, "Customer lookup")
 scores = common.require_table(snap, "customer_scores", "customer lookups")
 
-if "lookup_id" not in st.session_state:
-    st.session_state["lookup_id"] = st.query_params.get("customer_id", "")
+# The URL wins when it differs from what this page last wrote into it: a first visit, a deep link, or the
+# browser's Back/Forward (Streamlit pushes a history entry per lookup and reruns the page on Back).
+url_id = st.query_params.get("customer_id", "")
+if "lookup_id" not in st.session_state or url_id != st.session_state.get("lookup_url_id"):
+    st.session_state["lookup_id"] = url_id
 top = common.top_customers(snap.snapshot_id, scores)
 example = top[0] if top else "C0000001"
 customer_id = st.text_input(
@@ -24,6 +27,7 @@ if customer_id:
     st.query_params["customer_id"] = customer_id
 elif "customer_id" in st.query_params:
     del st.query_params["customer_id"]
+st.session_state["lookup_url_id"] = customer_id
 
 if not customer_id:
     st.info("Type a customer id and press Enter. Highest predicted CLV: "
@@ -33,7 +37,7 @@ if not customer_id:
 row = common.find_customer(snap.snapshot_id, scores, customer_id)
 if row is None:
     st.error(
-        f"No customer with id `{customer_id}` in snapshot `{snap.snapshot_id}` "
+        f"No customer with id {data.md_escape(customer_id)} in snapshot `{snap.snapshot_id}` "
         f"(as of {data.fmt_date(snap.manifest.get('as_of_date'))}, {len(scores):,} customers).",
         icon=":material/person_off:",
     )
@@ -110,7 +114,7 @@ with left:
               "frequency": "frequency (repeat purchase days)", "monetary_value": "monetary value (mean repeat)"}
     st.table(pd.DataFrame({
         "feature": [labels.get(c, c.replace("_", " ")) for c in features],
-        "value": [data.fmt_num(row[c]) for c in features],
+        "value": [data.fmt_feature(c, row[c]) for c in features],
     }).set_index("feature"))
 with right:
     st.markdown("**Segment over time**")

@@ -12,12 +12,14 @@ scores = common.require_table(snap, "customer_scores", "the customer scores")
 manifest = snap.manifest
 k = data.kpis(scores)
 horizon = manifest.get("clv_horizon_days") or manifest.get("horizon_days")
-clv_label = f"Total predicted CLV ({horizon} d)" if horizon else "Total predicted CLV"
+clv_label = f"Total predicted CLV, next {horizon:,} days" if horizon else "Total predicted CLV"
+clv_help = (f"Spend expected from these customers over the {horizon:,} days after the as-of date. "
+            if horizon else "Spend expected over the CLV model's horizon (not recorded in this snapshot). ")
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Customers", data.fmt_int(k["customers"]), border=True)
 c2.metric(clv_label, data.fmt_money(k["total_predicted_clv"]), border=True,
-          help=f"Mean per customer {data.fmt_money(k['mean_predicted_clv'], 2)}")
+          help=clv_help + f"Mean per customer {data.fmt_money(k['mean_predicted_clv'], 2)}.")
 c3.metric("Mean P(alive)", data.fmt_prob(k["mean_p_alive"]), border=True,
           help="Mean probability that a customer is still active (BG/NBD)")
 c4.metric("Snapshot as of", data.fmt_date(manifest.get("as_of_date")), border=True)

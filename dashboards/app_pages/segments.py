@@ -30,7 +30,7 @@ for col, field, title, fmt in ((left, "customers", "Customers", ","),
         alt.Chart(sizes)
         .mark_bar()
         .encode(
-            y=alt.Y("segment:N", sort=order, title=None),
+            y=alt.Y("segment:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=200)),
             x=alt.X(f"{field}:Q", title=title),
             color=alt.Color("segment:N", scale=colors, legend=None),
             tooltip=["segment:N", alt.Tooltip(f"{field}:Q", format=fmt),
@@ -43,11 +43,11 @@ for col, field, title, fmt in ((left, "customers", "Customers", ","),
 shown = pd.DataFrame(index=profiles.index)
 shown["customers"] = profiles["customers"].map(data.fmt_int)
 shown["share"] = profiles["share"].map(data.fmt_prob)
-money = ("total_predicted_clv", "mean_predicted_clv", "mean_total_spend", "mean_monetary_value")
+money = ("total_predicted_clv", "mean_predicted_clv", "mean_total_spend", "mean_avg_order_value")
 for col, label in (
     ("mean_predicted_clv", "mean CLV"), ("total_predicted_clv", "total CLV"), ("mean_p_alive", "mean P(alive)"),
     ("mean_expected_purchases_90d", "purchases next 90 d"), ("mean_orders", "orders"),
-    ("mean_total_spend", "spend so far"), ("mean_monetary_value", "order value"),
+    ("mean_total_spend", "spend so far"), ("mean_avg_order_value", "order value"),
     ("mean_days_since_last_order", "days since last order"),
 ):
     if col in profiles:
@@ -58,7 +58,8 @@ for col, label in (
         else:
             shown[label] = profiles[col].map(lambda v: f"{v:,.1f}")
 st.table(shown)
-st.caption("Means per segment from customer_scores, most valuable segment first.")
+st.caption("Means per segment from customer_scores, most valuable segment first; order value is the mean spend "
+           "per order (avg_order_value).")
 
 summary = common.table(snap, "segment_summary")
 if summary is not None and len(summary):

@@ -94,6 +94,7 @@ def customer_scores(
         scores = scoring.with_segment_since(scores, pd.concat(earlier, ignore_index=True) if earlier else None)
         scoring.write_scores(con, scores)
         tables = scoring.snapshot_tables(con, scores, scoring.model_metrics_table(model_info))
+        validated = scoring.validated_partitions(con)
 
     summary = tables["segment_summary"]
     metrics = {
@@ -114,6 +115,9 @@ def customer_scores(
         "model_versions": {CLV.name: clv.version, SEGMENT.name: seg.version},
         "metrics": metrics,
         "dagster_run_id": context.run_id,
+        # predicted_clv = spend expected over the CLV model's horizon after as_of_date (undiscounted)
+        "clv_horizon_days": getattr(clv.native, "horizon_days", None),
+        "data_quality": {"days": scoring.DQ_DAYS, "partitions_validated": validated},
     }
     root = config.snapshot_root or str(get_settings().snapshot_root)
     path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots)
