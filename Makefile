@@ -56,7 +56,10 @@ mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_DATA_DIR)/mlflow.db --port $${MLFLOW_PORT:-5000}
 
 # Dagster UI: webserver and daemon as two processes (dagster dev does not stop cleanly on SIGTERM).
+# The instance's SQLite storage is created once before the daemon and the webserver start: created by both at
+# once, it can end up with two alembic heads and refuse to load (dagster-io/dagster#27390).
 dev: setup
+	$(BIN)/dagster instance migrate >/dev/null
 	$(BIN)/dagster-daemon run -w workspace.yaml & \
 	trap 'kill %1' EXIT; \
 	$(BIN)/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}

@@ -79,6 +79,9 @@ def dagster_ui(tmp_path):
     env = {**clean_environ(), "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(data)}
     port = free_port()
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("daemon", "webserver")}
+    # as `make dev`: the instance storage first, so the two processes do not both create it (two alembic heads)
+    subprocess.run([BIN / "dagster", "instance", "migrate"], cwd=REPO, env=env, check=True, capture_output=True,
+                   timeout=120)
     procs = [
         subprocess.Popen([BIN / "dagster-daemon", "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
                          stdout=logs["daemon"], stderr=subprocess.STDOUT, start_new_session=True),
