@@ -4,6 +4,7 @@ Each stage owns one section below; keep commands thin and put the work in lib/.
 """
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,24 @@ import click
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Customer-lifetime-value platform: data, pipeline, models, serving."""
+    from clv_platform.lib.settings import SettingsError, get_settings
+
+    try:
+        get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _writable_settings():
+    """The settings, with the data folder created (commands that write into it); a one-line error otherwise."""
+    from clv_platform.lib.settings import SettingsError, get_settings
+
+    settings = get_settings()
+    try:
+        settings.ensure_data_dir()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @cli.group()
@@ -33,11 +52,7 @@ def _benchmark(name: str):
 
 
 def _data_out_dir(out: str | None):
-    from pathlib import Path
-
-    from clv_platform.lib.settings import get_settings
-
-    return Path(out).expanduser().resolve() if out else get_settings().landing_dir
+    return Path(out).expanduser().resolve() if out else _writable_settings().landing_dir
 
 
 @cli.command("generate")
@@ -260,6 +275,17 @@ def bench_validate_command(rows: int) -> None:
 # --- features + BTYD: backtest ------------------------------------------------------------------
 
 
+def _check_writable_folder(folder: Path, option: str) -> None:
+    """Fail before long work when its output could not be written (probed with a temporary file)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write into {folder} ({exc.strerror or exc})", param_hint=option) from None
+
+
 @cli.command("backtest")
 @click.option("--dataset", type=click.Choice(["cdnow", "cdnow-sample", "warehouse"]), default="cdnow",
               show_default=True)
@@ -278,19 +304,24 @@ def backtest_command(dataset, cutoff, horizon_days, folds, seed, out, no_pareto)
 
     from tqdm import tqdm
 
-    from clv_platform.lib import backtest, warehouse
+    from clv_platform.lib import backtest, btyd, warehouse
 
     if out and not out.lower().endswith((".parquet", ".pq", ".csv")):
         raise click.BadParameter("must end in .parquet or .csv", param_hint="--out")
+    if out:
+        _check_writable_folder(Path(out).expanduser().resolve().parent, "--out")
     try:
         cal, cut, horizon = backtest.load_calibration_holdout(dataset, cutoff.date() if cutoff else None,
                                                               horizon_days)
     except (FileNotFoundError, ValueError, warehouse.WarehouseBusyError) as exc:
         raise click.ClickException(str(exc)) from exc
-    with tqdm(total=folds, desc="folds", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
-        result, rows = backtest.run_backtest(cal, horizon, folds=folds, seed=seed,
-                                             fold_models=backtest.default_fold_models(),
-                                             include_pareto=not no_pareto, progress=bar.update)
+    try:
+        with tqdm(total=folds, desc="folds", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+            result, rows = backtest.run_backtest(cal, horizon, folds=folds, seed=seed,
+                                                 fold_models=backtest.default_fold_models(),
+                                                 include_pareto=not no_pareto, progress=bar.update)
+    except (ValueError, btyd.BtydFitError) as exc:     # e.g. too few customers or buyers at this cutoff
+        raise click.ClickException(f"backtest at cutoff {cut} failed: {exc}") from exc
     result = {"dataset": dataset, "cutoff": cut.isoformat(), **result}
     if out:
         result["out"] = str(backtest.write_rows(rows, out))
@@ -447,6 +478,31 @@ STAGES = {
 }
 
 
+def _require_transactions() -> None:
+    """One line instead of a failed Dagster run when there is nothing to compute from yet."""
+    import duckdb
+
+    from clv_platform.lib import warehouse
+    from clv_platform.lib.settings import get_settings
+
+    path = get_settings().warehouse_path
+    first = "load transactions first: `clv materialize ingest` (or `make run` for the demo)"
+    if not path.exists():
+        raise click.ClickException(f"no warehouse at {path} yet: {first}")
+    try:
+        con = warehouse.connect(path, read_only=True, wait_seconds=60)
+    except warehouse.WarehouseBusyError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        (rows,) = con.execute("SELECT count(*) FROM staging.transactions").fetchall()[0]
+    except duckdb.Error:
+        rows = 0
+    finally:
+        con.close()
+    if not rows:
+        raise click.ClickException(f"staging.transactions in {path} is empty: {first}")
+
+
 @cli.command("materialize")
 @click.argument("stage", type=click.Choice(list(STAGES)))
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None,
@@ -468,7 +524,10 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
         raise click.UsageError("--from, --to and --new choose the days of `ingest` only")
     if start and end and start > end:
         raise click.BadParameter(f"--from {start.date()} is after --to {end.date()}", param_hint="--from")
+    _writable_settings()
     click.echo(f"{stage}: {STAGES[stage]}")
+    if stage != "ingest":
+        _require_transactions()
     try:
         if stage == "ingest":
             days = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only,
@@ -498,6 +557,7 @@ def run_command(customers: int, days: int, seed: int) -> None:
     first run, score, publish. Prints the model metrics, segment sizes and where to look next."""
     from clv_platform import orchestrate
 
+    _writable_settings()
     try:
         orchestrate.run_pipeline(customers=customers, days=days, seed=seed, echo=click.echo)
     except orchestrate.JobFailed as exc:

@@ -26,3 +26,26 @@ def test_failures_keep_their_exit_code(tmp_path):
     assert result.returncode == 1
     assert "wrong file name" in result.stdout
     assert _clv("no-such-command", cwd=tmp_path).returncode == 2
+
+
+def test_unusable_settings_and_an_empty_warehouse_are_one_line_errors(tmp_path):
+    import os
+
+    def run(*args, **env):
+        return subprocess.run([sys.executable, "-m", "clv_platform.cli", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+                                                           "CLV_DATA_DIR": str(tmp_path / "data"), **env})
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = [
+        (("status",), {"CLV_PARTITIONS_START": "1997-1-1"}, "CLV_PARTITIONS_START='1997-1-1' is not a date YYYY-MM-DD"),
+        (("materialize", "ingest", "--new"), {"CLV_PARTITIONS_START": "garbage"}, "'garbage' is not a date"),
+        (("generate", "--customers", "10", "--days", "2"), {"CLV_DATA_DIR": str(a_file)}, "is a file, not a folder"),
+        (("materialize", "train"), {"CLV_DATA_DIR": str(a_file / "data")}, "cannot be created or written"),
+        (("materialize", "train"), {}, "no warehouse at"),
+    ]
+    for args, env, message in cases:
+        result = run(*args, **env)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, args

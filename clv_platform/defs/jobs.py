@@ -1,5 +1,7 @@
 """Jobs: ingestion (daily partitions), training (models), scoring (publish the serving snapshot), history."""
 
+import warnings
+
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
@@ -9,6 +11,9 @@ from clv_platform.defs.partitions import daily_partitions, monthly_partitions
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # Backstop for MLflow runs: ends any run still open when a job's steps are done (our resource ends its own).
 MLFLOW_HOOKS = {end_mlflow_on_run_finished}
+# (dagster-mlflow marks the hook's factory beta and warns at the end of every run; the hook is what we want)
+warnings.filterwarnings("ignore", message="Function `_create_mlflow_run_hook` is currently in beta",
+                        category=dg.BetaWarning)
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",

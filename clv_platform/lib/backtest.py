@@ -91,6 +91,14 @@ def load_calibration_holdout(
             cutoff = latest - dt.timedelta(days=int(horizon_days))
     try:
         cutoff = pd.Timestamp(cutoff).date()
+        latest = features.latest_order_date(con)
+        if latest is not None and cutoff >= latest:
+            raise ValueError(f"cutoff {cutoff} leaves no holdout: the {dataset} data ends on {latest}")
+        if latest is not None and cutoff + dt.timedelta(days=int(horizon_days)) > latest:
+            raise ValueError(
+                f"the {horizon_days}-day horizon after {cutoff} runs past the end of the {dataset} data ({latest}): "
+                f"the holdout would be cut short and the metrics skewed; use --horizon-days "
+                f"{(latest - cutoff).days} or an earlier --cutoff")
         frame = features.calibration_holdout(con, cutoff, int(horizon_days), time_unit_days=1.0)
     finally:
         con.close()

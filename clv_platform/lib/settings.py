@@ -1,10 +1,16 @@
 """Where things live. Everything is rooted at CLV_DATA_DIR (default ./data), always as absolute paths."""
 
+import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from clv_platform.lib.schema import DEFAULT_VOCABULARIES, Vocabularies, load_vocabularies
+
+
+class SettingsError(ValueError):
+    """An environment setting that cannot be used; the message names the variable and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,16 @@ class Settings:
         override = os.environ.get("CLV_VOCABULARIES")
         return Path(override).expanduser().resolve() if override else self.data_dir / "vocabularies.toml"
 
+    def ensure_data_dir(self) -> Path:
+        """Create the data folder (for the commands that write into it); SettingsError naming it if impossible."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / "landing").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(f"CLV_DATA_DIR={self.data_dir} cannot be created or written "
+                                f"({exc.strerror or exc}): point it at a folder you can write to") from None
+        return self.data_dir
+
     def vocabularies(self) -> Vocabularies:
         """The allowed channels, countries and categories: from the vocabularies file if there is one (a file
         named by CLV_VOCABULARIES must exist), else the built-in defaults. VocabularyFileError if unusable."""
@@ -55,9 +71,17 @@ class Settings:
 
 
 def get_settings() -> Settings:
+    """The settings from the environment; SettingsError for a value that cannot work."""
     data_dir = Path(os.environ.get("CLV_DATA_DIR", "data")).expanduser().resolve()
-    return Settings(
-        data_dir=data_dir,
-        # First daily partition of raw/transactions. CDNOW needs CLV_PARTITIONS_START=1997-01-01.
-        partitions_start=os.environ.get("CLV_PARTITIONS_START", "2020-01-01"),
-    )
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"CLV_DATA_DIR={data_dir} is a file, not a folder")
+    # First daily partition of raw/transactions. CDNOW needs CLV_PARTITIONS_START=1997-01-01.
+    start = os.environ.get("CLV_PARTITIONS_START", "2020-01-01")
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", start):
+            raise ValueError
+        dt.date.fromisoformat(start)
+    except ValueError:
+        raise SettingsError(f"CLV_PARTITIONS_START={start!r} is not a date YYYY-MM-DD (the first daily partition, "
+                            "e.g. 2020-01-01)") from None
+    return Settings(data_dir=data_dir, partitions_start=start)

@@ -89,3 +89,16 @@ def test_cli_prints_one_json_object(tmp_path, monkeypatch):
     assert set(payload["metrics"]["btyd"]) == set(METRIC_NAMES)
     rows = pd.read_csv(out, dtype={"customer_id": str})
     assert {"customer_id", "btyd_expected_purchases", "btyd_clv"} <= set(rows.columns) and len(rows) == 2357
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--cutoff", "1998-01-01", "--horizon-days", "273"],
+     "the 273-day horizon after 1998-01-01 runs past the end of the cdnow-sample data (1998-06-30)"),
+    (["--cutoff", "1999-01-01"], "cutoff 1999-01-01 leaves no holdout: the cdnow-sample data ends on 1998-06-30"),
+    (["--cutoff", "1997-01-01"], "backtest at cutoff 1997-01-01 failed: BG/NBD did not converge"),
+    (["--out", "/nonexistent-folder/rows.parquet"], "Invalid value for --out: cannot write into /nonexistent-folder"),
+])
+def test_cli_refuses_what_would_mislead_or_fail_late_in_one_line(args, message):
+    res = CliRunner().invoke(cli, ["backtest", "--dataset", "cdnow-sample", "--no-pareto", *args])
+    assert res.exit_code != 0 and message in res.output, res.output
+    assert isinstance(res.exception, SystemExit)       # a one-line error, not an exception
