@@ -6,9 +6,12 @@ Registry stages are deprecated in MLflow 3; we use aliases on the registered mod
 * ``production``           what serving scores with (moved only by ``promote`` / ``rollback``)
 * ``previous_production``  the version ``rollback`` would go back to
 
-The full promotion history is kept as a JSON list of versions in the registered-model tag
-``production_history`` (newest last); each promoted version also gets tags ``promoted_at``,
-``promotion_metric``, ``promotion_metric_value``, ``promotion_forced`` and ``promoted_over``.
+The registered-model tag ``production_history`` is the rollback stack: a JSON list of versions (newest last),
+popped by ``rollback``. The tag ``production_events`` is the append-only log of every move of ``production``
+(last 50): a JSON list of {at, event ("promote", "force-promote", "rollback"), from, to}. Each promoted version
+also gets tags ``promoted_at``, ``promotion_metric``, ``promotion_metric_value``, ``promotion_forced`` and
+``promoted_over``; a version rolled back out of production gets ``rolled_back_at``, and the gate does not
+promote it again without ``force``.
 
 Every function takes an optional ``tracking_uri``; the default is ``get_settings().mlflow_uri`` (an absolute
 SQLite path under the data dir). No dagster import here.
@@ -30,6 +33,10 @@ PRODUCTION = "production"
 PREVIOUS_PRODUCTION = "previous_production"
 HISTORY_TAG = "production_history"
 HISTORY_LIMIT = 100
+EVENTS_TAG = "production_events"
+EVENTS_LIMIT = 50
+EVENTS_MAX_CHARS = 5000  # MLflow's registered-model tag values are VARCHAR(5000)
+ROLLED_BACK_TAG = "rolled_back_at"
 
 
 @dataclass(frozen=True)
@@ -186,8 +193,42 @@ def _set_history(c, name: str, versions: list[str]) -> None:
     c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(versions[-HISTORY_LIMIT:]))
 
 
+def _events(tags: dict) -> list[dict]:
+    raw = tags.get(EVENTS_TAG)
+    return json.loads(raw) if raw else []
+
+
+def events(name: str, tracking_uri: str | None = None) -> list[dict]:
+    """Moves of ``production``, oldest first: {at, event, from, to} (``from`` is None for the first promotion)."""
+    return _events(client(tracking_uri).get_registered_model(name).tags)
+
+
+def _log_event(c, name: str, event: str, from_version: str | None, to_version: str, at: str) -> None:
+    log = [*_events(c.get_registered_model(name).tags), {"at": at, "event": event, "from": from_version,
+                                                          "to": to_version}][-EVENTS_LIMIT:]
+    raw = json.dumps(log, separators=(",", ":"))
+    while len(raw) > EVENTS_MAX_CHARS:
+        log = log[1:]
+        raw = json.dumps(log, separators=(",", ":"))
+    c.set_registered_model_tag(name, EVENTS_TAG, raw)
+
+
+def format_time(iso: str | None) -> str:
+    """``2024-03-20 12:06 UTC`` from an ISO timestamp (the registry's are UTC)."""
+    if not iso:
+        return "?"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_event(event: dict) -> str:
+    """One line of the production log, e.g. ``2024-03-20 12:06 UTC  rollback       v2 -> v1``."""
+    before = f"v{event['from']}" if event.get("from") else "-"
+    return f"{format_time(event.get('at'))}  {event.get('event', '?'):<13}  {before} -> v{event.get('to')}"
+
+
 def status(name: str, tracking_uri: str | None = None) -> dict:
-    """Aliases, history and latest version of a registered model (for the CLI and health pages)."""
+    """Aliases, rollback stack (``history``), production event log (``events``), rolled-back versions
+    ({version: rolled_back_at}) and latest version of a registered model (for the CLI and `clv status`)."""
     c = client(tracking_uri)
     try:
         rm = c.get_registered_model(name)
@@ -199,6 +240,8 @@ def status(name: str, tracking_uri: str | None = None) -> dict:
         "registered": True,
         "aliases": {alias: str(v) for alias, v in (rm.aliases or {}).items()},
         "history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
+        "events": _events(rm.tags),
+        "rolled_back": {str(v.version): v.tags[ROLLED_BACK_TAG] for v in versions if ROLLED_BACK_TAG in (v.tags or {})},
         "latest_version": max((int(v.version) for v in versions), default=None),
     }
 
@@ -235,6 +278,7 @@ def promote(
 ) -> PromotionResult:
     """Move ``production`` to the ``staging`` version if its ``metric`` is at least as good as production's
     (or there is no production yet, or ``force``). Otherwise refuse: ``promoted=False`` with both figures.
+    A version once rolled back out of production is refused without ``force``.
     """
     c = client(tracking_uri)
     staging = alias_version(name, STAGING, tracking_uri)
@@ -257,6 +301,9 @@ def promote(
         ok, why = True, "no production version yet"
     elif force:
         ok, why = True, "forced"
+    elif rolled_back_at := c.get_model_version(name, staging).tags.get(ROLLED_BACK_TAG):
+        ok, why = False, (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)} "
+                          "(--force promotes it again; a new training run registers a new staging version)")
     elif s_val is None:
         ok, why = False, f"staging v{staging} has no metric '{metric}'"
     elif p_val is None:
@@ -281,11 +328,14 @@ def promote(
     if production:
         c.set_registered_model_alias(name, PREVIOUS_PRODUCTION, production)
     _set_history(c, name, hist)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    forced = bool(force and production is not None)
+    _log_event(c, name, "force-promote" if forced else "promote", production, staging, now)
     for key, value in {
-        "promoted_at": datetime.now(UTC).isoformat(),
+        "promoted_at": now,
         "promotion_metric": metric,
         "promotion_metric_value": format_metric(s_val),
-        "promotion_forced": str(bool(force and production is not None)).lower(),
+        "promotion_forced": str(forced).lower(),
         "promoted_over": production or "",
     }.items():
         c.set_model_version_tag(name, staging, key, value)
@@ -322,7 +372,9 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
         except Exception:
             pass
     _set_history(c, name, hist)
-    c.set_model_version_tag(name, production, "rolled_back_at", datetime.now(UTC).isoformat())
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    _log_event(c, name, "rollback", production, target, now)
+    c.set_model_version_tag(name, production, ROLLED_BACK_TAG, now)
     return RollbackResult(name, production, target, f"rolled back {name}: production v{production} -> v{target}")
 
 

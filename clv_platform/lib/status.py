@@ -134,11 +134,17 @@ def _models(settings: Settings, st: Status) -> None:
         info["metrics"] = {alias: registry.version_metric(spec.name, v, spec.metric, settings.mlflow_uri)
                            for alias, v in aliases.items() if alias in (registry.PRODUCTION, registry.STAGING)}
         st.models[spec.name] = info
-        if info.get("registered") and registry.PRODUCTION not in aliases:
+        staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
+        rolled_back_at = info.get("rolled_back", {}).get(staging)
+        if info.get("registered") and production is None:
             st.attention.append(f"{spec.name} has no production version: `clv promote {key}`")
-        elif aliases.get(registry.STAGING) and aliases.get(registry.STAGING) != aliases.get(registry.PRODUCTION):
-            st.attention.append(f"{spec.name} v{aliases[registry.STAGING]} waits in staging (promotion gate: "
-                                f"`clv promote {key}`)")
+        elif staging and staging != production and rolled_back_at:
+            st.attention.append(f"{spec.name} staging v{staging} was rolled back out of production at "
+                                f"{registry.format_time(rolled_back_at)}, production is v{production}: the gate will "
+                                f"not promote it again (a new training run registers a new staging version; "
+                                f"`clv promote {key} --force` overrides)")
+        elif staging and staging != production:
+            st.attention.append(f"{spec.name} v{staging} waits in staging (promotion gate: `clv promote {key}`)")
 
 
 def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
@@ -160,5 +166,10 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     if moved:
         st.attention.append(f"scores moved since the previous scoring (PSI > {PSI_LARGE}): "
                             + ", ".join(f"{k} {v:.2f}" for k, v in moved.items()))
+    for name, version in snap.model_versions.items():
+        production = st.models.get(name, {}).get("aliases", {}).get(registry.PRODUCTION)
+        if production and str(version) != production:
+            st.attention.append(f"the snapshot was scored with {name} v{version}, production is now v{production}: "
+                                "rescore (`clv materialize score`)")
     if age is not None and age > 36:
         st.attention.append(f"the snapshot is {age:.0f} h old: is scoring running?")

@@ -66,3 +66,16 @@ def test_a_finished_training_run_asks_for_the_gated_promotion(env):
     request = promote_after_training_sensor(
         _sensor_context(promote_after_training_sensor, instance, training_run, event))
     assert isinstance(request, dg.RunRequest) and request.run_key == training_run.run_id
+
+
+def test_the_gate_does_not_promote_a_rolled_back_version_again(env):
+    uri, root, resources, instance = env
+    for value in (0.60, 0.70):
+        _stage(uri, root, value)
+        assert promotion_job.execute_in_process(resources=resources, instance=instance).success
+    assert registry.rollback(CLV.name, uri).to_version == "1"       # v2 misbehaves: rolled back, still staging
+
+    again = promotion_job.execute_in_process(resources=resources, instance=instance)
+    assert again.success and again.output_for_node("promote_staging_models") == []
+    assert registry.alias_version(CLV.name, "production", uri) == "1"
+    assert PROMOTED_TAG not in instance.get_run_by_id(again.run_id).tags

@@ -141,3 +141,47 @@ def test_segment_model_sklearn_flavour_and_missing_staging(store):
     assert registry.promote(SEGMENT.name, SEGMENT.metric, tracking_uri=uri).promoted
     with pytest.raises(registry.RegistryError, match="has no alias"):
         registry.load(SEGMENT.name, "nope", tracking_uri=uri)
+
+
+def test_a_rolled_back_version_is_not_promoted_again_and_every_move_is_logged(tmp_path, monkeypatch):
+    uri = new_store(tmp_path)
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    for value in (0.60, 0.65):
+        registry.register(_log(uri, tmp_path, CLV.metric, value, value), "model", CLV.name, tracking_uri=uri)
+        assert registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
+    assert registry.rollback(CLV.name, uri).to_version == "1"
+
+    # v2 is still staging and better than v1, but it was rolled back: the gate refuses it, --force does not.
+    refused = registry.promote(CLV.name, CLV.metric, tracking_uri=uri)
+    assert not refused.promoted and "staging v2 was rolled back out of production at" in refused.message
+    assert "--force" in refused.message and "new training run" in refused.message
+    out = CliRunner().invoke(cli, ["promote", "clv"])
+    assert out.exit_code == 1 and "v2 was rolled back" in out.output
+    assert registry.alias_version(CLV.name, "production", uri) == "1"
+    assert registry.promote(CLV.name, CLV.metric, force=True, tracking_uri=uri).promoted
+    assert registry.rollback(CLV.name, uri).to_version == "1"
+
+    # The rollback stack is back to ["1"], but the event log keeps every move.
+    info = registry.status(CLV.name, uri)
+    assert info["history"] == ["1"] and set(info["rolled_back"]) == {"2"}
+    assert [(e["event"], e["from"], e["to"]) for e in info["events"]] == [
+        ("promote", None, "1"), ("promote", "1", "2"), ("rollback", "2", "1"), ("force-promote", "1", "2"),
+        ("rollback", "2", "1")]
+    assert registry.events(CLV.name, uri) == info["events"]
+    assert registry.format_event(info["events"][0]).endswith("promote        - -> v1")
+    assert registry.format_event(info["events"][2]).endswith("rollback       v2 -> v1")
+
+    # A new training run's version goes through the gate as usual.
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.61, 0.61), "model", CLV.name, tracking_uri=uri)
+    assert registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
+    assert registry.events(CLV.name, uri)[-1]["event"] == "promote"
+
+
+def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
+    uri = new_store(tmp_path)
+    c = registry.client(uri)
+    c.create_registered_model("m")
+    for i in range(55):
+        registry._log_event(c, "m", "promote", str(i), str(i + 1), "2024-03-20T12:00:00+00:00")
+    log = registry.events("m", uri)
+    assert len(log) == registry.EVENTS_LIMIT and log[0]["from"] == "5" and log[-1]["to"] == "55"

@@ -7,13 +7,16 @@ import pandas as pd
 from click.testing import CliRunner
 
 from clv_platform.cli import cli
-from clv_platform.lib import ingest, snapshot, status, warehouse
+from clv_platform.lib import ingest, registry, snapshot, status, warehouse
 from clv_platform.lib.settings import get_settings
 from clv_platform_tests.api.helpers import publish_fake
 from clv_platform_tests.lib.bad_inputs.cases import HEADER
 from clv_platform_tests.lib.locks import hold_lock
+from clv_platform_tests.lib.mlflow_store import new_store
+from clv_platform_tests.lib.test_registry import _log
 
 NOW = dt.datetime(2024, 3, 20, 12, 0, 0)
+CLV = registry.MODELS["clv"]
 
 
 def _day(landing, day, rows):
@@ -145,3 +148,28 @@ def test_status_lists_files_that_are_not_landing_file_names(tmp_path, monkeypatc
     assert _landing_attention(st) == [
         "not a landing file name: a.txt, b.txt, transactions_2024-02-30.csv, transactions_2024-03-11.CSV, "
         "transactions_2024-3-11.csv and 2 more (expected transactions_YYYY-MM-DD.csv or .parquet)"]
+
+
+def test_status_names_a_rolled_back_staging_version_and_a_snapshot_scored_with_other_versions(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    uri = new_store(tmp_path)
+    assert uri == settings.mlflow_uri
+    for value in (0.60, 0.65):
+        registry.register(_log(uri, tmp_path, CLV.metric, value, value, sklearn=True), "model", CLV.name,
+                          tracking_uri=uri)
+        assert registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
+    publish_fake(tmp_path / "serving", "1")                       # scored before v2 was promoted
+
+    st = status.collect(settings)
+    assert ("the snapshot was scored with clv_model v1, production is now v2: rescore (`clv materialize score`)"
+            in st.attention)
+
+    registry.rollback(CLV.name, uri)                              # production back on v1, v2 still staging
+    st = status.collect(settings)
+    models = [a for a in st.attention if a.startswith("clv_model")]
+    assert len(models) == 1 and models[0].startswith("clv_model staging v2 was rolled back out of production at ")
+    assert "production is v1" in models[0] and "`clv promote clv --force` overrides" in models[0]
+    assert not any("waits in staging" in a or "snapshot was scored with" in a for a in st.attention)
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1 and "clv_model staging v2 was rolled back" in out.output
