@@ -1,8 +1,9 @@
-"""Sensors: landing files -> ingestion runs; finished training -> gated promotion; finished ingestion or a
-promotion that promoted -> rescoring."""
+"""Sensors: landing files -> ingestion runs; finished training -> gated promotion; any run that loaded
+staging/transactions (ingestion_job, a UI backfill) or a promotion that promoted -> rescoring."""
 
 import dagster as dg
 
+from clv_platform.defs.ingestion.assets import STAGING_TRANSACTIONS
 from clv_platform.defs.jobs import ingestion_job, scoring_job, training_job
 from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
@@ -60,22 +61,46 @@ def cursor_digest(cursor: str) -> str:
     return hashlib.sha256(cursor.encode()).hexdigest()[:12]
 
 
+def materialized(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, page: int = 1000) -> bool:
+    """Whether the run's event log holds a materialization of `key` (any partition). Newest first, a page at a
+    time: an ingestion run reports staging/transactions last, so even a ranged run of years stops at page one."""
+    cursor = None
+    while True:
+        found = instance.get_records_for_run(run_id, cursor=cursor, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                             limit=page, ascending=False)
+        if any(record.asset_key == key for record in found.records):
+            return True
+        if not found.has_more:
+            return False
+        cursor = found.cursor
+
+
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[ingestion_job, promotion_job],
+    # Every job of this code location, not [ingestion_job, ...]: a backfill or "Materialize" of the ingestion
+    # assets in the UI runs as __ASSET_JOB. The body decides from what the run did.
     request_job=scoring_job,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
-    """After new transactions are in, or new production models, rescore every customer.
+    """After new transactions are in, or new production models, rescore every customer: one scoring run for
+    each successful run that materialised staging/transactions, whatever its job (ingestion_job from the
+    landing sensor or the schedule, a backfill or "Materialize" in the UI; a ranged run of any length is one
+    run), and for each promotion_job run that promoted a model. Other runs (scoring, training, history) are
+    passed over.
 
-    (An asset sensor instead of eager automation: eager() never fires below a long daily history.)
+    (A run status sensor instead of eager automation: eager() never fires below a long daily history.)
     Stopped by default: it needs promoted production models; turn it on after the first `make run`.
     """
     run = context.dagster_run
-    if run.job_name == promotion_job.name and not run.tags.get(PROMOTED_TAG):
-        return dg.SkipReason(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
-    return dg.RunRequest(run_key=run.run_id)
+    if run.job_name == promotion_job.name:
+        if not run.tags.get(PROMOTED_TAG):
+            return dg.SkipReason(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
+        return dg.RunRequest(run_key=run.run_id)
+    if materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
+        return dg.RunRequest(run_key=run.run_id)
+    # None, not a SkipReason: the tick goes on to the next finished run instead of ending at this one.
+    return None
 
 
 @dg.run_status_sensor(

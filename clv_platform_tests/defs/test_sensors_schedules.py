@@ -1,13 +1,29 @@
-"""landing_files_sensor and daily_ingestion_schedule, evaluated with real contexts on real files."""
+"""landing_files_sensor and daily_ingestion_schedule, evaluated with real contexts on real files;
+rescore_after_ingestion_sensor evaluated tick by tick (as the daemon does) over real in-process runs."""
 
 import os
 from datetime import datetime
 
 import dagster as dg
+import pytest
 
+from clv_platform.defs.ingestion.assets import (
+    INGESTION_KEYS,
+    RAW_TRANSACTIONS,
+    STAGING_TRANSACTIONS,
+    transactions_ingestion,
+)
+from clv_platform.defs.jobs import ingestion_job
+from clv_platform.defs.models.promotion import PROMOTED_TAG
 from clv_platform.defs.resources import LandingResource, WarehouseResource
 from clv_platform.defs.schedules import daily_ingestion_schedule
-from clv_platform.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, landing_files_sensor
+from clv_platform.defs.sensors import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    landing_files_sensor,
+    materialized,
+    rescore_after_ingestion_sensor,
+)
 from clv_platform.lib import ingest, warehouse
 from clv_platform_tests.lib.locks import hold_lock
 
@@ -102,3 +118,129 @@ def test_schedule_requests_yesterdays_partition_only_when_its_file_is_there(tmp_
     write_day(tmp_path, "2024-03-01")
     request = daily_ingestion_schedule(context)
     assert request.partition_key == "2024-03-01"
+
+
+# --- rescore_after_ingestion_sensor -------------------------------------------------------------------------
+
+
+@dg.asset(key=["serving", "customer_scores"])
+def stub_customer_scores() -> None:
+    """Stands in for the scoring_job's last asset: a run that materialises something other than staging."""
+
+
+@dg.asset(key=["models", "clv_model"])
+def stub_clv_model() -> None:
+    """Stands in for a training_job asset."""
+
+
+@dg.op
+def stub_promotion(context: dg.OpExecutionContext, promote: bool) -> None:
+    if promote:
+        context.instance.add_run_tags(context.run_id, {PROMOTED_TAG: "clv_model"})
+
+
+class Rescore:
+    """The sensor's ticks on one instance, the cursor kept between them as the daemon keeps it."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance, self.cursor = instance, None
+        first = self.tick()                                     # (the first tick only sets the cursor)
+        assert not first.run_requests and "Initiating" in first.skip_message
+
+    def tick(self):
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
+        data = rescore_after_ingestion_sensor.evaluate_tick(context)
+        self.cursor = data.cursor
+        return data
+
+    def requests_until_idle(self) -> list[dg.RunRequest]:
+        """Every run request of the ticks until one finds no new finished run (as the daemon, tick after tick)."""
+        requests = []
+        for _ in range(20):
+            before = self.cursor
+            data = self.tick()
+            requests += data.run_requests
+            if data.cursor == before:
+                return requests
+        raise AssertionError("the sensor's cursor never settled")
+
+
+@pytest.fixture
+def ingest_env(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
+        write_day(landing, day, rows=2)
+    resources = {"warehouse": WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
+                 "landing": LandingResource(directory=str(landing))}
+    return dg.Definitions(assets=[transactions_ingestion], jobs=[ingestion_job], resources=resources)
+
+
+def test_a_ui_backfill_of_the_ingestion_assets_asks_for_one_rescore(ingest_env):
+    """The UI's "Materialize" and launchPartitionBackfill run the ingestion assets as __ASSET_JOB, not
+    ingestion_job: the sensor must see those runs too, and a ranged run of several days is ONE rescore."""
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+    asset_job = ingest_env.resolve_implicit_global_asset_job_def()
+    assert asset_job.name == "__ASSET_JOB"
+    ranged = asset_job.execute_in_process(
+        instance=instance, asset_selection=list(INGESTION_KEYS),
+        tags={RANGE_START_TAG: "2024-03-01", RANGE_END_TAG: "2024-03-03"})
+    assert ranged.success
+    assert len(ranged.asset_materializations_for_node("transactions_ingestion")) == 3 * len(INGESTION_KEYS)
+    requests = sensor.requests_until_idle()
+    assert [r.run_key for r in requests] == [ranged.run_id]
+    # (the event log is read a page at a time: staging's events found past the first page of raw's too)
+    assert materialized(instance, ranged.run_id, STAGING_TRANSACTIONS, page=2)
+    assert materialized(instance, ranged.run_id, RAW_TRANSACTIONS, page=2)
+    assert not materialized(instance, ranged.run_id, dg.AssetKey(["serving", "customer_scores"]), page=2)
+    assert requests[0].job_name in (None, "scoring_job")
+
+    single = asset_job.execute_in_process(instance=instance, asset_selection=list(INGESTION_KEYS),
+                                          partition_key="2024-03-02")
+    assert [r.run_key for r in sensor.requests_until_idle()] == [single.run_id]
+
+
+def test_ingestion_job_runs_still_ask_for_a_rescore(ingest_env):
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+    run = ingest_env.resolve_job_def("ingestion_job").execute_in_process(instance=instance, partition_key="2024-03-01")
+    assert run.success
+    assert [r.run_key for r in sensor.requests_until_idle()] == [run.run_id]
+
+
+def test_scoring_and_training_runs_do_not_ask_for_a_rescore():
+    """Scoring runs (the sensor's own) and training runs load no transactions: passed over, the cursor moves on."""
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+    defs = dg.Definitions(assets=[stub_customer_scores, stub_clv_model], jobs=[
+        dg.define_asset_job("scoring_job", selection=[stub_customer_scores]),
+        dg.define_asset_job("training_job", selection=[stub_clv_model])])
+    for name in ("scoring_job", "training_job"):
+        result = defs.resolve_job_def(name).execute_in_process(instance=instance)
+        assert result.success and result.get_asset_materialization_events()
+        context = dg.build_run_status_sensor_context(
+            sensor_name=rescore_after_ingestion_sensor.name, dagster_event=result.get_run_success_event(),
+            dagster_instance=instance, dagster_run=instance.get_run_by_id(result.run_id))
+        assert rescore_after_ingestion_sensor(context) is None
+    before = sensor.cursor
+    assert sensor.requests_until_idle() == []
+    assert sensor.cursor != before                                  # both runs were seen, neither requested
+
+
+def test_a_promotion_asks_for_a_rescore_only_when_it_promoted():
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+
+    @dg.job(name="promotion_job")
+    def promotion_job():
+        stub_promotion()
+
+    nothing = promotion_job.execute_in_process(
+        instance=instance, run_config={"ops": {"stub_promotion": {"inputs": {"promote": False}}}})
+    skipped = sensor.tick()
+    assert not skipped.run_requests and "promoted nothing" in skipped.skip_message
+    assert nothing.run_id[:8] in skipped.skip_message
+    promoted = promotion_job.execute_in_process(
+        instance=instance, run_config={"ops": {"stub_promotion": {"inputs": {"promote": True}}}})
+    assert [r.run_key for r in sensor.requests_until_idle()] == [promoted.run_id]
