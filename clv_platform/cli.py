@@ -400,10 +400,18 @@ def models_command() -> None:
         if not info["registered"]:
             click.echo(f"{spec.name}: not registered yet (train first)")
             continue
-        click.echo(f"{spec.name}: latest v{info['latest_version']}, production history {info['history'] or '-'}")
+        click.echo(f"{spec.name}: latest v{info['latest_version']}")
+        production = info["aliases"].get(registry.PRODUCTION)
         for alias, version in sorted(info["aliases"].items()):
             value = registry.version_metric(spec.name, version, spec.metric)
-            click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}")
+            rolled = info["rolled_back"].get(version) if version != production else None
+            note = f"  (rolled back {registry.format_time(rolled)})" if rolled else ""
+            click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}{note}")
+        if info["events"]:
+            shown = info["events"][-10:]
+            click.echo(f"  production log (last {len(shown)} of {len(info['events'])}, oldest first):")
+            for event in shown:
+                click.echo(f"    {registry.format_event(event)}")
 
 
 @cli.command("status")

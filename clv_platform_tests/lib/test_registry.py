@@ -122,6 +122,10 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
         registry.rollback(CLV.name, uri)
     out = runner.invoke(cli, ["rollback", "clv"])
     assert out.exit_code != 0 and "nothing to roll back to" in out.output
+    # `clv models` shows every move, oldest first, and marks the rolled-back version
+    out = runner.invoke(cli, ["models"]).output
+    assert "production log (last 5 of 5, oldest first)" in out, out
+    assert "rollback       v2 -> v1" in out and "rollback       v3 -> v1" in out
 
 
 def test_segment_model_sklearn_flavour_and_missing_staging(store):
