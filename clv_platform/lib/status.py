@@ -65,11 +65,7 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     if misnamed:
         st.attention.append(f"not a landing file name: {_names(misnamed)} "
                             "(expected transactions_YYYY-MM-DD.csv or .parquet)")
-    try:
-        start = dt.date.fromisoformat(settings.partitions_start)
-    except ValueError:
-        st.attention.append(f"CLV_PARTITIONS_START={settings.partitions_start} is not a date (YYYY-MM-DD)")
-        return files
+    start = dt.date.fromisoformat(settings.partitions_start)     # (get_settings checked it)
     early = [f for f in files if f.day < start]
     future = [f for f in files if f.day > today]
     st.landing["out_of_range"] = len(early) + len(future)
