@@ -4,14 +4,14 @@ Used by `clv run` (the whole pipeline, `make run`) and `clv materialize <stage>`
 """
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
 import dagster as dg
 
 from clv_platform.lib import ingest
-from clv_platform.lib.landing import list_landing_files, sha256_of
+from clv_platform.lib.landing import changed_since_loaded, list_landing_files, name_list, outside_partitions
 from clv_platform.lib.settings import get_settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -79,24 +79,21 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
     first to the last day whose file is not loaded yet or changed since it was loaded (loaded days in between
     are loaded again, which changes nothing); None when there is nothing to load. Files dated outside the daily
     partitions are left out, and `echo` names them."""
-    from clv_platform.defs.partitions import daily_partitions
-
     settings = get_settings()
     files = list_landing_files(settings.landing_dir)
     if not files:
         raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv generate` or `clv import-cdnow`")
-    keys = set(daily_partitions.get_partition_keys())
-    outside = [f for f in files if f.day.isoformat() not in keys]
-    if outside:
-        names = ", ".join(f.path.name for f in outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5
-                                                              else "")
-        echo(f"left out: {len(outside)} landing file(s) dated outside the daily partitions "
-             f"({daily_partitions.start.date()}..today): {names}; set CLV_PARTITIONS_START to an earlier date for "
-             "older files, and check the date in the name of files dated in the future")
-    files = [f for f in files if f.day.isoformat() in keys]
+    first_day = date.fromisoformat(settings.partitions_start)
+    early, future = outside_partitions(files, first_day, datetime.now(UTC).date())
+    if early or future:
+        echo(f"left out: {len(early) + len(future)} landing file(s) dated outside the daily partitions "
+             f"({first_day}..today): {name_list([f.path.name for f in early + future])}; set "
+             "CLV_PARTITIONS_START to an earlier date for older files, and check the date in the name of files "
+             "dated in the future")
+        files = [f for f in files if f not in early and f not in future]
     if new_only:
         loaded = ingest.read_loaded_files(settings.warehouse_path)
-        files = [f for f in files if f.day not in loaded or sha256_of(f.path) != loaded[f.day]]
+        files = [f for f in files if f.day not in loaded] + changed_since_loaded(files, loaded)
     days = sorted({f.day for f in files if (start is None or f.day >= start) and (end is None or f.day <= end)})
     if not days:
         return None

@@ -1,6 +1,8 @@
 """Sensors: landing files -> ingestion runs; finished training -> gated promotion; any run that loaded
 staging/transactions (ingestion_job, a UI backfill) or a promotion that promoted -> rescoring."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from clv_platform.defs.ingestion.assets import STAGING_TRANSACTIONS
@@ -9,7 +11,7 @@ from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
 from clv_platform.lib import ingest
-from clv_platform.lib.landing import changed_files, contiguous_ranges
+from clv_platform.lib.landing import changed_files, contiguous_ranges, outside_partitions
 from clv_platform.lib.warehouse import WarehouseBusyError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -35,11 +37,9 @@ def landing_files_sensor(
                                         loaded=lambda: ingest.read_loaded_files(warehouse.database))
     except WarehouseBusyError:
         return dg.SkipReason("the warehouse is busy (a run is writing it): looking again next tick")
-    valid_keys = set(daily_partitions.get_partition_keys(dynamic_partitions_store=None))
-    days, outside = [], []
-    for landing_file in changed:
-        key = landing_file.day.isoformat()
-        (days if key in valid_keys else outside).append(landing_file.day)
+    early, future = outside_partitions(changed, daily_partitions.start.date(), datetime.now(UTC).date())
+    outside = [f.day for f in early + future]
+    days = [f.day for f in changed if f.day not in outside]
     if outside:
         context.log.warning(
             f"{len(outside)} landing file(s) dated outside the partitions "

@@ -62,6 +62,24 @@ def misnamed_files(landing_dir: Path) -> list[str]:
             and landing_day(path.name) is None]
 
 
+def outside_partitions(files: list[LandingFile], first_day: date, today: date
+                       ) -> tuple[list[LandingFile], list[LandingFile]]:
+    """The files no daily partition loads: (dated before `first_day`, dated after `today`). The partitions run
+    from CLV_PARTITIONS_START to the current UTC day (defs/partitions.py)."""
+    return [f for f in files if f.day < first_day], [f for f in files if f.day > today]
+
+
+def changed_since_loaded(files: list[LandingFile], loaded: Mapping[date, str]) -> list[LandingFile]:
+    """The files of loaded days whose content differs from what was loaded (`loaded`: day -> sha256,
+    raw.load_audit's)."""
+    return [f for f in files if f.day in loaded and sha256_of(f.path) != loaded[f.day]]
+
+
+def name_list(names: list[str], limit: int = 5) -> str:
+    """`a, b, c, d, e and 3 more`: names for a one-line message."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def changed_files(
     landing_dir: Path, cursor: str | None, loaded: Callable[[], Mapping[date, str]] | None = None
 ) -> tuple[list[LandingFile], str]:

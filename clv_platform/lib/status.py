@@ -41,7 +41,7 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         if waiting:
             st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
                                 "`clv materialize ingest --new` loads them")
-        changed = sorted(f.day for f in files if f.day in loaded and landing.sha256_of(f.path) != loaded[f.day])
+        changed = sorted(f.day for f in landing.changed_since_loaded(files, loaded))
         st.landing["changed"] = len(changed)
         if changed:
             st.attention.append(f"{len(changed)} landing file(s) changed since they were loaded (first {changed[0]}): "
@@ -49,10 +49,6 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     _models(settings, st)
     _snapshot(settings, st, now)
     return st
-
-
-def _names(names: list[str], limit: int = 5) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.LandingFile]:
@@ -63,19 +59,18 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     misnamed = landing.misnamed_files(settings.landing_dir)
     st.landing["misnamed"] = len(misnamed)
     if misnamed:
-        st.attention.append(f"not a landing file name: {_names(misnamed)} "
+        st.attention.append(f"not a landing file name: {landing.name_list(misnamed)} "
                             "(expected transactions_YYYY-MM-DD.csv or .parquet)")
     start = dt.date.fromisoformat(settings.partitions_start)     # (get_settings checked it)
-    early = [f for f in files if f.day < start]
-    future = [f for f in files if f.day > today]
+    early, future = landing.outside_partitions(files, start, today)
     st.landing["out_of_range"] = len(early) + len(future)
     if early:
         st.attention.append(f"landing file(s) dated before the first daily partition {start} never load: "
-                            f"{_names([f.path.name for f in early])}: set CLV_PARTITIONS_START={early[0].day} "
+                            f"{landing.name_list([f.path.name for f in early])}: set CLV_PARTITIONS_START={early[0].day} "
                             "(or earlier)")
     if future:
         st.attention.append(f"landing file(s) dated in the future (after {today}) have no partition: "
-                            f"{_names([f.path.name for f in future])}: check the date in the file name")
+                            f"{landing.name_list([f.path.name for f in future])}: check the date in the file name")
     return [f for f in files if start <= f.day <= today]
 
 
