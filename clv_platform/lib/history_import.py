@@ -9,6 +9,7 @@ otherwise make a file for every day up to it), is not given a file: it goes to
 rows read = rows written + rows unassigned. Nothing else is judged here: the loader's rules do that.
 """
 
+import gzip
 import os
 import shutil
 import tempfile
@@ -18,10 +19,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 from tqdm.auto import tqdm
 
 from clv_platform.lib import warehouse
-from clv_platform.lib.ingest import OTHER_DELIMITERS
+from clv_platform.lib.ingest import OTHER_DELIMITERS, LandingFileError, csv_row_lines
 from clv_platform.lib.schema import LANDING_COLUMNS
 
 REJECTS_DIR = "import_rejects"
@@ -104,6 +106,9 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
         fmt, first_line = _read(con, source, today)
         rows_read, unassigned, start, end = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE day IS NULL), min(day), max(day) FROM _export").fetchall()[0]
+        rows_with_lines = f"SELECT *, rowid + {first_line} AS source_line FROM _export"
+        if fmt == "csv" and _register_row_lines(con, source, rows_read):
+            rows_with_lines = "SELECT e.*, r.source_line FROM _export AS e JOIN _row_lines AS r ON r.row = e.rowid"
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)] if start else []
         existing = [p.name for d in days for p in (out_dir / f"transactions_{d}.csv",
                                                    out_dir / f"transactions_{d}.parquet") if p.exists()]
@@ -131,10 +136,10 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
             unassigned_file = out_dir / REJECTS_DIR / f"{source.name}.unassigned.csv"
             unassigned_file.parent.mkdir(exist_ok=True)
             con.execute(
-                f"COPY (SELECT rowid + {first_line} AS source_line, CASE WHEN future THEN 'ts_in_future' "
+                "COPY (SELECT source_line, CASE WHEN future THEN 'ts_in_future' "
                 "WHEN order_ts IS NULL OR trim(CAST(order_ts AS VARCHAR)) = '' THEN 'missing_timestamp' "
                 "ELSE 'bad_timestamp' END AS reason, "
-                f"{', '.join(LANDING_COLUMNS)} FROM _export WHERE day IS NULL ORDER BY rowid) "
+                f"{', '.join(LANDING_COLUMNS)} FROM ({rows_with_lines}) WHERE day IS NULL ORDER BY source_line) "
                 f"TO {warehouse.sql_text(str(unassigned_file))} (FORMAT csv, HEADER true)")
     finally:
         con.close()
@@ -143,6 +148,21 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
         rows_unassigned=unassigned, files=len(days), empty_days=len(days) - len(written), start=start, end=end,
         unassigned_file=unassigned_file, seconds=time.perf_counter() - started,
     )
+
+
+def _register_row_lines(con: duckdb.DuckDBPyConnection, source: Path, rows: int) -> bool:
+    """Check the export's lines as the loader checks a landing file's (a row with more fields than the
+    header fails, naming its line) and, when blank lines or quoted line breaks shift rows against lines,
+    register `_row_lines` (`row`: the row's index in export order, `source_line`: its line). True if registered."""
+    try:
+        data = gzip.decompress(source.read_bytes()) if source.name.lower().endswith(".gz") else source.read_bytes()
+        lines = csv_row_lines(source, data, rows)
+    except LandingFileError as exc:
+        raise HistoryImportError(str(exc)) from None
+    if lines is None:
+        return False
+    con.register("_row_lines", pd.DataFrame({"row": range(len(lines)), "source_line": lines}))
+    return True
 
 
 def _write_days(con: duckdb.DuckDBPyConnection, staging: Path, fmt: str) -> dict[date, Path]:

@@ -255,7 +255,7 @@ def _duckdb_problem(exc: duckdb.Error) -> str:
 _FIRST_LINE = {".csv": 2, ".parquet": 1}     # source_line of _landing_rows' rowid 0 (without blank lines etc.)
 
 
-def _csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | None:
+def csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | None:
     """Line number in the file of each data row, when that is not simply row index + 2: blank lines (DuckDB
     skips them) and values with line breaks inside quotes shift the rows against the lines. None when every
     row is on its own line, in order. `rows`: how many rows DuckDB read (None: it failed). Also the check
@@ -400,13 +400,13 @@ def _stage_parsed(
         )
     except duckdb.Error as exc:
         if path.suffix == ".csv":
-            _csv_row_lines(path, data, None)        # names the line when a row has the wrong number of fields
+            csv_row_lines(path, data, None)        # names the line when a row has the wrong number of fields
         raise LandingFileError(path, problem.format(_duckdb_problem(exc))) from None
     finally:
         con.execute("DROP VIEW _landing_source")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.
     rows = con.execute("SELECT count(*) FROM _landing_rows").fetchall()[0][0]
-    row_lines = _csv_row_lines(path, data, rows) if path.suffix == ".csv" else None
+    row_lines = csv_row_lines(path, data, rows) if path.suffix == ".csv" else None
     if row_lines is None:
         con.execute(f"CREATE TEMP VIEW _landing AS SELECT rowid + {_FIRST_LINE[path.suffix]} AS source_line, "
                     "rowid AS row_index, * FROM _landing_rows")

@@ -91,6 +91,31 @@ def test_rows_without_a_day_are_set_aside_with_line_and_reason_and_the_rest_load
     con.close()
 
 
+def test_unassigned_rows_keep_their_file_line_after_blank_lines_and_quoted_line_breaks(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([
+        HEADER,
+        "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,",
+        "",                                                          # line 3: blank (the reader skips it)
+        'O2,1,C2,2024-03-01T10:00:00,"home',                         # lines 4-5: one row, a quoted line break
+        'garden",1,5,web,US,',
+        "O3,1,C3,,toys,1,5,web,US,",                                 # line 6: no timestamp
+    ]) + "\n")
+    s = history_import.import_history(export, tmp_path / "landing")
+    assert (s.rows_read, s.rows_unassigned) == (3, 1)
+    rows = list(csv.DictReader(s.unassigned_file.open()))
+    assert [(r["source_line"], r["reason"], r["order_id"]) for r in rows] == [("6", "missing_timestamp", "O3")]
+
+
+def test_a_row_with_more_fields_than_the_header_stops_the_import_naming_its_line(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text(HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,\nO2,1,C2,2024-03-01T09:00:00,"
+                      "books,2,12.5,web,US,,\n")
+    with pytest.raises(history_import.HistoryImportError, match="line 3 has 11 fields, expected 10"):
+        history_import.import_history(export, tmp_path / "landing")
+    assert not list((tmp_path / "landing").glob("transactions_*"))
+
+
 def test_existing_days_are_kept_unless_replaced(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
