@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from clv_platform.lib import warehouse
-from clv_platform.lib.ingest import OTHER_DELIMITERS, LandingFileError, csv_row_lines
+from clv_platform.lib.ingest import OTHER_DELIMITERS, LandingFileError, csv_row_lines, parquet_type_problem
 from clv_platform.lib.schema import LANDING_COLUMNS
 
 REJECTS_DIR = "import_rejects"
@@ -76,6 +76,10 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
         problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
         raise HistoryImportError(f"{source}: {'; '.join(problems)} (expected {', '.join(LANDING_COLUMNS)})")
+    if fmt == "parquet":    # the daily files keep the export's types: refuse what the loader would refuse
+        for column in LANDING_COLUMNS:
+            if type_problem := parquet_type_problem(column, columns[column]):
+                raise HistoryImportError(f"{source}: {type_problem}; nothing written")
     if columns["order_ts"].startswith("TIMESTAMP") or columns["order_ts"] == "DATE":
         day = "CAST(order_ts AS DATE)"
     else:  # text: the day is its first 10 characters, YYYY-MM-DD

@@ -304,8 +304,32 @@ _PARQUET_TYPES = {
     "unit_price": ("VARCHAR", "DECIMAL", "DOUBLE", "FLOAT", "INT", "BIGINT"),
     "order_ts": ("VARCHAR", "TIMESTAMP"),
 }
-# Which day a time-zone-aware timestamp falls on depends on the reading machine's time zone setting.
-_PARQUET_REFUSED = {"TIMESTAMP WITH TIME ZONE": "order_ts must be a timestamp without time zone, in local time"}
+# Which day a time-zone-aware timestamp falls on depends on the reading machine's time zone setting (DuckDB
+# names them TIMESTAMP WITH TIME ZONE, or TIMESTAMPTZ_NS etc. for other precisions).
+_TIME_ZONE_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
+
+
+def parquet_type_problem(column: str, typ: str) -> str | None:
+    """Why a Parquet column of DuckDB type `typ` cannot be read as landing column `column` (None: it can).
+    A column of type NULL (all values missing, as pandas writes an empty original_order_id) is read as text."""
+    if typ.startswith(_TIME_ZONE_TYPES):
+        return f"column {column} has type {typ} ({column} must be a timestamp without time zone, in local time)"
+    if typ.strip("\"") != "NULL" and not typ.startswith(_PARQUET_TYPES.get(column, ("VARCHAR",))):
+        return f"column {column} has type {typ}"
+    return None
+
+
+def _parquet_text(column: str, typ: str) -> str:
+    """SQL reading Parquet column `column` of type `typ` as the text a CSV file would hold."""
+    if typ.startswith("TIMESTAMP"):     # to the second: a fraction of a second never moves the day
+        return f"strftime({column}, '%Y-%m-%dT%H:%M:%S')"
+    if typ.startswith("DECIMAL"):       # 19.99 as DECIMAL(20,10) is '19.9900000000': drop the padding
+        return (f"CASE WHEN contains(CAST({column} AS VARCHAR), '.') "
+                f"THEN rtrim(rtrim(CAST({column} AS VARCHAR), '0'), '.') ELSE CAST({column} AS VARCHAR) END")
+    if typ in ("DOUBLE", "FLOAT"):      # 0.1 * 3 is 0.30000000000000004: a float within rounding error of a
+        return (f"CASE WHEN abs({column} - round({column}, 6)) <= 1e-9 * greatest(1, abs({column})) "   # 6-decimal
+                f"THEN CAST(round(CAST({column} AS DOUBLE), 6) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END")
+    return f"CAST({column} AS VARCHAR)"
 
 
 def _stage_file(
@@ -366,21 +390,10 @@ def _stage_parsed(
                 [f"unexpected column(s) {', '.join(extra)}"] if extra else []
             )
             raise LandingFileError(path, "Parquet schema mismatch: " + "; ".join(parts))
-        selects = []
         for col in schema.LANDING_COLUMNS:
-            typ = types[col]
-            allowed = _PARQUET_TYPES.get(col, ("VARCHAR",))
-            if not typ.startswith(allowed) or typ in _PARQUET_REFUSED:
-                hint = f" ({_PARQUET_REFUSED[typ]})" if typ in _PARQUET_REFUSED else ""
-                raise LandingFileError(path, f"Parquet schema mismatch: column {col} has type {typ}{hint}")
-            if typ.startswith("TIMESTAMP"):
-                selects.append(f"strftime({col}, '%Y-%m-%dT%H:%M:%S') AS {col}")
-            elif typ.startswith("DECIMAL"):     # 19.99 as DECIMAL(20,10) is '19.9900000000': drop the padding
-                selects.append(f"CASE WHEN contains(CAST({col} AS VARCHAR), '.') "
-                               f"THEN rtrim(rtrim(CAST({col} AS VARCHAR), '0'), '.') "
-                               f"ELSE CAST({col} AS VARCHAR) END AS {col}")
-            else:
-                selects.append(f"CAST({col} AS VARCHAR) AS {col}")
+            if type_problem := parquet_type_problem(col, types[col]):
+                raise LandingFileError(path, f"Parquet schema mismatch: {type_problem}")
+        selects = [f"{_parquet_text(col, types[col])} AS {col}" for col in schema.LANDING_COLUMNS]
         source = f"(SELECT {', '.join(selects)} FROM read_parquet({warehouse.sql_text(str(path))}))"
         problem = "unreadable Parquet data ({})"
     else:

@@ -197,3 +197,30 @@ def test_rows_dated_after_today_are_unassigned_and_get_no_daily_files(tmp_path, 
     out = CliRunner().invoke(cli, ["import-history", str(export)])
     assert out.exit_code == 1 and "4 rows read = 2 written to daily files + 2 set aside" in out.output
     assert len(list((tmp_path / "data" / "landing").glob("transactions_*"))) == 2
+
+
+@pytest.mark.parametrize("replace, message", [
+    ("CAST(1 AS BIGINT) AS customer_id", "column customer_id has type BIGINT"),
+    ("TIMESTAMPTZ '2024-03-01 23:30:00+00' AS order_ts", "column order_ts has type TIMESTAMP WITH TIME ZONE"),
+])
+def test_a_parquet_export_with_types_the_loader_refuses_is_refused_before_splitting(tmp_path, replace, message):
+    export = tmp_path / "export.parquet"
+    cols = ", ".join(f"'{v}' AS {k}" for k, v in zip(
+        LANDING_COLUMNS, "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,".split(","), strict=True))
+    duckdb.execute(f"COPY (SELECT * REPLACE ({replace}) FROM (SELECT {cols})) TO '{export}' (FORMAT parquet)")
+    with pytest.raises(history_import.HistoryImportError, match=f"{message}.*nothing written"):
+        history_import.import_history(export, tmp_path / "landing")
+    assert not list((tmp_path / "landing").glob("transactions_*"))
+
+
+def test_a_parquet_export_without_returns_loads_its_empty_original_order_column(tmp_path):
+    import pandas as pd
+
+    export = tmp_path / "export.parquet"
+    pd.DataFrame([dict(zip(LANDING_COLUMNS, "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,".split(","),
+                           strict=True))]).assign(original_order_id=None).to_parquet(export, index=False)
+    history_import.import_history(export, tmp_path / "landing")
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    result = ingest.load_partition(con, "2024-03-01", tmp_path / "landing")
+    assert (result.rows_read, result.rows_loaded) == (1, 1)
+    con.close()

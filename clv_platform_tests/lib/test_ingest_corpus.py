@@ -215,3 +215,36 @@ def test_line_in_two_days_files_is_counted_once_whichever_loads_first(con, tmp_p
     staged = con.execute("SELECT count(*) FROM staging.transactions WHERE order_id = 'P1'").fetchone()[0]
     assert staged == 1
     assert validation.reconcile(con, [early, late])["passed"]
+
+
+def _pandas_parquet(tmp_path, **replace) -> None:
+    """The good rows written by pandas (its own types: nanosecond timestamps, float prices, ...), columns
+    replaced by `replace`."""
+    frame = pd.read_csv(io.StringIO(csv_text()), dtype=str, keep_default_na=False)
+    for column, values in replace.items():
+        frame[column] = values
+    frame.to_parquet(tmp_path / f"transactions_{DAY}.parquet", index=False)
+
+
+def test_parquet_time_zone_timestamps_of_any_precision_are_refused(con, tmp_path):
+    # pandas writes datetime64[ns, tz]: DuckDB calls it TIMESTAMPTZ_NS, not TIMESTAMP WITH TIME ZONE
+    ts = pd.to_datetime([f"{DAY} 09:00:00"] * 3).tz_localize("America/New_York")
+    _pandas_parquet(tmp_path, order_ts=ts)
+    with pytest.raises(ingest.LandingFileError, match="column order_ts has type TIMESTAMP.*without time zone"):
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+
+
+def test_parquet_all_missing_column_and_float_prices_load(con, tmp_path):
+    # pandas writes an all-None column as type NULL; 0.1 * 3 is 0.30000000000000004 as a float
+    _pandas_parquet(tmp_path, original_order_id=[None] * 3, unit_price=[0.1 * 3, 19.99 * 0.9, 5.0],
+                    order_ts=pd.to_datetime([f"{DAY} 09:00:00.750"] * 3))
+    result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert (result.rows_read, result.rows_rejected) == (3, 0), result.reason_counts
+    assert con.execute("SELECT unit_price, order_ts FROM raw.transactions ORDER BY source_line").fetchall() == [
+        ("0.3", f"{DAY}T09:00:00"), ("17.991", f"{DAY}T09:00:00"), ("5.0", f"{DAY}T09:00:00")]
+
+
+def test_parquet_float_price_with_more_than_six_decimals_is_still_quarantined(con, tmp_path):
+    _pandas_parquet(tmp_path, unit_price=[1.2345678, 2.0, 3.0])
+    result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert result.reason_counts == {"bad_unit_price": 1}
