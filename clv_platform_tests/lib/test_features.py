@@ -103,6 +103,16 @@ def test_as_of_in_the_middle_values_by_hand(con):
     assert pd.Timestamp(a.as_of_date) == pd.Timestamp("2024-01-10")
 
 
+def test_money_is_exact_to_the_cent_not_a_float_sum(con):
+    # summed as floats in any order, 586.78 + 710.06 + 85.38 is 1382.2199999999998, and the two repeat days
+    # 795.4399999999999
+    _load(con, [_line("D", "O1", "2024-01-01 09:00", 586.78), _line("D", "O2", "2024-01-02 09:00", 710.06),
+                _line("D", "O3", "2024-01-03 09:00", 85.38)])
+    d = _by_id(features.customer_features(con, "2024-01-10")).loc["D"]
+    assert (d.total_spend, d.gross_spend, d.spend_last_90d) == (1382.22, 1382.22, 1382.22)
+    assert d.monetary_value == 795.44 / 2 and d.avg_order_value == 1382.22 / 3
+
+
 def test_one_purchase_only(con):
     _load(con, ROWS)
     b = _by_id(features.customer_features(con, "2024-01-10")).loc["B"]

@@ -11,7 +11,9 @@
 -- at least one purchase order (same-day orders merge). frequency = purchase days - 1; recency = last -
 -- first purchase day; T = $as_of - first purchase day (recency and T in time units); monetary_value = mean
 -- gross purchase amount per repeat purchase day (0 when frequency = 0). Gross = purchase lines only; net
--- (total_spend, spend windows) = all lines, returns negative.
+-- (total_spend, spend windows) = all lines, returns negative. Amounts are summed per order as DOUBLE (faster
+-- than DECIMAL); the customer's money sums are rounded back to cents, which they are exactly, so that a total
+-- of 1590.06 is 1590.06 and not 1590.0600000000002, and the means divide exact sums.
 --
 -- Plan (one pass over the lines, chosen for speed): lines -> orders (hash aggregate) -> a window over each
 -- customer's purchase orders sorted by day (gap to the previous purchase order, first purchase day) ->
@@ -60,17 +62,17 @@ customers AS (
         customer_id,
         min(first_day) FILTER (WHERE is_purchase) AS first_day,
         max(d) FILTER (WHERE is_purchase) AS last_day,
-        count_if(is_purchase AND coalesce(gap, 1) > 0) - 1 AS frequency,
-        sum(CASE WHEN is_purchase AND d > first_day THEN gross ELSE 0 END) AS repeat_gross,
+        -- counts as BIGINT: count_if() is HUGEINT, which reaches pandas (and the snapshot, the API) as a float
+        CAST(count_if(is_purchase AND coalesce(gap, 1) > 0) - 1 AS BIGINT) AS frequency,
+        round(sum(CASE WHEN is_purchase AND d > first_day THEN gross ELSE 0 END), 2) AS repeat_gross,
         avg(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS inter_purchase_days_mean,
         stddev_samp(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS inter_purchase_days_std,
-        count_if(is_purchase) AS orders,
-        sum(net) AS total_spend,
-        sum(gross) AS gross_spend,
-        avg(CASE WHEN is_purchase THEN gross END) AS avg_order_value,
+        CAST(count_if(is_purchase) AS BIGINT) AS orders,
+        round(sum(net), 2) AS total_spend,
+        round(sum(gross), 2) AS gross_spend,
         stddev_samp(CASE WHEN is_purchase THEN gross END) AS avg_order_value_std,
-        sum(CASE WHEN d > CAST($as_of AS DATE) - 90 THEN net ELSE 0 END) AS spend_last_90d,
-        sum(CASE WHEN d > CAST($as_of AS DATE) - 180 AND d <= CAST($as_of AS DATE) - 90 THEN net ELSE 0 END)
+        round(sum(CASE WHEN d > CAST($as_of AS DATE) - 90 THEN net ELSE 0 END), 2) AS spend_last_90d,
+        round(sum(CASE WHEN d > CAST($as_of AS DATE) - 180 AND d <= CAST($as_of AS DATE) - 90 THEN net ELSE 0 END), 2)
             AS spend_prev_90d,
         count_if(is_purchase AND channel = 7) AS n_web,
         count_if(is_purchase AND channel = 1) AS n_app,
@@ -96,7 +98,7 @@ SELECT
     orders,
     total_spend,
     gross_spend,
-    avg_order_value,
+    gross_spend / orders AS avg_order_value,     -- orders without a purchase line have gross 0
     avg_order_value_std,
     inter_purchase_days_mean,
     inter_purchase_days_std,
