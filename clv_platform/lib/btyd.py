@@ -420,13 +420,18 @@ def _bgnbd_unconditional_part(params, x, T, t) -> np.ndarray:
     """E[Y(t) | x, t_x, T] / P(alive) = (a+b+x-1)/(a-1) [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
     z = t/(α+T+t). Evaluated through Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z):
     ((α+T)/(α+T+t))^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose small upper parameters stay finite for heavy
-    buyers with long horizons (the textbook form overflows there, e.g. x = 300, T = 1, t = 52)."""
+    buyers with long horizons (the textbook form overflows there, e.g. x = 300, T = 1, t = 52). Where it is
+    not finite itself (very large a and b, as fitted on a few weeks of history), the textbook form is used."""
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
     with np.errstate(all="ignore"):
         base = alpha + T
         z = t / (base + t)
-        powr = np.exp((a - 1) * np.log(base / (base + t)))
-        return (a + b + x - 1) / (a - 1) * (1.0 - powr * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z))
+        ratio = np.log(base / (base + t))
+        euler = np.exp((a - 1) * ratio) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        if not np.all(np.isfinite(euler)):
+            textbook = np.exp((r + x) * ratio) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+            euler = np.where(np.isfinite(euler), euler, textbook)
+        return (a + b + x - 1) / (a - 1) * (1.0 - euler)
 
 
 def bgnbd_conditional_expected(params, t, x, tx, T) -> np.ndarray:
@@ -466,14 +471,21 @@ def bgnbd_pmf(params, t, n_max) -> np.ndarray:
 
 
 def gamma_gamma_expected_value(params, x, m) -> np.ndarray:
-    """E[M | x, m̄] (Fader & Hardie's note 025, eq. 5); population mean pv/(q-1) for x = 0 or m̄ <= 0."""
+    """E[M | x, m̄] = (v p + p x m̄) / (p x + q - 1) (Fader & Hardie's note 025, eq. 5); the population mean
+    v p / (q - 1) for x = 0 or m̄ <= 0. With q <= 1 (heavy-tailed order values) that mean is infinite and the
+    formula turns negative for x = 0: the repeat buyers' mean m̄ stands in for it there."""
     p, q, v = (params[k] for k in ("p", "q", "v"))
     x = _as_float(x)
     m = np.nan_to_num(_as_float(m), nan=0.0)
-    pop = v * p / (q - 1)
-    xx = np.where(m > 0, x, 0.0)
-    wgt = p * xx / (p * xx + q - 1)
-    return (1 - wgt) * pop + wgt * np.maximum(m, 0.0)
+    repeat = (x > 0) & (m > 0)
+    if q > 1:
+        pop = v * p / (q - 1)
+    else:
+        pop = float(m[repeat].mean()) if repeat.any() else float("nan")
+    den = p * x + q - 1
+    with np.errstate(all="ignore"):
+        conditional = (v * p + p * x * m) / den
+    return np.where(repeat & (den > 0), conditional, pop)
 
 
 # ----------------------------------------------------------------------------------------------- prediction

@@ -208,3 +208,25 @@ def test_frequency_T_index_roundtrip(big_x):
     np.testing.assert_array_equal(ux[inv], x)
     np.testing.assert_array_equal(uT[inv], T)
     assert len(ux) == len(set(zip(x.tolist(), T.tolist(), strict=True)))
+
+
+def test_expected_purchases_stay_finite_for_very_large_a_and_b():
+    # fitted on three weeks of history: the Euler-transformed 2F1 overflows; lifetimes' textbook form does not
+    params = {"r": 0.6794730422216768, "alpha": 2.54570273826999, "a": 147944.0654582004, "b": 299157.82334113866}
+    x, tx, T = np.array([0.0, 1.0, 3.0]), np.array([0.0, 0.5, 1.2]), np.array([1.0, 1.5, 1.4])
+    ours = btyd.bgnbd_conditional_expected(params, 30 / 7, x, tx, T)
+    bgf = BetaGeoFitter()
+    bgf.params_ = pd.Series(params)
+    theirs = bgf.conditional_expected_number_of_purchases_up_to_time(30 / 7, x, tx, T)
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-9)
+
+
+def test_gamma_gamma_with_q_below_one_never_gives_a_negative_order_value():
+    # q <= 1: the population mean order value is infinite and v p / (q - 1) is negative
+    params = {"p": 27.38, "q": 0.778, "v": 0.587}
+    x, m = np.array([0.0, 1.0, 4.0, 2.0]), np.array([0.0, 40.0, 10.0, 0.0])
+    value = btyd.gamma_gamma_expected_value(params, x, m)
+    p, q, v = params["p"], params["q"], params["v"]
+    assert value[1] == pytest.approx((v * p + p * 1 * 40.0) / (p + q - 1))
+    assert value[0] == value[3] == pytest.approx(25.0)     # the repeat buyers' mean m̄ stands in
+    assert (value > 0).all()
