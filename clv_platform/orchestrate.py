@@ -58,12 +58,20 @@ def run_job(
     )
     if not result.success:
         errors = [
-            f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+            f"{event.step_key}: {_cause(event.event_specific_data.error)}"
             for event in result.all_events
             if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
         ]
         raise JobFailed(f"{name} failed (run {result.run_id}):\n  " + "\n  ".join(errors or ["see the Dagster UI"]))
     return result
+
+
+def _cause(error) -> str:
+    """The innermost cause of a step's error: a plain exception in an asset reaches Dagster as
+    "DagsterExecutionStepExecutionError: Error occurred while executing op ...", its message in `cause`."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def ingest_range(start: date, end: date) -> dg.ExecuteInProcessResult:
@@ -123,7 +131,7 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
         if registry.alias_version(spec.name, registry.PRODUCTION):
             echo(f"  {spec.name}: production already set; the new version waits as `staging` (make promote-{model})")
         else:
-            echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better).message)
+            echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better, floor=spec.floor).message)
     echo("[5/6] monthly segment history (as-of month ends, with the production models)")
     run_segment_history(loaded[1])
     echo("[6/6] scoring every customer and publishing the serving snapshot")

@@ -345,6 +345,8 @@ def train(
     if not features:
         raise ValueError("CLV model: no numeric feature columns in the training frame")
     p = {**DEFAULT_PARAMS, "num_threads": _threads(len(df)), **(params or {}), "seed": seed}
+    if "min_data_in_leaf" not in (params or {}):   # a few hundred customers: 80 rows per leaf allow no split
+        p["min_data_in_leaf"] = min(p["min_data_in_leaf"], max(5, len(df) // 20))
     quantiles = quantiles or QUANTILES
     x = _matrix(df, features)
     y = np.clip(df[target].astype("float64").to_numpy(), 0.0, None)  # net returns below zero -> 0 spend

@@ -44,11 +44,14 @@ class ModelSpec:
     name: str
     metric: str
     higher_is_better: bool = True
+    # A staging metric not above this is never promoted without --force, even with no production yet: a CLV
+    # model whose held-out normalized Gini is <= 0 ranks customers no better than a constant.
+    floor: float | None = None
 
 
 # What `clv promote clv|segment` means.
 MODELS: dict[str, ModelSpec] = {
-    "clv": ModelSpec("clv_model", "holdout_normalized_gini", True),
+    "clv": ModelSpec("clv_model", "holdout_normalized_gini", True, floor=0.0),
     "segment": ModelSpec("segment_model", "stability_weighted_silhouette", True),
 }
 
@@ -275,10 +278,12 @@ def promote(
     higher_is_better: bool = True,
     force: bool = False,
     tracking_uri: str | None = None,
+    floor: float | None = None,
 ) -> PromotionResult:
     """Move ``production`` to the ``staging`` version if its ``metric`` is at least as good as production's
     (or there is no production yet, or ``force``). Otherwise refuse: ``promoted=False`` with both figures.
-    A version once rolled back out of production is refused without ``force``.
+    Refused without ``force`` as well: a version once rolled back out of production, and a staging metric
+    that is NaN or not beyond ``floor``. A NaN production metric counts as missing.
     """
     c = client(tracking_uri)
     staging = alias_version(name, STAGING, tracking_uri)
@@ -297,10 +302,19 @@ def promote(
     if production == staging:
         return result(False, f"{name} v{staging} is already production ({figures})")
 
-    if production is None:
+    unusable = s_val is not None and (not math.isfinite(s_val) or (
+        floor is not None and (s_val <= floor if higher_is_better else s_val >= floor)))
+    if p_val is not None and not math.isfinite(p_val):
+        p_val = None
+    if force:
+        ok, why = True, "forced" if production else "no production version yet"
+    elif unusable:
+        ok, why = False, (f"staging v{staging}'s {metric} is {format_metric(s_val)}, not "
+                          f"{'above' if higher_is_better else 'below'} {floor}: the model is no better than a "
+                          "constant (too few customers to learn from?)" if math.isfinite(s_val)
+                          else f"staging v{staging}'s {metric} is not a number")
+    elif production is None:
         ok, why = True, "no production version yet"
-    elif force:
-        ok, why = True, "forced"
     elif rolled_back_at := c.get_model_version(name, staging).tags.get(ROLLED_BACK_TAG):
         ok, why = False, (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)} "
                           "(--force promotes it again; a new training run registers a new staging version)")

@@ -189,3 +189,22 @@ def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
         registry._log_event(c, "m", "promote", str(i), str(i + 1), "2024-03-20T12:00:00+00:00")
     log = registry.events("m", uri)
     assert len(log) == registry.EVENTS_LIMIT and log[0]["from"] == "5" and log[-1]["to"] == "55"
+
+
+def test_a_model_no_better_than_a_constant_is_never_promoted_without_force(tmp_path):
+    uri = new_store(tmp_path)
+    name = "constant_check"
+    # The first version ranks no better than a constant (Gini 0): refused even with no production yet.
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.0, 1.0), "model", name, tracking_uri=uri)
+    refused = registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor)
+    assert not refused.promoted and "no better than a constant" in refused.message, refused.message
+    assert registry.alias_version(name, "production", uri) is None
+    forced = registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor, force=True)
+    assert forced.promoted
+    # A NaN figure (stored as no figure): refused as staging; as production, the refusal says to use --force.
+    registry.register(_log(uri, tmp_path, CLV.metric, float("nan"), 2.0), "model", name, tracking_uri=uri)
+    assert "has no metric" in registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor).message
+    registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor, force=True)
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.3, 3.0), "model", name, tracking_uri=uri)
+    blocked = registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor)
+    assert not blocked.promoted and "production v2 has no metric" in blocked.message and "--force" in blocked.message
