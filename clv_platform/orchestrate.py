@@ -61,6 +61,9 @@ def run_job(
             f"{event.step_key}: {_cause(event.event_specific_data.error)}"
             for event in result.all_events
             if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
+        ] + [
+            f"check {check.check_name} failed: {check.description}"
+            for check in result.get_asset_check_evaluations() if not check.passed and check.description
         ]
         raise JobFailed(f"{name} failed (run {result.run_id}):\n  " + "\n  ".join(errors or ["see the Dagster UI"]))
     return result

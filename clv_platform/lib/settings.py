@@ -17,6 +17,8 @@ class SettingsError(ValueError):
 class Settings:
     data_dir: Path
     partitions_start: str
+    # A file with a larger share of its rows quarantined fails the blocking check (files of 20+ rows).
+    max_quarantine_share: float = 0.05
 
     @property
     def landing_dir(self) -> Path:
@@ -84,4 +86,13 @@ def get_settings() -> Settings:
     except ValueError:
         raise SettingsError(f"CLV_PARTITIONS_START={start!r} is not a date YYYY-MM-DD (the first daily partition, "
                             "e.g. 2020-01-01)") from None
-    return Settings(data_dir=data_dir, partitions_start=start)
+    share = os.environ.get("CLV_MAX_QUARANTINE_SHARE", "0.05")
+    try:
+        max_share = float(share)
+        if not 0 <= max_share <= 1:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"CLV_MAX_QUARANTINE_SHARE={share!r} is not a share between 0 and 1 (the largest share "
+                            "of a file's rows that may be quarantined before the file fails its check, e.g. 0.05)"
+                            ) from None
+    return Settings(data_dir=data_dir, partitions_start=start, max_quarantine_share=max_share)

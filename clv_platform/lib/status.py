@@ -4,6 +4,7 @@ registered models and the published snapshot. Read only: the warehouse is opened
 while a run writes it), the MLflow store is not created when absent."""
 
 import datetime as dt
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import duckdb
@@ -95,6 +96,10 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
         failing = con.execute(
             "SELECT count(*), count(DISTINCT partition_date) FROM staging.validation_results WHERE NOT success"
         ).fetchall()[0]
+        failing_examples = con.execute(
+            "SELECT v.partition_date, v.expectation, a.source_file FROM staging.validation_results AS v "
+            "LEFT JOIN raw.load_audit AS a USING (partition_date) WHERE NOT v.success "
+            "ORDER BY v.partition_date, v.expectation LIMIT 5").fetchall()
         checked = con.execute("SELECT max(checked_at) FROM staging.validation_results").fetchall()[0][0]
     except duckdb.Error as exc:
         st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
@@ -108,8 +113,11 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
     if failing[0]:
-        st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s) "
-                            "(staging.validation_results; the data-quality page)")
+        where = "; ".join(f"{day} {expectation} ({Path(source).name if source else 'no file'})"
+                          for day, expectation, source in failing_examples)
+        st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s): {where}"
+                            f"{' ...' if failing[0] > len(failing_examples) else ''} (staging.validation_results; "
+                            "`clv validate FILE` lists the file's quarantined rows)")
     return days
 
 

@@ -24,8 +24,7 @@ from clv_platform.lib import schema, warehouse
 from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
 from clv_platform.lib.settings import get_settings
 
-MAX_REJECT_SHARE = 0.05      # a partition with more quarantined rows than this (and >= MIN_ROWS_FOR_SHARE) fails
-MIN_ROWS_FOR_SHARE = 20
+MIN_ROWS_FOR_SHARE = 20      # smaller files never fail on their quarantined share (Settings.max_quarantine_share)
 EXAMPLES = 5
 
 # check name (a predicate, as the Dagster asset check is called) -> description
@@ -42,7 +41,8 @@ CHECKS = {
     "transactions_are_inside_their_partition_day": "order_ts is on the partition's day and not in the future",
     "transactions_use_known_vocabularies": "channel, country and category are in the contract's vocabularies",
     "transactions_quarantine_share_is_acceptable":
-        f"at most {MAX_REJECT_SHARE:.0%} of a file's rows were quarantined (files of >= {MIN_ROWS_FOR_SHARE} rows)",
+        "at most CLV_MAX_QUARANTINE_SHARE (default 5%) of a file's rows were quarantined (files of >= "
+        f"{MIN_ROWS_FOR_SHARE} rows)",
 }
 
 # The GX batch. Identifiers are high-cardinality strings that pandas/GX handle slowly, so the batch carries
@@ -338,11 +338,13 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
         [partition_dates],
     ).fetchall()
     per, bad = {}, []
+    max_share = get_settings().max_quarantine_share
     for d, f, read, rejected in rows:
-        too_many = read >= MIN_ROWS_FOR_SHARE and rejected > MAX_REJECT_SHARE * read
+        too_many = read >= MIN_ROWS_FOR_SHARE and rejected > max_share * read
         per[d] = (int(read), int(rejected) if too_many else 0)
         if too_many:
-            bad.append(f"{f}: {rejected}/{read} rows quarantined")
+            bad.append(f"{f}: {rejected}/{read} rows quarantined ({rejected / read:.0%}; at most {max_share:.0%} "
+                       "allowed, CLV_MAX_QUARANTINE_SHARE)")
     out.append(ExpectationOutcome(
         check="transactions_quarantine_share_is_acceptable", expectation="quarantine_share_at_most_sql",
         column=None, success=not bad, element_count=sum(r for r, _ in per.values()),

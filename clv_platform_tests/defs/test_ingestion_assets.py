@@ -154,6 +154,7 @@ def test_failing_blocking_check_stops_downstream(env):
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     bad = checks["transactions_quarantine_share_is_acceptable"]
     assert not bad.passed and "10/30 rows quarantined" in str(bad.metadata["examples"].value)
+    assert "e.g. transactions_2024-01-02.csv: 10/30 rows quarantined (33%" in bad.description   # the CLI prints it
     assert checks["load_audit_reconciles_with_tables"].passed
     downstream = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
                   and e.event_specific_data.materialization.asset_key == downstream_of_staging.key]

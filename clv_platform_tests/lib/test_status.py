@@ -173,3 +173,35 @@ def test_status_names_a_rolled_back_staging_version_and_a_snapshot_scored_with_o
     assert not any("waits in staging" in a or "snapshot was scored with" in a for a in st.attention)
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1 and "clv_model staging v2 was rolled back" in out.output
+
+
+def test_a_file_over_the_quarantine_share_is_named_with_its_share_and_the_share_is_a_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    from clv_platform.lib import validation
+
+    landing = get_settings().landing_dir
+    landing.mkdir(parents=True)
+    rows = [f"O{i},1,C{i},2024-03-10T09:00:00,books,1,5,web,US," for i in range(18)]
+    _day(landing, "2024-03-10", rows + ["X1,1,C1,2024-03-10T09:00:00,books,0,5,web,US,",      # 2 of 20 quarantined
+                                        "X2,1,C1,2024-03-10T09:00:00,bookz,1,5,web,US,"])
+    con = warehouse.connect(get_settings().warehouse_path)
+    ingest.load_partition(con, "2024-03-10", landing, now=NOW)
+    run = validation.validate_partitions(con, [dt.date(2024, 3, 10)])
+    share = next(o for o in run.outcomes if o.expectation == "quarantine_share_at_most_sql")
+    assert not share.success
+    assert share.examples == ["transactions_2024-03-10.csv: 2/20 rows quarantined (10%; at most 5% allowed, "
+                              "CLV_MAX_QUARANTINE_SHARE)"]
+    con.close()
+    st = status.collect(get_settings())
+    assert any("failing expectation result(s) in 1 partition(s): 2024-03-10 "
+               "transactions_quarantine_share_is_acceptable:quarantine_share_at_most_sql "
+               "(transactions_2024-03-10.csv)" in line for line in st.attention), st.attention
+
+    monkeypatch.setenv("CLV_MAX_QUARANTINE_SHARE", "0.1")
+    con = warehouse.connect(get_settings().warehouse_path)
+    run = validation.validate_partitions(con, [dt.date(2024, 3, 10)])
+    assert next(o for o in run.outcomes if o.expectation == "quarantine_share_at_most_sql").success
+    con.close()
+    monkeypatch.setenv("CLV_MAX_QUARANTINE_SHARE", "5%")
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code != 0 and "CLV_MAX_QUARANTINE_SHARE='5%' is not a share between 0 and 1" in out.output

@@ -62,7 +62,7 @@ def staging_transactions_checks(context: dg.AssetCheckExecutionContext, warehous
             passed=not failed,
             severity=dg.AssetCheckSeverity.ERROR,
             description=(f"{first.expectation} on {first.column or 'table'}: {first.unexpected_count} unexpected"
-                         if first else None),
+                         + (f", e.g. {first.examples[0]}" if first.examples else "") if first else None),
             metadata={
                 "partitions": dg.MetadataValue.int(len(days)),
                 "rows_validated": dg.MetadataValue.int(run.rows),
