@@ -3,6 +3,8 @@
 Each stage owns one section below; keep commands thin and put the work in lib/.
 """
 
+import csv
+import io
 import sys
 from pathlib import Path
 
@@ -205,9 +207,12 @@ def _validate_one(report) -> bool:
     if report.examples:
         click.echo("examples (line: reasons | row):")
         for ex in report.examples:
-            row = ",".join("" if ex[c] is None else str(ex[c]) for c in ingest.schema.LANDING_COLUMNS)
-            click.echo(f"  {ex['source_line']}: {ex['reasons']} | {row}")
-    click.echo("note: returns are checked against earlier orders in the warehouse only when loaded")
+            row = io.StringIO()       # as the file holds it: a value with a comma or a quote is quoted
+            csv.writer(row, lineterminator="").writerow(
+                ["" if ex[c] is None else str(ex[c]) for c in ingest.schema.LANDING_COLUMNS])
+            click.echo(f"  {ex['source_line']}: {ex['reasons']} | {row.getvalue()}")
+    click.echo("note: returns of earlier days' orders, and lines already loaded from another day's file, are checked "
+               "against the warehouse only when loaded")
     if not report.ok:
         click.echo("RESULT: rows would be quarantined")
         return False

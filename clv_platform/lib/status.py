@@ -3,6 +3,7 @@ outside the daily partitions, misnamed), what the warehouse loaded and quarantin
 registered models and the published snapshot. Read only: the warehouse is opened read-only (and reported busy
 while a run writes it), the MLflow store is not created when absent."""
 
+import csv
 import datetime as dt
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from clv_platform.lib import ingest, landing, registry, schema, snapshot, warehouse
+from clv_platform.lib.history_import import REJECTS_DIR
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings
 
@@ -52,6 +54,11 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     return st
 
 
+def _records(path: Path) -> int:
+    with path.open(newline="") as f:
+        return sum(1 for _ in csv.reader(f))
+
+
 def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.LandingFile]:
     """Fills st.landing; returns the files a daily partition can load (dated from partitions_start to today)."""
     files = landing.list_landing_files(settings.landing_dir)
@@ -62,6 +69,14 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     if misnamed:
         st.attention.append(f"not a landing file name: {landing.name_list(misnamed)} "
                             "(expected transactions_YYYY-MM-DD.csv or .parquet)")
+    # rows of history exports that no daily file holds, as the import wrote them (header + one record per row)
+    unassigned = {f: _records(f) - 1 for f in sorted((settings.landing_dir / REJECTS_DIR).glob("*.unassigned.csv"))}
+    unassigned = {f: n for f, n in unassigned.items() if n > 0}
+    st.landing["unassigned_rows"] = rows = sum(unassigned.values())
+    if rows:
+        st.attention.append(f"{rows:,} row(s) of history exports set aside by `clv import-history` (no readable "
+                            f"day, or dated after the import day): {landing.name_list([str(f) for f in unassigned])}; "
+                            "correct and import them again, or remove the file once they are dealt with")
     start = dt.date.fromisoformat(settings.partitions_start)     # (get_settings checked it)
     early, future = landing.outside_partitions(files, start, today)
     st.landing["out_of_range"] = len(early) + len(future)

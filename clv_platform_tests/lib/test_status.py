@@ -205,3 +205,17 @@ def test_a_file_over_the_quarantine_share_is_named_with_its_share_and_the_share_
     monkeypatch.setenv("CLV_MAX_QUARANTINE_SHARE", "5%")
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code != 0 and "CLV_MAX_QUARANTINE_SHARE='5%' is not a share between 0 and 1" in out.output
+
+
+def test_status_counts_the_rows_import_history_set_aside(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    from clv_platform.lib import history_import
+
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([HEADER, "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,",
+                                 'O2,1,C2,,"home\ngarden",1,5,web,US,', "O3,1,C3,03/02/2024,toys,1,5,web,US,"]) + "\n")
+    history_import.import_history(export, get_settings().landing_dir)
+    st = status.collect(get_settings())
+    assert st.landing["unassigned_rows"] == 2
+    assert any(line.startswith("2 row(s) of history exports set aside by `clv import-history`")
+               and "export.csv.unassigned.csv" in line for line in st.attention), st.attention
