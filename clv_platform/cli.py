@@ -297,7 +297,8 @@ def _check_writable_folder(folder: Path, option: str) -> None:
 @click.option("--cutoff", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="End of calibration. Default: 1997-09-30 for CDNOW, latest day - horizon for the warehouse.")
 @click.option("--horizon-days", type=click.IntRange(min=1), default=None,
-              help="Holdout length. Default: 273 (39 weeks) for CDNOW, 365 for the warehouse.")
+              help="Holdout length. Default: 273 (39 weeks) for CDNOW; for the warehouse 365, or half the history "
+                   "when it is shorter (as training).")
 @click.option("--folds", type=click.IntRange(min=1), default=5, show_default=True,
               help="K-fold CV over customers (1 = fit and predict on every customer).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -69,8 +69,8 @@ def load_calibration_holdout(
     """calibration_holdout rows (features in days) for a dataset; returns (frame, cutoff, horizon_days).
 
     cdnow / cdnow-sample: lifetimes' packaged CDNOW loaded into an in-memory DuckDB (cutoff 1997-09-30 and
-    273 days by default). warehouse: staging.transactions of the warehouse, opened read-only (default cutoff:
-    latest order day minus the horizon)."""
+    273 days by default). warehouse: staging.transactions of the warehouse, opened read-only (default horizon:
+    training's, 365 days or half a shorter history; default cutoff: latest order day minus the horizon)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if dataset.startswith("cdnow"):
@@ -83,13 +83,13 @@ def load_calibration_holdout(
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path}: run the pipeline first (or set CLV_DATA_DIR)")
         con = warehouse.connect(path, read_only=True)
-        horizon_days = 365 if horizon_days is None else horizon_days
-        if cutoff is None:
-            latest = features.latest_order_date(con)
-            if latest is None:
-                raise ValueError("staging.transactions is empty")
-            cutoff = latest - dt.timedelta(days=int(horizon_days))
     try:
+        if horizon_days is None:      # training's rule: 365 days, or half the history when it is shorter
+            from clv_platform.lib.training import auto_horizon
+
+            horizon_days = auto_horizon(con)
+        if cutoff is None:
+            cutoff = features.latest_order_date(con) - dt.timedelta(days=int(horizon_days))
         cutoff = pd.Timestamp(cutoff).date()
         latest = features.latest_order_date(con)
         if latest is not None and cutoff >= latest:
