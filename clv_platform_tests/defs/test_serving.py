@@ -309,3 +309,23 @@ def test_warehouse_writes_survive_a_half_fetched_result(tmp_path):
         con.execute("SELECT * FROM range(10)").fetchone()
         scoring.refresh_migrations(con, ["2024-01"])
         assert scoring.previous_scores(con)["segment_since"].iloc[0] == pd.Timestamp("2024-01-31")
+
+
+def test_a_month_whose_btyd_refit_fails_is_skipped_and_the_others_are_written(env, monkeypatch):
+    from clv_platform.lib import btyd
+
+    real = scoring.scoring_inputs
+
+    def failing_in_july(con, as_of, *args, **kwargs):       # fault injection: a fit that does not converge
+        if as_of.month == 7:
+            raise btyd.BtydFitError("Gamma-Gamma did not converge after 7 attempts\n(details)")
+        return real(con, as_of, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "scoring_inputs", failing_in_july)
+    result = dg.materialize(
+        [segment_history], resources=env["resources"],
+        tags={"dagster/asset_partition_range_start": "2024-07-01", "dagster/asset_partition_range_end": "2024-08-01"},
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("serving__segment_history")[0].metadata
+    assert meta["skipped"].value == ["2024-07"] and list(meta["months"].value) == ["2024-08"]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from clv_platform.defs.partitions import monthly_partitions
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
-from clv_platform.lib import features, registry, scoring, snapshot
+from clv_platform.lib import btyd, features, registry, scoring, snapshot
 from clv_platform.lib.metrics import PSI_LARGE, PSI_METRIC_PREFIX, PSI_MODERATE
 from clv_platform.lib.settings import get_settings
 
@@ -179,8 +179,9 @@ def segment_history(
                     continue
             try:
                 _, frame = scoring.scoring_inputs(con, as_of)
-            except scoring.ScoringError as exc:
-                context.log.warning(f"{month}: {exc}; nothing written")
+            except (scoring.ScoringError, btyd.BtydFitError) as exc:
+                # one month whose BTYD refit fails must not hold back the others (or the snapshot after them)
+                context.log.warning(f"{month}: {str(exc).splitlines()[0]}; nothing written")
                 skipped.append(month)
                 continue
             scores = scoring.score(frame, clv, seg, as_of, clv.version, seg.version)
