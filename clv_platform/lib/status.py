@@ -5,8 +5,8 @@ while a run writes it), the MLflow store is not created when absent."""
 
 import csv
 import datetime as dt
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
