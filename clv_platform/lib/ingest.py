@@ -621,6 +621,23 @@ def loaded_files(con: duckdb.DuckDBPyConnection) -> dict[date, str]:
     return dict(con.execute("SELECT partition_date, sha256 FROM raw.load_audit").fetchall())
 
 
+_VOCABULARY_REASONS = ["unknown_category", "unknown_channel", "unknown_country"]
+
+
+def quarantined_now_allowed(con: duckdb.DuckDBPyConnection, vocabularies: schema.Vocabularies) -> dict[date, int]:
+    """Day -> quarantined rows whose only reasons were unknown vocabulary values that `vocabularies` now allows:
+    a reload of the day would load them (the vocabularies were widened after the load)."""
+    con.execute(warehouse.read_sql("ingest_macros"))
+    return dict(con.execute(
+        "SELECT partition_date, count(*) FROM raw.rejected_transactions "
+        "WHERE list_has_all($reasons, string_split(reasons, ',')) "
+        "AND in_vocabulary(category, $categories, $any_categories) "
+        "AND in_vocabulary(channel, $channels, $any_channels) "
+        "AND in_vocabulary(country, $countries, $any_countries) GROUP BY 1 ORDER BY 1",
+        {"reasons": _VOCABULARY_REASONS, **_vocabulary_params(vocabularies)},
+    ).fetchall())
+
+
 def read_loaded_files(path: str | Path) -> dict[date, str]:
     """loaded_files of the warehouse file at `path`, opened read-only for the query ({} when there is no file
     yet); WarehouseBusyError while a run writes it."""

@@ -116,6 +116,10 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
             "LEFT JOIN raw.load_audit AS a USING (partition_date) WHERE NOT v.success "
             "ORDER BY v.partition_date, v.expectation LIMIT 5").fetchall()
         checked = con.execute("SELECT max(checked_at) FROM staging.validation_results").fetchall()[0][0]
+        try:
+            now_allowed = ingest.quarantined_now_allowed(con, settings.vocabularies())
+        except schema.VocabularyFileError:
+            now_allowed = {}
     except duckdb.Error as exc:
         st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
         return None
@@ -127,6 +131,11 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                     "last_validation": checked}
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
+    if now_allowed:
+        first, last = min(now_allowed), max(now_allowed)
+        st.attention.append(f"{sum(now_allowed.values()):,} quarantined row(s) in {len(now_allowed)} partition(s) only "
+                            "had channel/country/category values the vocabularies now allow: "
+                            f"`clv materialize ingest --from {first} --to {last}` reloads them")
     if failing[0]:
         where = "; ".join(f"{day} {expectation} ({Path(source).name if source else 'no file'})"
                           for day, expectation, source in failing_examples)

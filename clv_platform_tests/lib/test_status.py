@@ -219,3 +219,23 @@ def test_status_counts_the_rows_import_history_set_aside(tmp_path, monkeypatch):
     assert st.landing["unassigned_rows"] == 2
     assert any(line.startswith("2 row(s) of history exports set aside by `clv import-history`")
                and "export.csv.unassigned.csv" in line for line in st.attention), st.attention
+
+
+def test_status_spots_quarantined_rows_that_widened_vocabularies_now_allow(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,garden,1,5,web,US,",        # unknown category
+                                 "O2,1,C2,2024-03-10T09:00:00,garden,0,5,web,US,",        # ... and quantity 0
+                                 "O3,1,C3,2024-03-10T09:00:00,books,1,5,web,AU,"])        # unknown country
+    con = warehouse.connect(settings.warehouse_path)
+    ingest.load_partition(con, "2024-03-10", landing, now=NOW)
+    con.close()
+    assert not any("vocabularies now allow" in line for line in status.collect(settings).attention)
+
+    (tmp_path / "vocabularies.toml").write_text('categories = ["books", "garden"]\n')
+    monkeypatch.setenv("CLV_VOCABULARIES", str(tmp_path / "vocabularies.toml"))
+    attention = status.collect(get_settings()).attention
+    assert ("1 quarantined row(s) in 1 partition(s) only had channel/country/category values the vocabularies now "
+            "allow: `clv materialize ingest --from 2024-03-10 --to 2024-03-10` reloads them") in attention, attention
