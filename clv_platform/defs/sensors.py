@@ -92,14 +92,16 @@ def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
     (A run status sensor instead of eager automation: eager() never fires below a long daily history.)
     Stopped by default: it needs promoted production models; turn it on after the first `make run`.
     """
+    # Every run passed over returns None, never a SkipReason: a tick over several finished runs may not mix
+    # the two (Dagster then fails every tick from that cursor on), and None lets it go on to the next run.
     run = context.dagster_run
     if run.job_name == promotion_job.name:
         if not run.tags.get(PROMOTED_TAG):
-            return dg.SkipReason(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
+            context.log.info(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
+            return None
         return dg.RunRequest(run_key=run.run_id)
     if materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
         return dg.RunRequest(run_key=run.run_id)
-    # None, not a SkipReason: the tick goes on to the next finished run instead of ending at this one.
     return None
 
 

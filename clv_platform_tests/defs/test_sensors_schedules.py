@@ -236,11 +236,31 @@ def test_a_promotion_asks_for_a_rescore_only_when_it_promoted():
     def promotion_job():
         stub_promotion()
 
-    nothing = promotion_job.execute_in_process(
+    promotion_job.execute_in_process(
         instance=instance, run_config={"ops": {"stub_promotion": {"inputs": {"promote": False}}}})
-    skipped = sensor.tick()
-    assert not skipped.run_requests and "promoted nothing" in skipped.skip_message
-    assert nothing.run_id[:8] in skipped.skip_message
+    assert sensor.requests_until_idle() == []
     promoted = promotion_job.execute_in_process(
         instance=instance, run_config={"ops": {"stub_promotion": {"inputs": {"promote": True}}}})
     assert [r.run_key for r in sensor.requests_until_idle()] == [promoted.run_id]
+
+
+def test_a_refused_promotion_next_to_other_runs_in_one_tick_does_not_break_the_sensor(ingest_env):
+    """The weekly retrain: a training run, then its gated promotion that refuses, seen in ONE tick with other
+    finished runs. A SkipReason there next to the None of the other runs made Dagster fail every later tick."""
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+
+    @dg.job(name="promotion_job")
+    def promotion_job():
+        stub_promotion()
+
+    scoring = dg.Definitions(assets=[stub_customer_scores], jobs=[
+        dg.define_asset_job("scoring_job", selection=[stub_customer_scores])]).resolve_job_def("scoring_job")
+    scoring.execute_in_process(instance=instance)
+    promotion_job.execute_in_process(
+        instance=instance, run_config={"ops": {"stub_promotion": {"inputs": {"promote": False}}}})
+    scoring.execute_in_process(instance=instance)
+    data = sensor.tick()                                            # (raised CheckError before)
+    assert not data.run_requests
+    run = ingest_env.resolve_job_def("ingestion_job").execute_in_process(instance=instance, partition_key="2024-03-01")
+    assert [r.run_key for r in sensor.requests_until_idle()] == [run.run_id]    # later loads still rescored
