@@ -49,8 +49,23 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         if changed:
             st.attention.append(f"{len(changed)} landing file(s) changed since they were loaded (first {changed[0]}): "
                                 "`clv materialize ingest --new` reloads them")
+    if loaded:
+        days_with_files = loaded.keys() | {f.day for f in files}
+        first, last = min(loaded), max(loaded)
+        gaps = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)
+                if first + dt.timedelta(days=i) not in days_with_files]
+        st.landing["days_without_file"] = len(gaps)
+        if gaps:
+            st.attention.append(f"{len(gaps)} day(s) between {first} and {last} have no landing file (first "
+                                f"{gaps[0]}): a day without orders still gets a header-only file, so a missing "
+                                "file is a missing day of data")
     _models(settings, st)
     _snapshot(settings, st, now)
+    last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")
+    if last_load and published and last_load.astimezone(dt.UTC) > dt.datetime.fromisoformat(published):
+        st.attention.append(f"the snapshot (published {published[:19]} UTC) is older than the last load "
+                            f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): rescore (`clv materialize "
+                            "score`; after loads run by Dagster, rescore_after_ingestion_sensor does it)")
     return st
 
 
@@ -120,6 +135,18 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
             now_allowed = ingest.quarantined_now_allowed(con, settings.vocabularies())
         except schema.VocabularyFileError:
             now_allowed = {}
+        # returns quarantined for want of their sale, whose sale a later-loaded earlier day has since brought
+        returns_now_known = dict(con.execute(
+            "SELECT r.partition_date, count(DISTINCT r.source_line) FROM raw.rejected_transactions AS r "
+            "JOIN staging.transactions AS s ON s.order_id = r.original_order_id AND s.customer_id = r.customer_id "
+            "AND s.quantity > 0 AND s.partition_date BETWEEN r.partition_date - $window AND r.partition_date "
+            "WHERE r.reasons = 'return_without_known_order' GROUP BY 1 ORDER BY 1",
+            {"window": ingest.RETURN_WINDOW_DAYS}).fetchall())
+        # loaded after their latest validation, or never validated (a run stopped between its load and checks)
+        unvalidated = [d for (d,) in con.execute(
+            "SELECT a.partition_date FROM raw.load_audit AS a LEFT JOIN (SELECT partition_date, max(checked_at) "
+            "AS checked_at FROM staging.validation_results GROUP BY 1) AS v USING (partition_date) "
+            "WHERE v.checked_at IS NULL OR v.checked_at < a.loaded_at ORDER BY 1").fetchall()]
     except duckdb.Error as exc:
         st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
         return None
@@ -131,6 +158,15 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                     "last_validation": checked}
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
+    if returns_now_known:
+        first, last = min(returns_now_known), max(returns_now_known)
+        st.attention.append(f"{sum(returns_now_known.values()):,} quarantined return(s) in {len(returns_now_known)} "
+                            "partition(s) now have their sale in the warehouse (its day was loaded after them): "
+                            f"`clv materialize ingest --from {first} --to {last}` reloads them")
+    if unvalidated:
+        st.attention.append(f"{len(unvalidated)} partition(s) loaded since their last validation (a run stopped "
+                            f"between its load and its checks), first {unvalidated[0]}: `clv materialize ingest --from "
+                            f"{unvalidated[0]} --to {unvalidated[-1]}` loads and validates them again")
     if now_allowed:
         first, last = min(now_allowed), max(now_allowed)
         st.attention.append(f"{sum(now_allowed.values()):,} quarantined row(s) in {len(now_allowed)} partition(s) only "

@@ -7,7 +7,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from clv_platform.cli import cli
-from clv_platform.lib import ingest, registry, snapshot, status, warehouse
+from clv_platform.lib import ingest, registry, snapshot, status, validation, warehouse
 from clv_platform.lib.settings import get_settings
 from clv_platform_tests.api.helpers import publish_fake
 from clv_platform_tests.lib.bad_inputs.cases import HEADER
@@ -32,10 +32,7 @@ def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
                                  "O2,1,C2,2024-03-10T09:00:00,books,0,12.5,web,US,"])       # quantity 0: quarantined
     _day(landing, "2024-03-11", ["O3,1,C1,2024-03-11T09:00:00,books,1,5,web,US,"])
     _day(landing, "2024-03-12", ["O4,1,C3,2024-03-12T09:00:00,books,1,5,web,US,"])          # not loaded yet
-    con = warehouse.connect(settings.warehouse_path)
-    for day in ("2024-03-10", "2024-03-11"):
-        ingest.load_partition(con, day, landing, now=NOW)
-    con.close()
+    _loaded_warehouse(settings, ["2024-03-10", "2024-03-11"])
 
     st = status.collect(settings)
     assert st.landing["files"] == 3 and st.landing["not_loaded"] == 1
@@ -81,12 +78,26 @@ def test_status_reports_the_snapshot_and_a_large_score_shift(tmp_path, monkeypat
     assert "scores moved since the previous scoring (PSI > 0.25): predicted_clv 0.40" in st.attention
     out = CliRunner().invoke(cli, ["status"])
     assert "largest PSI 0.400 (predicted_clv)" in out.output and out.exit_code == 1
+    assert not any("older than the last load" in a for a in st.attention)
+
+    # a load after the snapshot was published (a CLI load: no sensor rescored it)
+    landing = get_settings().landing_dir
+    landing.mkdir(parents=True)
+    _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,1,5,web,US,"])
+    con = warehouse.connect(get_settings().warehouse_path)
+    ingest.load_partition(con, "2024-03-10", landing)
+    con.close()
+    assert any(a.startswith("the snapshot (published ") and "is older than the last load" in a
+               and "`clv materialize score`" in a for a in status.collect(get_settings()).attention)
 
 
-def _loaded_warehouse(settings, days):
+def _loaded_warehouse(settings, days, validate=True):
+    """The days loaded, and validated as the ingestion run's checks do (unless not `validate`)."""
     con = warehouse.connect(settings.warehouse_path)
     for day in days:
         ingest.load_partition(con, day, settings.landing_dir, now=NOW)
+    if validate:
+        validation.validate_partitions(con, days)
     con.close()
 
 
@@ -177,7 +188,6 @@ def test_status_names_a_rolled_back_staging_version_and_a_snapshot_scored_with_o
 
 def test_a_file_over_the_quarantine_share_is_named_with_its_share_and_the_share_is_a_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    from clv_platform.lib import validation
 
     landing = get_settings().landing_dir
     landing.mkdir(parents=True)
@@ -239,3 +249,32 @@ def test_status_spots_quarantined_rows_that_widened_vocabularies_now_allow(tmp_p
     attention = status.collect(get_settings()).attention
     assert ("1 quarantined row(s) in 1 partition(s) only had channel/country/category values the vocabularies now "
             "allow: `clv materialize ingest --from 2024-03-10 --to 2024-03-10` reloads them") in attention, attention
+
+
+def test_status_names_partitions_loaded_but_not_validated_and_returns_whose_sale_came_later(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    _day(landing, "2024-03-06", ["R1,1,C1,2024-03-06T09:00:00,books,-1,5,web,US,S1"])   # return lands first
+    _loaded_warehouse(settings, ["2024-03-06"], validate=False)                           # (a run stopped)
+    attention = _landing_attention(status.collect(settings, now=NOW))
+    assert attention == ["1 partition(s) loaded since their last validation (a run stopped between its load and "
+                         "its checks), first 2024-03-06: `clv materialize ingest --from 2024-03-06 --to 2024-03-06` "
+                         "loads and validates them again"]
+
+    _loaded_warehouse(settings, ["2024-03-06"])                  # validated: quarantined, for want of its sale
+    for day in ("2024-03-04", "2024-03-05"):                        # days without orders: header-only files
+        _day(landing, day, [])
+    _day(landing, "2024-03-03", ["S1,1,C1,2024-03-03T09:00:00,books,1,5,web,US,"])      # then its sale, late
+    _loaded_warehouse(settings, ["2024-03-03", "2024-03-04", "2024-03-05"])
+    assert _landing_attention(status.collect(settings, now=NOW)) == [
+        "1 quarantined return(s) in 1 partition(s) now have their sale in the warehouse (its day was loaded after "
+        "them): `clv materialize ingest --from 2024-03-06 --to 2024-03-06` reloads them"]
+    _loaded_warehouse(settings, ["2024-03-06"])                  # as it says: the return is loaded now
+    assert _landing_attention(status.collect(settings, now=NOW)) == []
+    _day(landing, "2024-03-08", [])                                 # 2024-03-07: no file at all
+    _loaded_warehouse(settings, ["2024-03-08"])
+    assert _landing_attention(status.collect(settings, now=NOW)) == [
+        "1 day(s) between 2024-03-03 and 2024-03-08 have no landing file (first 2024-03-07): a day without orders "
+        "still gets a header-only file, so a missing file is a missing day of data"]
