@@ -5,6 +5,7 @@ Each stage owns one section below; keep commands thin and put the work in lib/.
 
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -420,6 +421,19 @@ def models_command() -> None:
                 click.echo(f"    {registry.format_event(event)}")
 
 
+def _abandoned_run_notes() -> list[str]:
+    """Runs of the Dagster instance ($DAGSTER_HOME) whose `clv` process was killed: they block the daemon."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not (Path(home) / "dagster.yaml").exists():
+        return []
+    from clv_platform import orchestrate
+
+    return [f"run {run.run_id[:8]} ({run.job_name}) still says STARTED, but the clv process that ran it "
+            f"(pid {run.tags[orchestrate.PID_TAG]}) is gone: the daemon starts no queued run meanwhile; the next "
+            "`clv materialize ...` or `clv run` marks it failed (or Terminate it in the Dagster UI, forced)"
+            for run in orchestrate.abandoned_runs(orchestrate.instance())]
+
+
 @cli.command("status")
 def status_command() -> None:
     """Where the platform stands: landing files, loads and quarantine, validation, models, snapshot; exit 1
@@ -428,6 +442,7 @@ def status_command() -> None:
     from clv_platform.lib.settings import get_settings
 
     st = status.collect(get_settings())
+    st.attention += _abandoned_run_notes()
     click.echo(f"data dir      {st.data_dir}   (vocabularies: {st.vocabularies})")
     lf = st.landing
     span = f"{lf['first']}..{lf['last']}" if lf["files"] else "-"

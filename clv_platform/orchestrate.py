@@ -4,6 +4,8 @@ Used by `clv run` (the whole pipeline, `make run`) and `clv materialize <stage>`
 """
 
 import os
+import socket
+import sys
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -16,6 +18,8 @@ from clv_platform.lib.settings import get_settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Which `clv` process runs a job in-process, so that a run whose process was killed can be told apart.
+PID_TAG, HOST_TAG = "clv/pid", "clv/host"
 
 
 @cache
@@ -37,6 +41,37 @@ class JobFailed(RuntimeError):
     pass
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's process: alive
+        pass
+    return True
+
+
+def abandoned_runs(inst: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs a `clv` command on this machine ran in its own process, whose process is gone (kill -9, a closed
+    terminal) while the run still says STARTED. The daemon counts them against the run limit (one at a time,
+    dagster.yaml): no queued run starts while one stays."""
+    runs = inst.get_runs(filters=dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING],
+        tags={HOST_TAG: socket.gethostname()}))
+    return [run for run in runs if run.tags.get(PID_TAG, "").isdigit() and not _alive(int(run.tags[PID_TAG]))]
+
+
+def fail_abandoned_runs(inst: dg.DagsterInstance, echo=print) -> list[str]:
+    """Mark abandoned_runs() failed (which frees the daemon's queue); returns their run ids."""
+    failed = []
+    for run in abandoned_runs(inst):
+        inst.report_run_failed(run, f"the clv process that ran it (pid {run.tags[PID_TAG]}) is gone")
+        echo(f"marked run {run.run_id[:8]} ({run.job_name}) failed: the clv process that ran it "
+             f"(pid {run.tags[PID_TAG]}) is gone")
+        failed.append(run.run_id)
+    return failed
+
+
 def run_job(
     name: str,
     tags: dict | None = None,
@@ -47,11 +82,13 @@ def run_job(
     from clv_platform.defs.jobs import QUIET_LOGS
 
     job = definitions().resolve_job_def(name)
+    inst = instance()
+    fail_abandoned_runs(inst, echo=lambda line: print(line, file=sys.stderr))
     result = job.execute_in_process(
         # A ranged run of a partitioned job takes its config from the partitions, not the job's default.
         run_config=QUIET_LOGS if job.partitions_def is not None else None,
-        instance=instance(),
-        tags=tags or {},
+        instance=inst,
+        tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
         partition_key=partition_key,
         asset_selection=[dg.AssetKey(list(key)) for key in asset_keys] if asset_keys else None,
         raise_on_error=False,

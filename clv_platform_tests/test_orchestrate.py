@@ -1,0 +1,85 @@
+"""`clv run`/`clv materialize`: failures end in one line per failed step that carries the cause, and a run whose
+`clv` process was killed is found, named by `clv status` and marked failed by the next command."""
+
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster._utils.error import serializable_error_info_from_exc_info
+
+from clv_platform import orchestrate
+
+
+def test_a_plain_exception_in_an_asset_is_reported_by_its_own_message():
+    @dg.asset
+    def breaks():
+        raise ValueError("actual and predicted must be finite (found NaN or inf)")
+
+    result = dg.materialize([breaks], raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.event_specific_data.error
+    assert error.cause is not None       # Dagster wraps it: "Error occurred while executing op ..."
+    assert orchestrate._cause(error) == "ValueError: actual and predicted must be finite (found NaN or inf)"
+
+
+def test_an_error_without_a_cause_is_its_own_message():
+    try:
+        raise RuntimeError("no customers as of 2024-01-01")
+    except RuntimeError:
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+    assert orchestrate._cause(error) == "RuntimeError: no customers as of 2024-01-01"
+
+
+def test_a_run_whose_clv_process_was_killed_is_marked_failed_and_frees_the_queue(tmp_path):
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                                     # a pid that no longer runs
+    instance = dg.DagsterInstance.ephemeral()
+
+    def started(pid: int) -> str:
+        run = instance.create_run_for_job(
+            dg.GraphDefinition(name="ingestion_job").to_job(),
+            tags={orchestrate.PID_TAG: str(pid), orchestrate.HOST_TAG: socket.gethostname()})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name=run.job_name, message="started"))
+        return run.run_id
+
+    killed, running = started(gone.pid), started(os.getpid())
+    assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.STARTED
+    assert [r.run_id for r in orchestrate.abandoned_runs(instance)] == [killed]
+    lines = []
+    assert orchestrate.fail_abandoned_runs(instance, echo=lines.append) == [killed]
+    assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(running).status == dg.DagsterRunStatus.STARTED    # its process is alive
+    assert lines == [f"marked run {killed[:8]} (ingestion_job) failed: the clv process that ran it "
+                     f"(pid {gone.pid}) is gone"]
+
+
+def test_clv_status_names_a_run_whose_clv_process_is_gone(tmp_path, monkeypatch):
+    import shutil
+    import socket
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from clv_platform.cli import cli
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with dg.DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(
+            dg.GraphDefinition(name="scoring_job").to_job(),
+            tags={orchestrate.PID_TAG: str(gone.pid), orchestrate.HOST_TAG: socket.gethostname()})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name=run.job_name, message="started"))
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1
+    assert f"run {run.run_id[:8]} (scoring_job) still says STARTED, but the clv process that ran it" in out.output
