@@ -466,6 +466,8 @@ def status_command() -> None:
         parts = [f"{alias} v{v} ({info['metric']} {registry.format_metric(info['metrics'].get(alias))})"
                  for alias, v in sorted(info["aliases"].items()) if alias in info["metrics"]]
         click.echo(f"{name:<13} " + ("; ".join(parts) or "no alias") + f"; latest v{info['latest_version']}")
+        if info.get("note"):
+            click.echo(f"              {info['note']}")
     sn = st.snapshot
     if not sn["published"]:
         click.echo(f"snapshot      none yet under {sn['root']}")

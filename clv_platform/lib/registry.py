@@ -37,6 +37,7 @@ EVENTS_TAG = "production_events"
 EVENTS_LIMIT = 50
 EVENTS_MAX_CHARS = 5000  # MLflow's registered-model tag values are VARCHAR(5000)
 ROLLED_BACK_TAG = "rolled_back_at"
+REFUSED_TAG = "promotion_refused"    # on a version the gate refused: "<time>: <why>"
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ def status(name: str, tracking_uri: str | None = None) -> dict:
         "history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
         "events": _events(rm.tags),
         "rolled_back": {str(v.version): v.tags[ROLLED_BACK_TAG] for v in versions if ROLLED_BACK_TAG in (v.tags or {})},
+        "refused": {str(v.version): v.tags[REFUSED_TAG] for v in versions if REFUSED_TAG in (v.tags or {})},
         "latest_version": max((int(v.version) for v in versions), default=None),
     }
 
@@ -332,6 +334,9 @@ def promote(
             else f"staging is worse than production ({direction} is better)"
         )
     if not ok:
+        if s_val is not None:       # judged on its figure (not just missing one): remembered for `clv status`
+            c.set_model_version_tag(name, staging, REFUSED_TAG,
+                                    f"{datetime.now(UTC).isoformat(timespec='seconds')}: {why}; {figures}")
         return result(False, f"refused to promote {name}: {why}; {figures}")
 
     hist = history(name, tracking_uri)

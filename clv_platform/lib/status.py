@@ -195,14 +195,19 @@ def _models(settings: Settings, st: Status) -> None:
         st.models[spec.name] = info
         staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
         rolled_back_at = info.get("rolled_back", {}).get(staging)
+        refused = info.get("refused", {}).get(staging)
+        # A staging version the gate has judged (refused, or rolled back) needs nobody: a note, not attention.
+        if staging and staging != production and rolled_back_at:
+            info["note"] = (f"staging v{staging} was rolled back out of production at "
+                            f"{registry.format_time(rolled_back_at)}: the gate will not promote it again (a new "
+                            f"training run registers a new staging version; `clv promote {key} --force` overrides)")
+        elif staging and staging != production and refused:
+            when, _, why = refused.partition(": ")
+            info["note"] = (f"the gate refused staging v{staging} at {registry.format_time(when)}: {why} "
+                            f"(`clv promote {key} --force` overrides)")
         if info.get("registered") and production is None:
             st.attention.append(f"{spec.name} has no production version: `clv promote {key}`")
-        elif staging and staging != production and rolled_back_at:
-            st.attention.append(f"{spec.name} staging v{staging} was rolled back out of production at "
-                                f"{registry.format_time(rolled_back_at)}, production is v{production}: the gate will "
-                                f"not promote it again (a new training run registers a new staging version; "
-                                f"`clv promote {key} --force` overrides)")
-        elif staging and staging != production:
+        elif staging and staging != production and not info.get("note"):
             st.attention.append(f"{spec.name} v{staging} waits in staging (promotion gate: `clv promote {key}`)")
 
 

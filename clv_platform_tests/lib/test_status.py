@@ -178,12 +178,21 @@ def test_status_names_a_rolled_back_staging_version_and_a_snapshot_scored_with_o
 
     registry.rollback(CLV.name, uri)                              # production back on v1, v2 still staging
     st = status.collect(settings)
-    models = [a for a in st.attention if a.startswith("clv_model")]
-    assert len(models) == 1 and models[0].startswith("clv_model staging v2 was rolled back out of production at ")
-    assert "production is v1" in models[0] and "`clv promote clv --force` overrides" in models[0]
-    assert not any("waits in staging" in a or "snapshot was scored with" in a for a in st.attention)
+    note = st.models[CLV.name]["note"]                            # judged: a note, nothing to do
+    assert note.startswith("staging v2 was rolled back out of production at ")
+    assert "`clv promote clv --force` overrides" in note
+    assert not any(a.startswith("clv_model") or "snapshot was scored with" in a for a in st.attention)
     out = CliRunner().invoke(cli, ["status"])
-    assert out.exit_code == 1 and "clv_model staging v2 was rolled back" in out.output
+    assert "staging v2 was rolled back" in out.output
+
+    # a worse version: waits in staging (attention) until the gate refuses it (a note)
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.55, 0.55, sklearn=True), "model", CLV.name, tracking_uri=uri)
+    assert "clv_model v3 waits in staging (promotion gate: `clv promote clv`)" in status.collect(settings).attention
+    assert not registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
+    st = status.collect(settings)
+    assert not any(a.startswith("clv_model") for a in st.attention), st.attention
+    assert st.models[CLV.name]["note"].startswith("the gate refused staging v3 at ")
+    assert "staging is worse than production" in st.models[CLV.name]["note"]
 
 
 def test_a_file_over_the_quarantine_share_is_named_with_its_share_and_the_share_is_a_setting(tmp_path, monkeypatch):
