@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from clv_platform.lib import ingest
+from clv_platform.lib import ingest, warehouse
 from clv_platform.lib.landing import changed_since_loaded, list_landing_files, name_list, outside_partitions
 from clv_platform.lib.settings import get_settings
 
@@ -39,6 +39,10 @@ def instance() -> dg.DagsterInstance:
 
 class JobFailed(RuntimeError):
     pass
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _alive(pid: int) -> bool:
@@ -72,6 +76,20 @@ def fail_abandoned_runs(inst: dg.DagsterInstance, echo=print) -> list[str]:
     return failed
 
 
+def wait_for_warehouse(seconds: float = 60.0, echo=print) -> None:
+    """Return once the warehouse can be written; while another process holds it, say so and wait up to
+    `seconds`, then JobFailed in one line (the run's own resource would wait as long, then fail in a trace)."""
+    path = get_settings().warehouse_path
+    try:
+        warehouse.connect(path).close()
+    except warehouse.WarehouseBusyError as exc:
+        echo(f"waiting up to {seconds:.0f} s for the warehouse: {exc}")
+        try:
+            warehouse.connect(path, wait_seconds=seconds).close()
+        except warehouse.WarehouseBusyError as again:
+            raise JobFailed(f"{again}; try again when it ends") from None
+
+
 def run_job(
     name: str,
     tags: dict | None = None,
@@ -83,7 +101,8 @@ def run_job(
 
     job = definitions().resolve_job_def(name)
     inst = instance()
-    fail_abandoned_runs(inst, echo=lambda line: print(line, file=sys.stderr))
+    fail_abandoned_runs(inst, echo=_stderr)
+    wait_for_warehouse(echo=_stderr)
     result = job.execute_in_process(
         # A ranged run of a partitioned job takes its config from the partitions, not the job's default.
         run_config=QUIET_LOGS if job.partitions_def is not None else None,
@@ -140,6 +159,7 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
              "dated in the future")
         files = [f for f in files if f not in early and f not in future]
     if new_only:
+        wait_for_warehouse(echo=echo)
         loaded = ingest.read_loaded_files(settings.warehouse_path)
         files = [f for f in files if f.day not in loaded] + changed_since_loaded(files, loaded)
     days = sorted({f.day for f in files if (start is None or f.day >= start) and (end is None or f.day <= end)})

@@ -83,3 +83,21 @@ def test_clv_status_names_a_run_whose_clv_process_is_gone(tmp_path, monkeypatch)
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1
     assert f"run {run.run_id[:8]} (scoring_job) still says STARTED, but the clv process that ran it" in out.output
+
+
+def test_a_busy_warehouse_is_waited_for_with_a_message_then_refused_in_one_line(tmp_path, monkeypatch):
+    import pytest
+
+    from clv_platform.lib.settings import get_settings
+    from clv_platform_tests.lib.locks import hold_lock
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    path = get_settings().warehouse_path
+    lines = []
+    with hold_lock(path, seconds=1.0):                              # released while we wait
+        orchestrate.wait_for_warehouse(seconds=30, echo=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("waiting up to 30 s for the warehouse: ")
+    assert "is in use by another process (PID " in lines[0]
+    with hold_lock(path), pytest.raises(orchestrate.JobFailed) as failed:
+        orchestrate.wait_for_warehouse(seconds=0.5, echo=lines.append)
+    assert "\n" not in str(failed.value) and str(failed.value).endswith("; try again when it ends")

@@ -1,5 +1,6 @@
 """DuckDB warehouse access: one file, schemas raw/staging/features/models/serving, SQL kept in sql/*.sql."""
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +43,10 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 0.0
                 raise
             left = deadline - time.monotonic()
             if left <= 0:
-                raise WarehouseBusyError(f"{path} is in use by another process: {exc}") from None
+                holder = re.search(r"\(PID (\d+)\)", str(exc))
+                raise WarehouseBusyError(
+                    f"{path} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}: DuckDB lets "
+                    "one process write it at a time") from None
             time.sleep(min(pause, left))
             pause = min(2 * pause, 1.0)
     if not read_only:
