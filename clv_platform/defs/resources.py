@@ -113,6 +113,7 @@ class MlflowResource(dg.ConfigurableResource):
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if context is not None:
             self._dagster_run_id = context.run_id
+            self.end_orphaned_runs(context.instance)
         run = mlflow.start_run(
             experiment_id=experiment_id,
             run_name=run_name,
@@ -137,6 +138,25 @@ class MlflowResource(dg.ConfigurableResource):
                 mlflow.end_run(status)
             else:
                 registry.client(self.tracking_uri).set_terminated(run_id, status)
+
+    def end_orphaned_runs(self, instance: dg.DagsterInstance) -> list[str]:
+        """Mark KILLED the MLflow runs still RUNNING whose Dagster run (on this instance) has ended: their process
+        was killed (kill -9, a lost machine), so neither start_run's `finally` nor the hook could end them. Runs
+        of Dagster runs this instance does not know (another, ephemeral instance) are left alone."""
+        c = registry.client(self.tracking_uri)
+        experiment = c.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return []
+        ended = []
+        for run in c.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"):
+            dagster_run_id = run.data.tags.get("dagster_run_id")
+            if not dagster_run_id or dagster_run_id == self._dagster_run_id:
+                continue
+            dagster_run = instance.get_run_by_id(dagster_run_id)
+            if dagster_run is not None and dagster_run.is_finished:
+                c.set_terminated(run.info.run_id, "KILLED")
+                ended.append(run.info.run_id)
+        return ended
 
     def end_run(self, status: str | None = None) -> list[str]:
         """End the active MLflow run and any run of this Dagster run still RUNNING; returns their ids."""

@@ -148,3 +148,25 @@ def test_end_run_outside_dagster_ends_the_active_run(store):
     run = mlflow.start_run(experiment_id=resource.experiment_id())
     assert resource.end_run() == [run.info.run_id]
     assert registry.client(resource.tracking_uri).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_a_run_left_running_by_a_killed_process_is_ended_by_the_next_materialisation(store):
+    resource, _ = store
+    instance = dg.DagsterInstance.ephemeral()
+    killed = instance.create_run_for_job(dg.GraphDefinition(name="training_job").to_job())
+    instance.report_run_failed(killed, "the run worker was killed")         # Dagster noticed; MLflow did not
+    registry.configure(resource.tracking_uri)
+    c = registry.client(resource.tracking_uri)
+    experiment_id = resource.experiment_id()
+    orphan = c.create_run(experiment_id, tags={"dagster_run_id": killed.run_id}).info.run_id
+    in_progress = instance.create_run_for_job(dg.GraphDefinition(name="scoring_job").to_job())
+    instance.handle_run_event(in_progress.run_id, dg.DagsterEvent(
+        event_type_value="PIPELINE_START", job_name=in_progress.job_name, message="started"))
+    running = c.create_run(experiment_id, tags={"dagster_run_id": in_progress.run_id}).info.run_id
+
+    result = dg.materialize([logs_something], partition_key="2024-01", resources={"mlflow": resource},
+                            instance=instance)
+    assert result.success
+    assert c.get_run(orphan).info.status == "KILLED"
+    assert c.get_run(running).info.status == "RUNNING"             # its Dagster run is still going
+    c.set_terminated(running, "FINISHED")
