@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import schema, warehouse
+from clv_platform.lib import landing, schema, warehouse
 from clv_platform.lib.settings import get_settings
 
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
@@ -540,11 +540,20 @@ def load_partition(
     (default: the settings', Settings.vocabularies) the allowed channels, countries and categories.
     """
     day = _as_date(partition_date)
-    path = find_landing_file(landing_dir, day)
-    if path is None:
-        name = expected_names(day)[0]
-        raise MissingLandingFileError(Path(landing_dir) / name, "file not found (no .csv or .parquet for the day)")
-    return load_file(con, path, day, now=now, vocabularies=vocabularies)
+    try:
+        path = find_landing_file(landing_dir, day)
+        if path is None:
+            name = expected_names(day)[0]
+            raise MissingLandingFileError(Path(landing_dir) / name, "file not found (no .csv or .parquet for the day)")
+        return load_file(con, path, day, now=now, vocabularies=vocabularies)
+    except MissingLandingFileError:
+        raise
+    except LandingFileError as exc:     # remembered for `clv status`, which would call the day "not loaded yet"
+        file = Path(exc.file)
+        digest = landing.sha256_of(file) if file.is_file() else None
+        con.execute("INSERT OR REPLACE INTO raw.load_failures VALUES (?, ?, ?, ?, ?)",
+                    [day, file.name, digest, exc.problem, now or datetime.now()])
+        raise
 
 
 def load_file(
@@ -564,7 +573,8 @@ def load_file(
         source = path.name
         params = [day, source]
         with warehouse.transaction(con):
-            for table in ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit"):
+            for table in ("raw.transactions", "raw.rejected_transactions", "staging.transactions", "raw.load_audit",
+                          "raw.load_failures"):
                 con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
             con.execute(
                 f"INSERT INTO raw.transactions (partition_date, source_file, source_line, {_COLS}) "

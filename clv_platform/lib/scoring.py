@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib import btyd, features, metrics, warehouse
+from clv_platform.lib.warehouse import table_exists
 
 SCORES_TABLE = "serving.customer_scores"
 # Scores whose distribution each scoring compares with the previous scoring's (score_drift), with segment shares.
@@ -62,14 +63,6 @@ CREATE TABLE IF NOT EXISTS {MIGRATION_TABLE} (
 
 class ScoringError(RuntimeError):
     """Scoring cannot run (no customers, no production model, ...)."""
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, name = qualified.split(".")
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
-    ).fetchall()
-    return bool(row and row[0][0])
 
 
 # -- inputs -------------------------------------------------------------------------------------------

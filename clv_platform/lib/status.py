@@ -25,6 +25,7 @@ class Status:
     models: dict = field(default_factory=dict)
     snapshot: dict = field(default_factory=dict)
     attention: list[str] = field(default_factory=list)   # what a person should look at
+    refused_files: dict = field(default_factory=dict)      # day -> (file, sha256, problem) of raw.load_failures
 
 
 def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
@@ -41,6 +42,16 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     if files and loaded is not None:
         waiting = sorted({f.day for f in files} - loaded.keys())
         st.landing["not_loaded"] = len(waiting)
+        # a waiting file whose very bytes were refused at its last load: another load would refuse it again
+        by_day = {f.day: f for f in files}
+        refused = [(day, st.refused_files[day]) for day in waiting if day in st.refused_files
+                   and st.refused_files[day][1] == landing.sha256_of(by_day[day].path)]
+        if refused:
+            names = "; ".join(f"{file}: {problem}" for _, (file, _, problem) in refused[:3])
+            st.attention.append(f"{len(refused)} landing file(s) refused as a whole at their last load ({names}"
+                                f"{' ...' if len(refused) > 3 else ''}): fix the file (`clv validate FILE` shows "
+                                "what is wrong) and drop it in again")
+        waiting = [day for day in waiting if day not in dict(refused)]
         if waiting:
             st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
                                 "`clv materialize ingest --new` loads them")
@@ -142,6 +153,9 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
             "AND s.quantity > 0 AND s.partition_date BETWEEN r.partition_date - $window AND r.partition_date "
             "WHERE r.reasons = 'return_without_known_order' GROUP BY 1 ORDER BY 1",
             {"window": ingest.RETURN_WINDOW_DAYS}).fetchall())
+        refused = {day: (file, digest, problem) for day, file, digest, problem in con.execute(
+            "SELECT partition_date, source_file, sha256, problem FROM raw.load_failures").fetchall()} \
+            if warehouse.table_exists(con, "raw.load_failures") else {}
         # loaded after their latest validation, or never validated (a run stopped between its load and checks)
         unvalidated = [d for (d,) in con.execute(
             "SELECT a.partition_date FROM raw.load_audit AS a LEFT JOIN (SELECT partition_date, max(checked_at) "
@@ -152,6 +166,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
         return None
     finally:
         con.close()
+    st.refused_files = refused
     st.warehouse = {"path": str(path), "state": "ok", "partitions": len(days), "first": first_day, "last": last_day,
                     "rows_read": int(read), "rows_loaded": int(ok), "rows_quarantined": int(bad), "last_load": last,
                     "failing_expectations": int(failing[0]), "failing_partitions": int(failing[1]),

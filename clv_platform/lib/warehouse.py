@@ -54,6 +54,15 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 0.0
     return con
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """Whether `schema.table` exists (a read-only connection to an older warehouse may lack newer tables)."""
+    schema, name = qualified.split(".")
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
+    ).fetchall()
+    return bool(row and row[0][0])
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -287,3 +287,32 @@ def test_status_names_partitions_loaded_but_not_validated_and_returns_whose_sale
     assert _landing_attention(status.collect(settings, now=NOW)) == [
         "1 day(s) between 2024-03-03 and 2024-03-08 have no landing file (first 2024-03-07): a day without orders "
         "still gets a header-only file, so a missing file is a missing day of data"]
+
+
+def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    landing = settings.landing_dir
+    landing.mkdir(parents=True)
+    _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,1,5,web,US,"])
+    (landing / "transactions_2024-03-11.csv").write_text(HEADER + "\nO2,1,C1,2024-03-11T09:00:00,books,1,5,web\n")
+    con = warehouse.connect(settings.warehouse_path)
+    ingest.load_partition(con, "2024-03-10", landing, now=NOW)
+    try:
+        ingest.load_partition(con, "2024-03-11", landing, now=NOW)
+    except ingest.LandingFileError:
+        pass
+    validation.validate_partitions(con, ["2024-03-10"])
+    con.close()
+    assert _landing_attention(status.collect(settings, now=NOW)) == [
+        "1 landing file(s) refused as a whole at their last load (transactions_2024-03-11.csv: malformed CSV: line 2 "
+        "has 8 fields, expected 10): fix the file (`clv validate FILE` shows what is wrong) and drop it in again"]
+
+    _day(landing, "2024-03-11", ["O2,1,C1,2024-03-11T09:00:00,books,1,5,web,US,"])   # fixed: waits for a load
+    assert _landing_attention(status.collect(settings, now=NOW)) == [
+        "1 landing file(s) not loaded yet (first 2024-03-11): `clv materialize ingest --new` loads them"]
+    _loaded_warehouse(settings, ["2024-03-11"])
+    assert _landing_attention(status.collect(settings, now=NOW)) == []
+    con = warehouse.connect(settings.warehouse_path)
+    assert con.execute("SELECT count(*) FROM raw.load_failures").fetchone()[0] == 0    # gone with the load
+    con.close()

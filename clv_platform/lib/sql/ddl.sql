@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS raw.load_audit (
     loaded_at TIMESTAMP NOT NULL,
     load_seconds DOUBLE NOT NULL
 );
+-- The last refusal of each day's file as a whole (a file-level problem); removed when the day loads.
+CREATE TABLE IF NOT EXISTS raw.load_failures (
+    partition_date DATE PRIMARY KEY,
+    source_file VARCHAR NOT NULL,
+    sha256 VARCHAR,                       -- of the refused file (NULL when it could not be read)
+    problem VARCHAR NOT NULL,
+    failed_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS staging.transactions (
     partition_date DATE NOT NULL,
     order_id VARCHAR NOT NULL,
