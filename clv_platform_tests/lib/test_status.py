@@ -19,15 +19,20 @@ NOW = dt.datetime(2024, 3, 20, 12, 0, 0)
 CLV = registry.MODELS["clv"]
 
 
+def _data_dir(tmp_path, monkeypatch):
+    """CLV_DATA_DIR at tmp_path, with its landing folder: (settings, landing folder)."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    settings.landing_dir.mkdir(parents=True)
+    return settings, settings.landing_dir
+
+
 def _day(landing, day, rows):
     (landing / f"transactions_{day}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
 
 
 def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    settings = get_settings()
-    landing = settings.landing_dir
-    landing.mkdir(parents=True)
+    settings, landing = _data_dir(tmp_path, monkeypatch)
     _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,2,12.5,web,US,",
                                  "O2,1,C2,2024-03-10T09:00:00,books,0,12.5,web,US,"])       # quantity 0: quarantined
     _day(landing, "2024-03-11", ["O3,1,C1,2024-03-11T09:00:00,books,1,5,web,US,"])
@@ -127,10 +132,7 @@ def test_status_names_landing_files_outside_the_daily_partitions(tmp_path, monke
 
 
 def test_status_reports_landing_files_changed_since_they_were_loaded(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    settings = get_settings()
-    landing = settings.landing_dir
-    landing.mkdir(parents=True)
+    settings, landing = _data_dir(tmp_path, monkeypatch)
     for day in ("2024-03-10", "2024-03-11", "2024-03-12"):
         _day(landing, day, [f"O{day},1,C1,{day}T09:00:00,books,1,5,web,US,"])
     _loaded_warehouse(settings, ["2024-03-10", "2024-03-11", "2024-03-12"])
@@ -241,10 +243,7 @@ def test_status_counts_the_rows_import_history_set_aside(tmp_path, monkeypatch):
 
 
 def test_status_spots_quarantined_rows_that_widened_vocabularies_now_allow(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    settings = get_settings()
-    landing = settings.landing_dir
-    landing.mkdir(parents=True)
+    settings, landing = _data_dir(tmp_path, monkeypatch)
     _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,garden,1,5,web,US,",        # unknown category
                                  "O2,1,C2,2024-03-10T09:00:00,garden,0,5,web,US,",        # ... and quantity 0
                                  "O3,1,C3,2024-03-10T09:00:00,books,1,5,web,AU,"])        # unknown country
@@ -261,10 +260,7 @@ def test_status_spots_quarantined_rows_that_widened_vocabularies_now_allow(tmp_p
 
 
 def test_status_names_partitions_loaded_but_not_validated_and_returns_whose_sale_came_later(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    settings = get_settings()
-    landing = settings.landing_dir
-    landing.mkdir(parents=True)
+    settings, landing = _data_dir(tmp_path, monkeypatch)
     _day(landing, "2024-03-06", ["R1,1,C1,2024-03-06T09:00:00,books,-1,5,web,US,S1"])   # return lands first
     _loaded_warehouse(settings, ["2024-03-06"], validate=False)                           # (a run stopped)
     attention = _landing_attention(status.collect(settings, now=NOW))
@@ -290,10 +286,7 @@ def test_status_names_partitions_loaded_but_not_validated_and_returns_whose_sale
 
 
 def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
-    settings = get_settings()
-    landing = settings.landing_dir
-    landing.mkdir(parents=True)
+    settings, landing = _data_dir(tmp_path, monkeypatch)
     _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,1,5,web,US,"])
     (landing / "transactions_2024-03-11.csv").write_text(HEADER + "\nO2,1,C1,2024-03-11T09:00:00,books,1,5,web\n")
     con = warehouse.connect(settings.warehouse_path)
