@@ -421,17 +421,21 @@ def models_command() -> None:
                 click.echo(f"    {registry.format_event(event)}")
 
 
-def _abandoned_run_notes() -> list[str]:
-    """Runs of the Dagster instance ($DAGSTER_HOME) whose `clv` process was killed: they block the daemon."""
+def _dagster_notes() -> list[str]:
+    """What the Dagster instance ($DAGSTER_HOME) says needs a look: runs whose `clv` process was killed (they
+    block the daemon's queue), and switched-on sensors or schedules whose latest tick failed."""
     home = os.environ.get("DAGSTER_HOME")
     if not home or not (Path(home) / "dagster.yaml").exists():
         return []
     from clv_platform import orchestrate
 
+    inst = orchestrate.instance()
     return [f"run {run.run_id[:8]} ({run.job_name}) still says STARTED, but the clv process that ran it "
             f"(pid {run.tags[orchestrate.PID_TAG]}) is gone: the daemon starts no queued run meanwhile; the next "
             "`clv materialize ...` or `clv run` marks it failed (or Terminate it in the Dagster UI, forced)"
-            for run in orchestrate.abandoned_runs(orchestrate.instance())]
+            for run in orchestrate.abandoned_runs(inst)] + [
+        f"{kind} {name}: its latest tick failed ({when:%Y-%m-%d %H:%M} UTC): {error} (Dagster UI: Automation)"
+        for kind, name, when, error in orchestrate.failing_instigators(inst)]
 
 
 @cli.command("status")
@@ -442,7 +446,7 @@ def status_command() -> None:
     from clv_platform.lib.settings import get_settings
 
     st = status.collect(get_settings())
-    st.attention += _abandoned_run_notes()
+    st.attention += _dagster_notes()
     click.echo(f"data dir      {st.data_dir}   (vocabularies: {st.vocabularies})")
     lf = st.landing
     span = f"{lf['first']}..{lf['last']}" if lf["files"] else "-"

@@ -76,6 +76,22 @@ def fail_abandoned_runs(inst: dg.DagsterInstance, echo=print) -> list[str]:
     return failed
 
 
+def failing_instigators(inst: dg.DagsterInstance) -> list[tuple[str, str, datetime, str]]:
+    """(sensor|schedule, name, when, first line of the error) for each switched-on sensor or schedule whose
+    latest tick failed: the daemon keeps ticking, so nothing else says that it does nothing."""
+    from dagster._core.scheduler.instigation import InstigatorStatus, TickStatus
+
+    out = []
+    for state in inst.all_instigator_state(
+            instigator_statuses={InstigatorStatus.RUNNING, InstigatorStatus.DECLARED_IN_CODE}):
+        ticks = inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        if ticks and ticks[0].status == TickStatus.FAILURE:
+            error = ticks[0].error.message.strip().splitlines()[0] if ticks[0].error else "no error recorded"
+            out.append((state.instigator_type.value.lower(), state.instigator_name,
+                        datetime.fromtimestamp(ticks[0].timestamp, UTC), error))
+    return out
+
+
 def wait_for_warehouse(seconds: float = 60.0, echo=print) -> None:
     """Return once the warehouse can be written; while another process holds it, say so and wait up to
     `seconds`, then JobFailed in one line (the run's own resource would wait as long, then fail in a trace)."""

@@ -101,3 +101,46 @@ def test_a_busy_warehouse_is_waited_for_with_a_message_then_refused_in_one_line(
     with hold_lock(path), pytest.raises(orchestrate.JobFailed) as failed:
         orchestrate.wait_for_warehouse(seconds=0.5, echo=lines.append)
     assert "\n" not in str(failed.value) and str(failed.value).endswith("; try again when it ends")
+
+
+def test_clv_status_names_a_switched_on_sensor_whose_latest_tick_failed(tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from click.testing import CliRunner
+    from dagster._core.remote_origin import (
+        RegisteredCodeLocationOrigin,
+        RemoteInstigatorOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        InstigatorType,
+        TickData,
+        TickStatus,
+    )
+    from dagster._utils.error import SerializableErrorInfo
+
+    from clv_platform.cli import cli
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    with dg.DagsterInstance.get() as instance:                   # what the daemon records for a sensor
+        origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(
+            RegisteredCodeLocationOrigin("clv_platform.definitions"), "__repository__"), "rescore_after_ingestion_sensor")
+        state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.RUNNING)
+        instance.add_instigator_state(state)
+        tick = dict(instigator_origin_id=state.instigator_origin_id, instigator_name=state.instigator_name,
+                    instigator_type=InstigatorType.SENSOR, selector_id=state.selector_id, run_ids=[])
+        instance.create_tick(TickData(status=TickStatus.SUCCESS, timestamp=time.time() - 60, **tick))
+        assert orchestrate.failing_instigators(instance) == []
+        instance.create_tick(TickData(status=TickStatus.FAILURE, timestamp=time.time(), error=SerializableErrorInfo(
+            "CheckError: Failure condition: Expected a single SkipReason\n", [], "CheckError"), **tick))
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1
+    assert "sensor rescore_after_ingestion_sensor: its latest tick failed (" in out.output
+    assert "CheckError: Failure condition: Expected a single SkipReason (Dagster UI: Automation)" in out.output
