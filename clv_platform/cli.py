@@ -524,9 +524,12 @@ def _require_transactions() -> None:
     first = "load transactions first: `clv materialize ingest` (or `make run` for the demo)"
     if not path.exists():
         raise click.ClickException(f"no warehouse at {path} yet: {first}")
-    try:
+    from clv_platform import orchestrate
+
+    try:        # says that it waits, and for whom; one line if the holder does not let go
+        orchestrate.wait_for_warehouse(echo=lambda line: click.echo(line, err=True))
         con = warehouse.connect(path, read_only=True, wait_seconds=60)
-    except warehouse.WarehouseBusyError as exc:
+    except (orchestrate.JobFailed, warehouse.WarehouseBusyError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
         (rows,) = con.execute("SELECT count(*) FROM staging.transactions").fetchall()[0]

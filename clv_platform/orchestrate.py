@@ -86,7 +86,7 @@ def failing_instigators(inst: dg.DagsterInstance) -> list[tuple[str, str, dateti
             instigator_statuses={InstigatorStatus.RUNNING, InstigatorStatus.DECLARED_IN_CODE}):
         ticks = inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
         if ticks and ticks[0].status == TickStatus.FAILURE:
-            error = ticks[0].error.message.strip().splitlines()[0] if ticks[0].error else "no error recorded"
+            error = _cause(ticks[0].error).splitlines()[0] if ticks[0].error else "no error recorded"
             out.append((state.instigator_type.value.lower(), state.instigator_name,
                         datetime.fromtimestamp(ticks[0].timestamp, UTC), error))
     return out

@@ -138,9 +138,28 @@ def test_clv_status_names_a_switched_on_sensor_whose_latest_tick_failed(tmp_path
                     instigator_type=InstigatorType.SENSOR, selector_id=state.selector_id, run_ids=[])
         instance.create_tick(TickData(status=TickStatus.SUCCESS, timestamp=time.time() - 60, **tick))
         assert orchestrate.failing_instigators(instance) == []
+        cause = SerializableErrorInfo("OSError: [Errno 5] Input/output error\n", [], "OSError")
         instance.create_tick(TickData(status=TickStatus.FAILURE, timestamp=time.time(), error=SerializableErrorInfo(
-            "CheckError: Failure condition: Expected a single SkipReason\n", [], "CheckError"), **tick))
+            "SensorExecutionError: Error occurred during the execution of evaluation_fn\n", [],
+            "SensorExecutionError", cause=cause), **tick))
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1
     assert "sensor rescore_after_ingestion_sensor: its latest tick failed (" in out.output
-    assert "CheckError: Failure condition: Expected a single SkipReason (Dagster UI: Automation)" in out.output
+    assert "OSError: [Errno 5] Input/output error (Dagster UI: Automation)" in out.output     # the cause
+
+
+def test_a_clv_command_waiting_for_a_busy_warehouse_says_so_first(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from clv_platform.cli import cli
+    from clv_platform.lib import warehouse
+    from clv_platform.lib.settings import get_settings
+    from clv_platform_tests.lib.locks import hold_lock
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    warehouse.connect(get_settings().warehouse_path).close()        # a warehouse without transactions
+    with hold_lock(get_settings().warehouse_path, seconds=1.0):
+        out = CliRunner().invoke(cli, ["materialize", "score"])
+    assert out.exit_code == 1
+    assert "waiting up to 60 s for the warehouse: " in out.output and "(PID " in out.output
+    assert "staging.transactions in " in out.output and "is empty" in out.output

@@ -88,8 +88,8 @@ def changed_files(
     The cursor maps file name -> [fingerprint, sha256]. A file is only re-hashed when its size or
     mtime moved, so a tick over years of history stays cheap; an identical re-delivery is not a change.
     `loaded` (day -> sha256 of the file the warehouse loaded) is asked once, and only when a file is new to the
-    cursor: one whose content the warehouse already holds (loaded by `clv run` before the sensor ever looked)
-    is not a change either.
+    cursor or changed since: one whose content the warehouse already holds (loaded by `clv run` before the
+    sensor ever looked, or by `clv materialize ingest --new` while the sensor was off) is not a change either.
     """
     seen: dict[str, list[str]] = json.loads(cursor) if cursor else {}
     in_warehouse: Mapping[date, str] | None = None
@@ -99,12 +99,14 @@ def changed_files(
         if previous and previous[0] == landing_file.fingerprint:
             continue
         digest = sha256_of(landing_file.path)
-        if not previous and loaded is not None:
+        if previous and previous[1] == digest:
+            new = False
+        elif loaded is not None:
             if in_warehouse is None:
                 in_warehouse = loaded()
             new = in_warehouse.get(landing_file.day) != digest
         else:
-            new = not previous or previous[1] != digest
+            new = True
         if new:
             changed.append(landing_file)
         seen[landing_file.path.name] = [landing_file.fingerprint, digest]

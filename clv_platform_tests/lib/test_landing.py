@@ -43,8 +43,15 @@ def test_a_file_the_warehouse_already_loaded_is_not_new(tmp_path):
     changed, cursor = changed_files(tmp_path, None, loaded=lambda: asked.append(1) or loaded)
     assert [f.day.isoformat() for f in changed] == ["2024-01-02", "2024-01-03"] and asked == [1]
     # every file is in the cursor now: the warehouse is not asked again
-    changed, _ = changed_files(tmp_path, cursor, loaded=lambda: asked.append(1) or loaded)
+    changed, cursor = changed_files(tmp_path, cursor, loaded=lambda: asked.append(1) or loaded)
     assert changed == [] and asked == [1]
+    # changed since the cursor saw it, but already loaded as it is now (`clv materialize ingest --new` while the
+    # sensor was off): not a change; a change the warehouse does not hold is
+    (tmp_path / "transactions_2024-01-01.csv").write_text("a, corrected")
+    (tmp_path / "transactions_2024-01-03.csv").write_text("c, corrected")
+    loaded[date(2024, 1, 1)] = sha256_of(tmp_path / "transactions_2024-01-01.csv")
+    changed, _ = changed_files(tmp_path, cursor, loaded=lambda: asked.append(1) or loaded)
+    assert [f.day.isoformat() for f in changed] == ["2024-01-03"] and asked == [1, 1]
 
 
 def test_misnamed_files_are_named_but_hidden_files_folders_and_demo_answers_are_not(tmp_path):
