@@ -86,7 +86,7 @@ def get_settings() -> Settings:
     except ValueError:
         raise SettingsError(f"CLV_PARTITIONS_START={start!r} is not a date YYYY-MM-DD (the first daily partition, "
                             "e.g. 2020-01-01)") from None
-    share = os.environ.get("CLV_MAX_QUARANTINE_SHARE", "0.05")
+    share = os.environ.get("CLV_MAX_QUARANTINE_SHARE", str(Settings.max_quarantine_share))
     try:
         max_share = float(share)
         if not 0 <= max_share <= 1:

@@ -44,14 +44,14 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         st.landing["not_loaded"] = len(waiting)
         # a waiting file whose very bytes were refused at its last load: another load would refuse it again
         by_day = {f.day: f for f in files}
-        refused = [(day, st.refused_files[day]) for day in waiting if day in st.refused_files
-                   and st.refused_files[day][1] == landing.sha256_of(by_day[day].path)]
+        refused = {day: st.refused_files[day] for day in waiting if day in st.refused_files
+                   and st.refused_files[day][1] == landing.sha256_of(by_day[day].path)}
         if refused:
-            names = "; ".join(f"{file}: {problem}" for _, (file, _, problem) in refused[:3])
+            names = "; ".join(f"{file}: {problem}" for file, _, problem in list(refused.values())[:3])
             st.attention.append(f"{len(refused)} landing file(s) refused as a whole at their last load ({names}"
                                 f"{' ...' if len(refused) > 3 else ''}): fix the file (`clv validate FILE` shows "
                                 "what is wrong) and drop it in again")
-        waiting = [day for day in waiting if day not in dict(refused)]
+        waiting = [day for day in waiting if day not in refused]
         if waiting:
             st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
                                 "`clv materialize ingest --new` loads them")
@@ -63,8 +63,8 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     if loaded:
         days_with_files = loaded.keys() | {f.day for f in files}
         first, last = min(loaded), max(loaded)
-        gaps = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)
-                if first + dt.timedelta(days=i) not in days_with_files]
+        span = (first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+        gaps = [day for day in span if day not in days_with_files]
         st.landing["days_without_file"] = len(gaps)
         if gaps:
             st.attention.append(f"{len(gaps)} day(s) between {first} and {last} have no landing file (first "

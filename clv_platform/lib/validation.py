@@ -22,7 +22,7 @@ import pandas as pd
 
 from clv_platform.lib import schema, warehouse
 from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
-from clv_platform.lib.settings import get_settings
+from clv_platform.lib.settings import Settings, get_settings
 
 MIN_ROWS_FOR_SHARE = 20      # smaller files never fail on their quarantined share (Settings.max_quarantine_share)
 EXAMPLES = 5
@@ -41,8 +41,8 @@ CHECKS = {
     "transactions_are_inside_their_partition_day": "order_ts is on the partition's day and not in the future",
     "transactions_use_known_vocabularies": "channel, country and category are in the contract's vocabularies",
     "transactions_quarantine_share_is_acceptable":
-        "at most CLV_MAX_QUARANTINE_SHARE (default 5%) of a file's rows were quarantined (files of >= "
-        f"{MIN_ROWS_FOR_SHARE} rows)",
+        f"at most CLV_MAX_QUARANTINE_SHARE (default {Settings.max_quarantine_share:.0%}) of a file's rows were "
+        f"quarantined (files of >= {MIN_ROWS_FOR_SHARE} rows)",
 }
 
 # The GX batch. Identifiers are high-cardinality strings that pandas/GX handle slowly, so the batch carries
