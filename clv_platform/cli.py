@@ -374,6 +374,9 @@ def bench_features_command(customers, lines, subset_customers, lifetimes_full, a
 
 # --- models + registry: promote / rollback -------------------------------------------------------
 
+# (promotion_job in Dagster makes the rescore sensor rescore; a promotion from the command line does not)
+RESCORE_HINT = "the snapshot is still scored by the previous version: `clv materialize score` rescores with this one"
+
 
 @cli.command("promote")
 @click.argument("model", type=click.Choice(["clv", "segment"]))
@@ -392,6 +395,8 @@ def promote_command(model: str, force: bool) -> None:
     production = f"v{result.production_version}: {registry.format_metric(result.production_metric)}"
     click.echo(f"  production  {production if result.production_version else 'none'}")
     click.echo(result.message)
+    if result.promoted:
+        click.echo(RESCORE_HINT)
     already = result.production_version == result.staging_version
     if not result.promoted and not already:
         sys.exit(1)
@@ -501,6 +506,7 @@ def rollback_command(model: str) -> None:
     except registry.RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(result.message)
+    click.echo(RESCORE_HINT)
 
 
 # --- pipeline: run / materialize ----------------------------------------------------------------

@@ -149,15 +149,16 @@ def _cause(error) -> str:
     return error.message.strip()
 
 
-def ingest_range(start: date, end: date) -> dg.ExecuteInProcessResult:
+def ingest_range(start: date, end: date, tags: dict | None = None) -> dg.ExecuteInProcessResult:
     """All partitions start..end as ONE run (the assets' BackfillPolicy.single_run())."""
     if start == end:
-        return run_job("ingestion_job", partition_key=start.isoformat())
-    return run_job("ingestion_job", tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()})
+        return run_job("ingestion_job", tags=tags, partition_key=start.isoformat())
+    return run_job("ingestion_job", tags={**(tags or {}), RANGE_START_TAG: start.isoformat(),
+                                          RANGE_END_TAG: end.isoformat()})
 
 
-def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False, echo=print
-                   ) -> tuple[date, date] | None:
+def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False, echo=print,
+                   tags: dict | None = None) -> tuple[date, date] | None:
     """Load the landing files' days start..end (default: every landing file's) as one run. new_only: from the
     first to the last day whose file is not loaded yet or changed since it was loaded (loaded days in between
     are loaded again, which changes nothing); None when there is nothing to load. Files dated outside the daily
@@ -181,12 +182,13 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
     days = sorted({f.day for f in files if (start is None or f.day >= start) and (end is None or f.day <= end)})
     if not days:
         return None
-    ingest_range(days[0], days[-1])
+    ingest_range(days[0], days[-1], tags=tags)
     return days[0], days[-1]
 
 
 def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     """`make run`: every stage in order, each a Dagster run on the real instance."""
+    from clv_platform.defs.sensors import SCORED_BY_CALLER_TAG
     from clv_platform.lib import generator, registry
 
     settings = get_settings()
@@ -196,7 +198,7 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     else:
         echo(f"[1/6] using the landing files already in {settings.landing_dir}")
     echo("[2/6] ingesting and validating the landing files' partitions (one ranged run)")
-    loaded = ingest_landing(echo=echo)
+    loaded = ingest_landing(echo=echo, tags={SCORED_BY_CALLER_TAG: "clv run"})
     if loaded is None:
         raise JobFailed(f"no landing file in {settings.landing_dir} is dated inside the daily partitions")
     echo(f"  partitions {loaded[0]}..{loaded[1]} loaded")

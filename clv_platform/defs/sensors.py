@@ -16,6 +16,8 @@ from clv_platform.lib.warehouse import WarehouseBusyError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# On a load whose caller scores right after it (`clv run`): the rescore sensor passes it over.
+SCORED_BY_CALLER_TAG = "clv/scored_by_caller"
 
 
 def partition_run_request(start: str, end: str, run_key: str) -> dg.RunRequest:
@@ -77,17 +79,20 @@ def materialized(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, pa
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    # Every job of this code location, not [ingestion_job, ...]: a backfill or "Materialize" of the ingestion
-    # assets in the UI runs as __ASSET_JOB. The body decides from what the run did.
+    # Every run, not [ingestion_job, ...]: a backfill or "Materialize" of the ingestion assets in the UI runs as
+    # __ASSET_JOB, and a `clv materialize ingest` run executes in the clv process, with no code location of its
+    # own (a sensor that monitors only its code location's runs never sees it). The body decides from what the
+    # run did.
+    monitor_all_code_locations=True,
     request_job=scoring_job,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
     """After new transactions are in, or new production models, rescore every customer: one scoring run for
-    each successful run that materialised staging/transactions, whatever its job (ingestion_job from the
-    landing sensor or the schedule, a backfill or "Materialize" in the UI; a ranged run of any length is one
-    run), and for each promotion_job run that promoted a model. Other runs (scoring, training, history) are
-    passed over.
+    each successful run that materialised staging/transactions, whatever started it (the landing sensor or the
+    schedule, a backfill or "Materialize" in the UI, `clv materialize ingest`; a ranged run of any length is
+    one run), and for each promotion_job run that promoted a model. Other runs (scoring, training, history)
+    are passed over, and so are loads whose caller scores next itself (`clv run`).
 
     (A run status sensor instead of eager automation: eager() never fires below a long daily history.)
     Stopped by default: it needs promoted production models; turn it on after the first `make run`.
@@ -100,6 +105,9 @@ def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
             context.log.info(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
             return None
         return dg.RunRequest(run_key=run.run_id)
+    if run.tags.get(SCORED_BY_CALLER_TAG):
+        context.log.info(f"run {run.run_id[:8]} is followed by its caller's own scoring run: no rescore")
+        return None
     if materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
         return dg.RunRequest(run_key=run.run_id)
     return None

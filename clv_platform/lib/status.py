@@ -76,7 +76,7 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     if last_load and published and last_load.astimezone(dt.UTC) > dt.datetime.fromisoformat(published):
         st.attention.append(f"the snapshot (published {published[:19]} UTC) is older than the last load "
                             f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): rescore (`clv materialize "
-                            "score`; after loads run by Dagster, rescore_after_ingestion_sensor does it)")
+                            "score`; with rescore_after_ingestion_sensor on, the daemon does it after each load)")
     return st
 
 

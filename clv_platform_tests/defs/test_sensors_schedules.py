@@ -6,6 +6,8 @@ from datetime import datetime
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.sensor_definition import SensorEvaluationContext
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin
 
 from clv_platform.defs.ingestion.assets import (
     INGESTION_KEYS,
@@ -20,6 +22,7 @@ from clv_platform.defs.schedules import daily_ingestion_schedule
 from clv_platform.defs.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,
+    SCORED_BY_CALLER_TAG,
     landing_files_sensor,
     materialized,
     rescore_after_ingestion_sensor,
@@ -140,7 +143,9 @@ def stub_promotion(context: dg.OpExecutionContext, promote: bool) -> None:
 
 
 class Rescore:
-    """The sensor's ticks on one instance, the cursor kept between them as the daemon keeps it."""
+    """The sensor's ticks on one instance, the cursor kept between them as the daemon keeps it, and seen from
+    the sensor's code location as the daemon sees it: a sensor that watches only its code location's runs
+    then misses the runs executed in-process (`clv materialize ingest`), which have no code location."""
 
     def __init__(self, instance: dg.DagsterInstance):
         self.instance, self.cursor = instance, None
@@ -148,7 +153,10 @@ class Rescore:
         assert not first.run_requests and "Initiating" in first.skip_message
 
     def tick(self):
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
+        context = SensorEvaluationContext(
+            instance_ref=None, instance=self.instance, cursor=self.cursor, repository_name="__repository__",
+            sensor_name=rescore_after_ingestion_sensor.name,
+            code_location_origin=RegisteredCodeLocationOrigin("clv_platform.definitions"))
         data = rescore_after_ingestion_sensor.evaluate_tick(context)
         self.cursor = data.cursor
         return data
@@ -207,6 +215,30 @@ def test_ingestion_job_runs_still_ask_for_a_rescore(ingest_env):
     run = ingest_env.resolve_job_def("ingestion_job").execute_in_process(instance=instance, partition_key="2024-03-01")
     assert run.success
     assert [r.run_key for r in sensor.requests_until_idle()] == [run.run_id]
+
+
+def test_a_load_by_the_clv_command_asks_for_a_rescore_unless_its_caller_scores_next(ingest_env, tmp_path,
+                                                                                    monkeypatch):
+    """`clv materialize ingest` runs the job in its own process against the daemon's instance: the sensor
+    rescores after it as after a daemon run. `clv run` scores right after its load: no second scoring."""
+    from clv_platform import orchestrate
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setattr(orchestrate, "definitions", lambda: ingest_env)
+    monkeypatch.setattr(orchestrate, "wait_for_warehouse", lambda echo: None)
+    with dg.DagsterInstance.get() as instance:
+        sensor = Rescore(instance)
+        by_hand = orchestrate.ingest_range(datetime(2024, 3, 1).date(), datetime(2024, 3, 2).date())
+        assert by_hand.dagster_run.remote_job_origin is None              # no code location: in-process
+        assert [r.run_key for r in sensor.requests_until_idle()] == [by_hand.run_id]
+        followed = orchestrate.ingest_range(datetime(2024, 3, 3).date(), datetime(2024, 3, 3).date(),
+                                            tags={SCORED_BY_CALLER_TAG: "clv run"})
+        assert followed.success
+        before = sensor.cursor
+        assert sensor.requests_until_idle() == []
+        assert sensor.cursor != before                                # seen, passed over
 
 
 def test_scoring_and_training_runs_do_not_ask_for_a_rescore():

@@ -77,11 +77,13 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
     out = runner.invoke(cli, ["promote", "clv"])
     assert out.exit_code == 1, out.output
     assert "v2: 0.5500" in out.output and "v1: 0.6000" in out.output and "refused" in out.output
+    assert "clv materialize score" not in out.output                 # nothing moved: nothing to rescore
     assert registry.alias_version(CLV.name, "production", uri) == "1"
 
     # --force promotes it anyway.
     out = runner.invoke(cli, ["promote", "clv", "--force"])
     assert out.exit_code == 0, out.output
+    assert "`clv materialize score` rescores with this one" in out.output    # the snapshot lags until then
     assert registry.alias_version(CLV.name, "production", uri) == v2
     assert registry.alias_version(CLV.name, "previous_production", uri) == v1
     tags = registry.client(uri).get_model_version(CLV.name, v2).tags
@@ -90,7 +92,7 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
     # Rollback: back to v1.
     out = runner.invoke(cli, ["rollback", "clv"])
     assert out.exit_code == 0, out.output
-    assert "v2 -> v1" in out.output
+    assert "v2 -> v1" in out.output and "`clv materialize score`" in out.output
     assert registry.alias_version(CLV.name, "production", uri) == "1"
     assert registry.history(CLV.name, uri) == ["1"]
 
