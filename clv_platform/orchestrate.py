@@ -37,6 +37,9 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+FAILURE = f"{dg.Failure.__module__}.{dg.Failure.__name__}"   # an asset's deliberate failure: its message is enough
+
+
 class JobFailed(RuntimeError):
     pass
 
@@ -146,7 +149,7 @@ def _cause(error) -> str:
     "DagsterExecutionStepExecutionError: Error occurred while executing op ...", its message in `cause`."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    return error.message.strip().removeprefix(f"{FAILURE}: ")
 
 
 def ingest_range(start: date, end: date, tags: dict | None = None) -> dg.ExecuteInProcessResult:

@@ -49,3 +49,33 @@ def test_unusable_settings_and_an_empty_warehouse_are_one_line_errors(tmp_path):
         result = run(*args, **env)
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, args
+
+
+def test_a_failed_run_shows_its_cause_without_stack_traces(tmp_path):
+    """A failed `clv materialize` run: Dagster's console lines keep the error and leave the stack trace to the
+    run in the Dagster UI, and the closing line gives the file and the problem, without Dagster's class path."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    landing = tmp_path / "data" / "landing"
+    landing.mkdir(parents=True)
+    (landing / "transactions_2024-03-01.csv").write_text(
+        "order_id,line_number,customer_id,order_ts,category,quantity,unit_price,channel,country,"
+        "original_order_id\nO1,1,C1,2024-03-01T10:00:00,books,1,10.00,web,US,\n")
+    (landing / "transactions_2024-03-02.csv").write_text("order_id;line_number\nO2;1\n")
+    (tmp_path / "home").mkdir()
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "clv_platform.cli", "materialize", "ingest"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+                                     "CLV_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 1, result.stderr
+    assert "Stack Trace" not in result.stderr and 'File "' not in result.stderr, result.stderr
+    assert "Warning" not in result.stderr, result.stderr                # (dagster-mlflow's beta warning)
+    assert "(stack trace: the run in the Dagster UI)" in result.stderr
+    closing = result.stderr.strip().splitlines()[-2:]
+    assert closing[0].startswith("Error: ingestion_job failed (run "), closing
+    assert closing[1] == (f"  transactions_ingestion: 1 of 2 landing file(s) rejected: "
+                          f"{landing / 'transactions_2024-03-02.csv'}: wrong delimiter: the header is "
+                          "semicolon-separated; expected commas"), closing

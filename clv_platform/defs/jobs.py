@@ -3,17 +3,18 @@
 import warnings
 
 import dagster as dg
-from dagster_mlflow import end_mlflow_on_run_finished
 
-from clv_platform.defs.partitions import daily_partitions, monthly_partitions
+# (dagster-mlflow marks the hook's factory beta and warns as it is imported; the hook is what we want)
+warnings.filterwarnings("ignore", message="Function `_create_mlflow_run_hook` is currently in beta",
+                        category=dg.BetaWarning)
+from dagster_mlflow import end_mlflow_on_run_finished  # noqa: E402
+
+from clv_platform.defs.partitions import daily_partitions, monthly_partitions  # noqa: E402
 
 # Console logs at INFO: the step-by-step DEBUG events stay in the Dagster UI.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # Backstop for MLflow runs: ends any run still open when a job's steps are done (our resource ends its own).
 MLFLOW_HOOKS = {end_mlflow_on_run_finished}
-# (dagster-mlflow marks the hook's factory beta and warns at the end of every run; the hook is what we want)
-warnings.filterwarnings("ignore", message="Function `_create_mlflow_run_hook` is currently in beta",
-                        category=dg.BetaWarning)
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
