@@ -20,6 +20,7 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Which `clv` process runs a job in-process, so that a run whose process was killed can be told apart.
 PID_TAG, HOST_TAG = "clv/pid", "clv/host"
+IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 @cache
@@ -62,9 +63,7 @@ def abandoned_runs(inst: dg.DagsterInstance) -> list[dg.DagsterRun]:
     """Runs a `clv` command on this machine ran in its own process, whose process is gone (kill -9, a closed
     terminal) while the run still says STARTED. The daemon counts them against the run limit (one at a time,
     dagster.yaml): no queued run starts while one stays."""
-    runs = inst.get_runs(filters=dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING],
-        tags={HOST_TAG: socket.gethostname()}))
+    runs = inst.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, tags={HOST_TAG: socket.gethostname()}))
     return [run for run in runs if run.tags.get(PID_TAG, "").isdigit() and not _alive(int(run.tags[PID_TAG]))]
 
 
@@ -95,6 +94,30 @@ def failing_instigators(inst: dg.DagsterInstance) -> list[tuple[str, str, dateti
     return out
 
 
+RUNS_WAIT_SECONDS = 1800.0
+
+
+def wait_for_runs(inst: dg.DagsterInstance, seconds: float = RUNS_WAIT_SECONDS, poll: float = 2.0,
+                  echo=print) -> None:
+    """Return once no other run is in progress. The daemon starts one run at a time (dagster.yaml) and counts
+    `clv`'s in-process runs too, but a `clv` command does not queue: without this wait it would start next to
+    a daemon run (a long training, a backfill) and fail after the warehouse lock's 60 s."""
+    import time
+
+    runs = inst.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))
+    if not runs:
+        return
+    names = ", ".join(f"{run.run_id[:8]} ({run.job_name})" for run in runs)
+    echo(f"waiting up to {seconds / 60:.0f} min for the run(s) in progress to finish: {names} "
+         "(one run at a time writes the warehouse; Ctrl-C stops waiting)")
+    deadline = time.monotonic() + seconds
+    while inst.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1):
+        if time.monotonic() > deadline:
+            raise JobFailed(f"run(s) still in progress after {seconds / 60:.0f} min: {names}; try again when "
+                            "they end, or stop them in the Dagster UI (Runs)")
+        time.sleep(poll)
+
+
 def wait_for_warehouse(seconds: float = 60.0, echo=print) -> None:
     """Return once the warehouse can be written; while another process holds it, say so and wait up to
     `seconds`, then JobFailed in one line (the run's own resource would wait as long, then fail in a trace)."""
@@ -121,6 +144,7 @@ def run_job(
     job = definitions().resolve_job_def(name)
     inst = instance()
     fail_abandoned_runs(inst, echo=_stderr)
+    wait_for_runs(inst, echo=_stderr)
     wait_for_warehouse(echo=_stderr)
     result = job.execute_in_process(
         # A ranged run of a partitioned job takes its config from the partitions, not the job's default.

@@ -103,6 +103,33 @@ def test_a_busy_warehouse_is_waited_for_with_a_message_then_refused_in_one_line(
     assert "\n" not in str(failed.value) and str(failed.value).endswith("; try again when it ends")
 
 
+def test_a_clv_command_waits_for_a_run_in_progress_instead_of_starting_next_to_it():
+    """A run the daemon started (a long training, a backfill) holds the warehouse: a `clv` command waits for it,
+    naming it, rather than failing after the lock's 60 s; it refuses in one line when the run goes on too long."""
+    import threading
+
+    import pytest
+
+    instance = dg.DagsterInstance.ephemeral()
+    run = instance.create_run_for_job(dg.GraphDefinition(name="training_job").to_job())
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(
+        event_type_value="PIPELINE_START", job_name=run.job_name, message="started"))
+    lines = []
+    with pytest.raises(orchestrate.JobFailed) as failed:
+        orchestrate.wait_for_runs(instance, seconds=0.3, poll=0.05, echo=lines.append)
+    assert lines == [f"waiting up to 0 min for the run(s) in progress to finish: {run.run_id[:8]} (training_job) "
+                     "(one run at a time writes the warehouse; Ctrl-C stops waiting)"]
+    assert "\n" not in str(failed.value) and f"{run.run_id[:8]} (training_job)" in str(failed.value)
+
+    ends = threading.Timer(0.5, lambda: instance.report_run_failed(run, "stopped"))
+    ends.start()
+    orchestrate.wait_for_runs(instance, seconds=30, poll=0.05, echo=lines.append)   # returns once it ended
+    ends.join()
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE and len(lines) == 2
+    orchestrate.wait_for_runs(instance, echo=lines.append)                     # nothing in progress: no wait
+    assert len(lines) == 2
+
+
 def test_clv_status_names_a_switched_on_sensor_whose_latest_tick_failed(tmp_path, monkeypatch):
     import shutil
     import time
