@@ -50,7 +50,8 @@ serve-api: setup
 	$(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$${API_PORT:-8000} 'api:create_app()'
 
 serve-dashboard: setup
-	$(BIN)/streamlit run dashboards/streamlit_app.py --server.headless true --server.port $${DASHBOARD_PORT:-8501}
+	$(BIN)/streamlit run dashboards/streamlit_app.py --server.headless true --server.port $${DASHBOARD_PORT:-8501} \
+		--server.address $${DASHBOARD_ADDRESS:-127.0.0.1} --browser.gatherUsageStats false --client.toolbarMode viewer
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_DATA_DIR)/mlflow.db --port $${MLFLOW_PORT:-5000}

@@ -32,7 +32,8 @@ def require_token(app: Flask, token: str) -> None:
 
     @app.before_request
     def _check_token():
-        if request.endpoint in OPEN_ENDPOINTS:
+        # /health needs none; a path or method no endpoint takes gets its 404/405 (nothing to protect there)
+        if request.endpoint in OPEN_ENDPOINTS or request.routing_exception is not None:
             return None
         given = request.headers.get("Authorization", "")
         scheme, _, credentials = given.strip().partition(" ")

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError
 from api.store import SnapshotStore, jsonable, records
@@ -47,7 +48,7 @@ def health():
     try:
         snap = _store().snapshot()
     except SnapshotNotFoundError as exc:
-        return jsonify({"status": "unavailable", "message": str(exc)}), 503
+        return jsonify({"status": "unavailable", "error": "no_snapshot", "message": str(exc)}), 503
     published = snap.manifest.get("published_at")
     age = None
     if published:
@@ -83,22 +84,46 @@ def _id_problem(value) -> str | None:
     return None
 
 
-def _customer_ids() -> list[str]:
-    example = 'send a JSON object like {"customer_ids": ["00001", "00002"]}'
-    not_json = ApiError(400, "invalid_json", f"the request body is not JSON (Content-Type application/json); {example}")
-    if not request.is_json:
-        raise not_json
+def _example() -> str:
+    """The request to send, with two ids of the snapshot served (so the example looks like real ids)."""
     try:
-        body = json.loads(request.get_data())  # (a body over MAX_CONTENT_LENGTH: 413 here)
+        ids = list(_store().view().scores["customer_id"].head(2))
+    except SnapshotNotFoundError:
+        ids = ["C0000001", "C0000002"]
+    return f"send a JSON object like {json.dumps({'customer_ids': ids})}"
+
+
+def _body() -> bytes:
+    """The request body; 413 when it is over MAX_CONTENT_LENGTH, also when it comes chunked (no
+    Content-Length): werkzeug then cuts the stream at the limit without saying so."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    data = request.get_data()  # (a declared Content-Length over the limit: 413 here)
+    if request.content_length is None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _customer_ids() -> list[str]:
+    if not request.is_json:
+        raise ApiError(400, "invalid_json", f"the request body is not JSON (Content-Type application/json); "
+                       f"{_example()}")
+    data = _body()
+    try:
+        body = json.loads(data)
     except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
-        raise not_json from None
+        raise ApiError(400, "invalid_json", f"the request body is not JSON; {_example()}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", f"the request body must be a JSON object; {example}")
+        raise ApiError(400, "invalid_body", f"the request body must be a JSON object; {_example()}")
     if "customer_ids" not in body:
-        raise ApiError(400, "missing_field", f"field 'customer_ids' is required; {example}")
+        raise ApiError(400, "missing_field", f"field 'customer_ids' is required; {_example()}")
+    extra = sorted(set(body) - {"customer_ids"})
+    if extra:
+        raise ApiError(400, "unknown_field", f"unknown field(s) {', '.join(map(_short, extra))}: /predict takes "
+                       "only 'customer_ids' (scores are as of the snapshot, over the model's horizon)",
+                       {"fields": extra[:20]})
     ids = body["customer_ids"]
     if not isinstance(ids, list):
-        raise ApiError(400, "invalid_field", f"'customer_ids' must be a list, got {type(ids).__name__}; {example}")
+        raise ApiError(400, "invalid_field", f"'customer_ids' must be a list, got {type(ids).__name__}; {_example()}")
     if not ids:
         raise ApiError(400, "invalid_field", "'customer_ids' is empty: give at least one id")
     limit = current_app.config["MAX_IDS"]
@@ -115,17 +140,18 @@ def _customer_ids() -> list[str]:
             f"Unicode; {len(bad)} are not (first at index {first}: {why}, {_short(ids[first])})",
             {"indexes": [i for i, _ in bad[:20]]},
         )
-    return list(dict.fromkeys(ids))  # unique, in request order
+    return ids
 
 
 @bp.post("/predict")
 def predict():
     _check_query(())
-    ids = _customer_ids()
+    sent = _customer_ids()
+    ids = list(dict.fromkeys(sent))  # each id answered once, in request order
     view = _store().view()
     predictions, unknown = view.lookup(ids)
-    return jsonify({**_about(view.snapshot), "requested": len(ids), "found": len(predictions),
-                    "predictions": predictions, "unknown_ids": unknown})
+    return jsonify({**_about(view.snapshot), "requested": len(ids), "duplicates": len(sent) - len(ids),
+                    "found": len(predictions), "predictions": predictions, "unknown_ids": unknown})
 
 
 LIST_PARAMETERS = ("segment", "sort", "limit", "offset", "format")
@@ -203,6 +229,8 @@ def customers():
         resp = current_app.response_class(page.to_csv(index=False), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f"attachment; filename=customers_{view.snapshot.as_of_date}.csv"
         resp.headers["X-Total-Count"] = str(total)
+        # (pages fetched across a republish would mix snapshots: a client compares this from page to page)
+        resp.headers["X-Snapshot-Id"] = view.snapshot.snapshot_id
         return resp
     return jsonify({**_about(view.snapshot), "total": total, "offset": offset, "limit": limit,
                     "returned": len(page), "customers": records(page)})

@@ -347,6 +347,14 @@ def migration_matrix(
     return out, fmt_period(months[-2]), fmt_period(months[-1])
 
 
+def history_start(history: pd.DataFrame | None):
+    """The first month-end of the segment history (None without one): a segment_since on it is "or earlier"."""
+    month = pick(history, MONTH_COLS)
+    if history is None or month is None or history.empty:
+        return None
+    return history[month].min()
+
+
 def customer_history(history: pd.DataFrame | None, customer_id: str) -> pd.DataFrame:
     """One customer's monthly segment (and scores when present), oldest first; empty if not per-customer."""
     month = pick(history, MONTH_COLS)

@@ -57,6 +57,7 @@ FORMAT_VERSION = 2
 TARGET = "spend_holdout"
 PREDICTION_COLUMNS = ["predicted_clv", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90"]
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+HALF_CENT = 0.005
 
 # Never features: identifiers, dates, anything measured after the cutoff, and our own outputs.
 # btyd_clv is excluded because its horizon and discount rate are settings of whoever computed it (scoring
@@ -239,7 +240,10 @@ class ClvModel:
         x = _matrix(df, self.features)
         nt = _threads(len(x))
         mean = _piecewise_apply(self._raw(x, nt), self.calib_x, self.calib_y) * self.scale
-        q = {name: np.maximum(b.predict(x, num_threads=nt), 0.0) for name, b in self.quantile_boosters.items()}
+        # A quantile of spend below half a cent is 0 (boosting leaves 8e-11 where the data say 0): "will most
+        # likely buy nothing" must read as 0, and an API filter `max_predicted_clv_p50=0` must find it.
+        q = {name: b.predict(x, num_threads=nt) for name, b in self.quantile_boosters.items()}
+        q = {name: np.where(values < HALF_CENT, 0.0, values) for name, values in q.items()}
         # Quantiles are fitted separately: order them and make the interval contain the point estimate.
         if "p50" in q:
             p10, p50, p90 = np.sort(np.stack([q["p10"], q["p50"], q["p90"]]), axis=0)

@@ -60,7 +60,7 @@ def auto_horizon(con: duckdb.DuckDBPyConnection, source: str = "staging.transact
     ).fetchall()
     if first is None:
         raise ValueError(f"{source} is empty: nothing to train on")
-    history = (last - first).days
+    history = (last - first).days + 1      # days of history, both ends counted: two years of daily files = 730
     return int(preferred) if history >= 2 * preferred else max(7, history // 2)
 
 

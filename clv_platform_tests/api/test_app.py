@@ -1,5 +1,6 @@
 """The Flask app through its test client: endpoints, validation, snapshot swaps, nothing opened at create time."""
 
+import io
 import json
 
 import numpy as np
@@ -27,6 +28,7 @@ def test_create_app_opens_nothing_and_health_says_no_snapshot(app, client, tmp_p
     resp = client.get("/health")
     assert resp.status_code == 503
     assert resp.json["status"] == "unavailable" and "no serving snapshot" in resp.json["message"]
+    assert resp.json["error"] == "no_snapshot"                         # the same code as every other endpoint
     resp = client.post("/predict", json={"customer_ids": ["00001"]})
     assert resp.status_code == 503 and resp.json["error"] == "no_snapshot"
 
@@ -51,7 +53,7 @@ def test_health_predict_customer_segments(client, tmp_path):
     assert body["snapshot_id"] == path.name and body["model_versions"]["clv_model"] == "7"
     assert [p["customer_id"] for p in body["predictions"]] == ["00002", "00001"]
     assert body["unknown_ids"] == ["nope", "zzz"]
-    assert (body["requested"], body["found"]) == (4, 2)
+    assert (body["requested"], body["duplicates"], body["found"]) == (4, 1, 2)   # each id answered once
     first = body["predictions"][1]
     assert first["predicted_clv"] == 1.0 and first["predicted_clv_p10"] == 0.5 and first["predicted_clv_p90"] == 2.0
     assert first["predicted_clv_p50"] == 0.8  # the median forecast is served too
@@ -87,6 +89,9 @@ def test_health_predict_customer_segments(client, tmp_path):
          "index 1: not valid Unicode (a lone surrogate)"),
         ({"json": {"customer_ids": ["00001", "00002", "x" * 201]}}, "invalid_id",
          "index 2: 201 characters, more than 200"),
+        ({"json": {"customer_ids": ["00001"], "horizon_days": 90}}, "unknown_field",
+         "unknown field(s) 'horizon_days': /predict takes only 'customer_ids'"),
+        ({"json": {"ids": ["00001"]}}, "missing_field", 'like {"customer_ids": ["00001", "00002"]}'),  # its ids
     ],
 )
 def test_predict_validation_errors_are_400_with_clear_json(client, tmp_path, kwargs, code, text):
@@ -107,6 +112,12 @@ def test_predict_body_over_the_limit_is_413(client, tmp_path):
     # the largest valid request fits: max_ids (here 100) ids of 200 characters
     ok = client.post("/predict", json={"customer_ids": [f"{i:0200d}" for i in range(100)]})
     assert ok.status_code == 200 and len(ok.json["unknown_ids"]) == 100
+    # chunked, without a Content-Length: werkzeug cuts the body at the limit; still a 413, not "not JSON"
+    body = json.dumps({"customer_ids": ["x" * MAX_BODY_BYTES]}).encode()
+    chunked = client.post("/predict", input_stream=io.BytesIO(body), content_type="application/json",
+                          headers={"Transfer-Encoding": "chunked"},
+                          environ_overrides={"wsgi.input_terminated": True})   # (as gunicorn sets it)
+    assert chunked.status_code == 413 and chunked.json["error"] == "body_too_large", chunked.json
 
 
 def test_invalid_id_details_and_http_errors_are_json(client, tmp_path):
@@ -230,6 +241,7 @@ def test_customer_list_as_csv(client, tmp_path):
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert resp.headers["X-Total-Count"] == "25"
     assert resp.headers["Content-Disposition"] == "attachment; filename=customers_2024-12-31.csv"
+    assert resp.headers["X-Snapshot-Id"] == snapshot.current_snapshot_dir(tmp_path / "serving").name
     lines = resp.get_data(as_text=True).splitlines()
     assert lines[0].startswith("customer_id,as_of_date,predicted_clv,") and len(lines) == 6
     assert lines[1].startswith("00050,2024-12-31,50.0,")
@@ -308,6 +320,8 @@ def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
         assert client.get("/segments", headers={"Authorization": value}).status_code == 401
     for path in ("/customers?limit=1", "/customers/00001", "/segments"):
         assert client.get(path, headers=ok).status_code == 200 and client.get(path).status_code == 401
+    # no endpoint there: 404 and 405 as without a token (there is nothing to guard)
+    assert client.get("/nope").status_code == 404 and client.post("/health").status_code == 405
     monkeypatch.delenv("CLV_API_TOKEN")
     assert create_app(snapshot_root=tmp_path / "serving").test_client().get("/segments").status_code == 200
 

@@ -81,6 +81,9 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     assert raw.status_code == 400 and "index 0" in raw.json()["message"]
     big = requests.post(f"{base}/predict", json={"customer_ids": ["x" * 5_000_000]}, timeout=30)
     assert big.status_code == 413 and big.json()["error"] == "body_too_large"
+    chunks = (b'{"customer_ids": ["' if i == 0 else b"x" * 1_000_000 for i in range(6))   # no Content-Length
+    chunked = requests.post(f"{base}/predict", data=chunks, timeout=30, headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413 and chunked.json()["error"] == "body_too_large"
     deep = requests.post(f"{base}/predict", data=b"[" * 100_000 + b"]" * 100_000, timeout=30,
                          headers={"Content-Type": "application/json"})
     assert deep.status_code == 400 and deep.json()["error"] == "invalid_json"

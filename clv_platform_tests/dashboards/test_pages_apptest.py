@@ -66,6 +66,16 @@ def test_customer_lookup_known_unknown_and_suggestions(root):
     assert features["total spend"] == data.fmt_money(row["total_spend"], 2)                   # money: money
     assert features["avg order value"] == data.fmt_money(row["avg_order_value"], 2)
 
+    # segment_since on the history's first month-end: the run may have begun before the history does
+    scores, history = tables["customer_scores"], tables["segment_history"]
+    first_month = history["as_of_date"].min()
+    later = scores["segment_since"][scores["segment_since"] > first_month].iloc[0]
+    for since, shown in ((first_month, f"since {data.fmt_date(first_month)} or earlier"),
+                         (later, f"since {data.fmt_date(later)}")):
+        one = scores[scores["segment_since"] == since].iloc[0]
+        segment = run_page("customer_lookup.py", customer_id=one["customer_id"]).metric[3]
+        assert segment.proto.delta == shown, (segment.proto.delta, shown)
+
     at.text_input(key="lookup_id").input("C99999").run()
     assert not at.exception
     assert "No customer with id C99999 in snapshot" in at.error[0].value
@@ -165,19 +175,19 @@ def test_overview_states_the_clv_horizon(root):
     tables, manifest = build_tables()
     snapshot.publish(root, tables, manifest)
     total = run_page("overview.py").metric[1]
-    assert total.proto.label == "Total predicted CLV, next 365 days"
-    assert "over the 365 days after the as-of date" in total.proto.help
+    assert total.proto.label == "Predicted CLV, 365 days"      # short enough for a quarter of a wide page
+    assert "Total spend expected from these customers over the 365 days after the as-of date" in total.proto.help
     snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "clv_horizon_days"})
     total = run_page("overview.py").metric[1]
-    assert total.proto.label == "Total predicted CLV" and "not recorded in this snapshot" in total.proto.help
+    assert total.proto.label == "Predicted CLV" and "not recorded in this snapshot" in total.proto.help
 
 
 def test_data_quality_says_how_many_days_the_snapshot_keeps(root):
     tables, manifest = build_tables()
     snapshot.publish(root, tables, manifest)           # the manifest: last 45 days of 730 validated
     first = run_page("data_quality.py").metric[0]
-    assert (first.proto.label, first.value) == ("Partitions validated, last 45 days", "45")
+    assert (first.proto.label, first.value) == ("Validated, last 45 days", "45")
     assert "730 partitions validated in all" in first.proto.help
     snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "data_quality"})
     first = run_page("data_quality.py").metric[0]  # an older manifest: the window from the dates
-    assert (first.proto.label, first.value) == ("Partitions validated, last 45 days", "45")
+    assert (first.proto.label, first.value) == ("Validated, last 45 days", "45")

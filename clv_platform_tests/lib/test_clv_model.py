@@ -48,6 +48,9 @@ def test_predictions_shape_interval_and_calibration(trained):
     assert (pred["predicted_clv"] <= pred["predicted_clv_p90"]).all()
     assert (pred["predicted_clv_p10"] <= pred["predicted_clv_p50"]).all()
     assert (pred["predicted_clv_p50"] <= pred["predicted_clv_p90"]).all()
+    # a quantile is 0 or at least half a cent, never boosting's 8e-11 for "nothing"
+    for name in ("predicted_clv_p10", "predicted_clv_p50"):
+        assert ((pred[name] == 0) | (pred[name] >= clv_model.HALF_CENT)).all(), name
     # the total-scale calibration holds on the training customers' out-of-fold predictions...
     assert model.info["n_train"] == len(trained["ts"]["train"])
     # ...and the held-out total is within 15 % (BTYD is 20-30 % low on this population)
@@ -131,7 +134,8 @@ def test_too_few_customers_is_a_clear_error():
 
 def test_auto_horizon_leaves_calibration_history():
     con = duckdb.connect()
-    for days, expected in ((800, 365), (400, 200), (10, 7)):
+    # (days = last day - first day: 729 is two years of daily files, 730 days, enough for 365 + 365)
+    for days, expected in ((800, 365), (729, 365), (728, 364), (400, 200), (10, 7)):
         lines = pd.DataFrame({"order_ts": pd.Timestamp("2024-01-01") + pd.to_timedelta([0, days], unit="D")})
         con.register("lines", lines)
         con.execute("CREATE OR REPLACE TABLE tx AS SELECT * FROM lines").fetchall()

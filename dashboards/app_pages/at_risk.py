@@ -60,7 +60,7 @@ k3.metric("Their predicted CLV", data.fmt_money(rows["predicted_clv"].sum()) if 
           border=True)
 rule = f"P(alive) < {max_p_alive:.2f}" + (
     f", or one purchase day only and silent for {silent_days}+ days" if silent_days is not None else "")
-st.caption(f"Threshold: {measures[value_col].lower()} ≥ {data.fmt_money(threshold, 2)} "
+st.caption(f"Threshold: {measures[value_col]} ≥ {data.fmt_money(threshold, 2)} "
            f"(top {top_pct}% of {len(scores):,} customers), {rule}.")
 unlisted = int((one_time & (scores[value_col] >= threshold)).sum()) if silent_days is None else 0
 if unlisted:

@@ -72,8 +72,12 @@ c3.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True,
              "read days since last order instead" if _get("frequency") == 0 else ""))
 segment = _get("segment_name")
 since = data.fmt_date(_get("segment_since"))
+history_start = data.history_start(common.table(snap, "segment_history"))
+# a run of the same segment back to the first month-end of the history may have begun before it
+earlier = " or earlier" if since != "–" and since == data.fmt_date(history_start) else ""
 c4.metric("Segment", str(segment) if segment is not None else "–",
-          delta=f"since {since}" if since != "–" else None, delta_arrow="off", delta_color="off", border=True)
+          delta=f"since {since}{earlier}" if since != "–" else None, delta_arrow="off", delta_color="off",
+          border=True, help=f"The segment history starts at {data.fmt_date(history_start)}" if earlier else None)
 
 if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not None:
     seg_mean = None

@@ -21,10 +21,10 @@ k1, k2, k3, k4 = st.columns(4)
 kept = snap.manifest.get("data_quality") or {}
 days = kept.get("days") or (parts["partition_date"].max() - parts["partition_date"].min()).days + 1
 total = kept.get("partitions_validated")
-k1.metric(f"Partitions validated, last {days:,} days", data.fmt_int(len(parts)), border=True,
+k1.metric(f"Validated, last {days:,} days", data.fmt_int(len(parts)), border=True,
           help=f"{data.fmt_date(parts['partition_date'].min())} to {data.fmt_date(parts['partition_date'].max())}"
           + (f"; {total:,} partitions validated in all" if total else "")
-          + f". The snapshot keeps the validation results of the last {days:,} days.")
+          + f". Partitions validated; the snapshot keeps the validation results of the last {days:,} days.")
 k2.metric("Checks per partition", data.fmt_int(dq["check"].nunique()), border=True)
 k3.metric("Partitions with failures", data.fmt_int(len(failing)), border=True)
 if "rejected_rows" in parts:

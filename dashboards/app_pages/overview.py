@@ -12,8 +12,8 @@ scores = common.require_table(snap, "customer_scores", "the customer scores")
 manifest = snap.manifest
 k = data.kpis(scores)
 horizon = manifest.get("clv_horizon_days") or manifest.get("horizon_days")
-clv_label = f"Total predicted CLV, next {horizon:,} days" if horizon else "Total predicted CLV"
-clv_help = (f"Spend expected from these customers over the {horizon:,} days after the as-of date. "
+clv_label = f"Predicted CLV, {horizon:,} days" if horizon else "Predicted CLV"   # (short: a column's width)
+clv_help = (f"Total spend expected from these customers over the {horizon:,} days after the as-of date. "
             if horizon else "Spend expected over the CLV model's horizon (not recorded in this snapshot). ")
 
 c1, c2, c3, c4 = st.columns(4)

@@ -59,7 +59,7 @@ for col, label in (
             shown[label] = profiles[col].map(lambda v: f"{v:,.1f}")
 st.table(shown)
 st.caption("Means per segment from customer_scores, most valuable segment first; order value is the mean spend "
-           "per order (avg_order_value).")
+           "per order before returns (avg_order_value; spend so far is net of returns).")
 
 summary = common.table(snap, "segment_summary")
 if summary is not None and len(summary):
