@@ -374,8 +374,20 @@ def bench_features_command(customers, lines, subset_customers, lifetimes_full, a
 
 # --- models + registry: promote / rollback -------------------------------------------------------
 
-# (promotion_job in Dagster makes the rescore sensor rescore; a promotion from the command line does not)
-RESCORE_HINT = "the snapshot is still scored by the previous version: `clv materialize score` rescores with this one"
+
+def _rescore_hint(name: str, version: str | None) -> None:
+    """Say to rescore when the published snapshot was scored with another version than production now is
+    (promotion_job in Dagster makes the rescore sensor rescore; a move from the command line does not)."""
+    from clv_platform.lib import snapshot
+    from clv_platform.lib.settings import get_settings
+
+    try:
+        manifest = snapshot.read_snapshot(snapshot.current_snapshot_dir(get_settings().snapshot_root)).manifest
+    except (snapshot.SnapshotNotFoundError, ValueError):
+        return
+    scored = manifest.get("model_versions", {}).get(name)
+    if scored is not None and str(scored) != str(version):
+        click.echo(f"the snapshot is scored with {name} v{scored}: `clv materialize score` rescores with v{version}")
 
 
 @cli.command("promote")
@@ -396,7 +408,7 @@ def promote_command(model: str, force: bool) -> None:
     click.echo(f"  production  {production if result.production_version else 'none'}")
     click.echo(result.message)
     if result.promoted:
-        click.echo(RESCORE_HINT)
+        _rescore_hint(spec.name, result.staging_version)
     already = result.production_version == result.staging_version
     if not result.promoted and not already:
         sys.exit(1)
@@ -506,7 +518,7 @@ def rollback_command(model: str) -> None:
     except registry.RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(result.message)
-    click.echo(RESCORE_HINT)
+    _rescore_hint(result.name, result.to_version)
 
 
 # --- pipeline: run / materialize ----------------------------------------------------------------

@@ -315,11 +315,12 @@ def promote(
                           f"{'above' if higher_is_better else 'below'} {floor}: the model is no better than a "
                           "constant (too few customers to learn from?)" if math.isfinite(s_val)
                           else f"staging v{staging}'s {metric} is not a number")
-    elif production is None:
-        ok, why = True, "no production version yet"
+    # (before "no production yet": a rolled-back version stays refused when someone deleted the alias by hand)
     elif rolled_back_at := c.get_model_version(name, staging).tags.get(ROLLED_BACK_TAG):
         ok, why = False, (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)} "
                           "(--force promotes it again; a new training run registers a new staging version)")
+    elif production is None:
+        ok, why = True, "no production version yet"
     elif s_val is None:
         ok, why = False, f"staging v{staging} has no metric '{metric}'"
     elif p_val is None:
@@ -378,9 +379,14 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
     hist = history(name, tracking_uri)
     if not hist or hist[-1] != production:
         hist.append(production)
-    if len(hist) < 2:
-        raise RegistryError(f"{name} v{production} is the only production version so far: nothing to roll back to")
     hist.pop()
+    gone = []
+    while hist and not _version_exists(c, name, hist[-1]):    # deleted in the MLflow UI since
+        gone.append(hist.pop())
+    if not hist:
+        deleted = f" (earlier production version(s) v{', v'.join(gone)} were deleted from the registry)" if gone else ""
+        raise RegistryError(f"{name} v{production} is the only production version so far: nothing to roll back "
+                            f"to{deleted}")
     target = hist[-1]
     c.set_registered_model_alias(name, PRODUCTION, target)
     if len(hist) >= 2:
@@ -394,7 +400,19 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     _log_event(c, name, "rollback", production, target, now)
     c.set_model_version_tag(name, production, ROLLED_BACK_TAG, now)
-    return RollbackResult(name, production, target, f"rolled back {name}: production v{production} -> v{target}")
+    skipped = f" (skipped v{', v'.join(gone)}: deleted from the registry)" if gone else ""
+    return RollbackResult(name, production, target,
+                          f"rolled back {name}: production v{production} -> v{target}{skipped}")
+
+
+def _version_exists(c, name: str, version: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.get_model_version(name, version)
+    except MlflowException:
+        return False
+    return True
 
 
 # -- load ---------------------------------------------------------------------------------------------

@@ -80,10 +80,14 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
     assert "clv materialize score" not in out.output                 # nothing moved: nothing to rescore
     assert registry.alias_version(CLV.name, "production", uri) == "1"
 
-    # --force promotes it anyway.
+    # --force promotes it anyway; the snapshot scored with v1 lags until rescored, and the command says so.
+    from clv_platform.lib import snapshot
+
+    snapshot.publish(root / "serving", {"customer_scores": pd.DataFrame({"customer_id": ["a"]})},
+                     {"model_versions": {CLV.name: "1"}})
     out = runner.invoke(cli, ["promote", "clv", "--force"])
     assert out.exit_code == 0, out.output
-    assert "`clv materialize score` rescores with this one" in out.output    # the snapshot lags until then
+    assert "the snapshot is scored with clv_model v1: `clv materialize score` rescores with v2" in out.output
     assert registry.alias_version(CLV.name, "production", uri) == v2
     assert registry.alias_version(CLV.name, "previous_production", uri) == v1
     tags = registry.client(uri).get_model_version(CLV.name, v2).tags
@@ -92,7 +96,7 @@ def test_promotion_gate_force_and_rollback(store, monkeypatch):
     # Rollback: back to v1.
     out = runner.invoke(cli, ["rollback", "clv"])
     assert out.exit_code == 0, out.output
-    assert "v2 -> v1" in out.output and "`clv materialize score`" in out.output
+    assert "v2 -> v1" in out.output and "clv materialize score" not in out.output   # the snapshot has v1
     assert registry.alias_version(CLV.name, "production", uri) == "1"
     assert registry.history(CLV.name, uri) == ["1"]
 
@@ -181,6 +185,26 @@ def test_a_rolled_back_version_is_not_promoted_again_and_every_move_is_logged(tm
     registry.register(_log(uri, tmp_path, CLV.metric, 0.61, 0.61), "model", CLV.name, tracking_uri=uri)
     assert registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
     assert registry.events(CLV.name, uri)[-1]["event"] == "promote"
+
+
+def test_registry_edits_in_the_mlflow_ui_do_not_fool_the_gate_or_break_rollback(tmp_path):
+    """Someone deletes the `production` alias, or an old version, by hand in the MLflow UI."""
+    uri = new_store(tmp_path)
+    for value in (0.60, 0.65, 0.70):
+        registry.register(_log(uri, tmp_path, CLV.metric, value, value), "model", CLV.name, tracking_uri=uri)
+        assert registry.promote(CLV.name, CLV.metric, tracking_uri=uri).promoted
+    assert registry.rollback(CLV.name, uri).to_version == "2"          # v3 rolled back, staging still
+    c = registry.client(uri)
+    c.delete_registered_model_alias(CLV.name, "production")
+    refused = registry.promote(CLV.name, CLV.metric, tracking_uri=uri)
+    assert not refused.promoted and "staging v3 was rolled back" in refused.message
+    assert registry.alias_version(CLV.name, "production", uri) is None
+
+    c.set_registered_model_alias(CLV.name, "production", "2")
+    c.delete_model_version(CLV.name, "1")                                # the version to roll back to
+    with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(earlier production version"
+                                                     r"\(s\) v1 were deleted from the registry\)"):
+        registry.rollback(CLV.name, uri)
 
 
 def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
