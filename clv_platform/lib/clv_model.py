@@ -452,7 +452,7 @@ def log_to_mlflow(model: ClvModel, example: pd.DataFrame, name: str = "clv_model
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
-    example = example[model.input_columns].head(200).astype("float64")
+    example = example[model.input_columns].head(200)   # as the warehouse types them (counts are integers)
     return registry.log_model_dir(model, "clv_model", example, ("lightgbm", "pandas", "numpy"),
                                   name, registered_model_name)
 

@@ -490,27 +490,48 @@ def log_model_dir(model, artifact_key: str, example: pd.DataFrame, packages: tup
                   name: str, registered_model_name: str | None = None):
     """Log ``model`` (anything with ``save(dir)`` and ``predict(df)``) as an MLflow pyfunc in the active run:
     its saved directory as artifact ``artifact_key`` (a key of ``mlflow_code/saved_model_pyfunc.py``'s
-    LOADERS), that file as the wrapper (models-from-code: MLflow runs it rather than unpickling an object), a
-    signature inferred from ``example`` (up to 200 rows), and mlflow + ``packages`` pinned to the installed
-    versions as its requirements (given explicitly: MLflow's own inference runs a slow subprocess). Returns
-    the ModelInfo."""
+    LOADERS), that file as the wrapper (models-from-code: MLflow runs it rather than unpickling an object), the
+    `clv_platform` package as its code (so it loads where the platform is not installed), a signature from
+    ``example`` (`model_signature`), and mlflow + ``packages`` pinned to the installed versions as its
+    requirements (given explicitly: MLflow's own inference runs a slow subprocess). Returns the ModelInfo."""
+    import shutil
     import tempfile
     from importlib.metadata import version
 
     import mlflow
-    from mlflow.models import infer_signature
 
     requirements = [f"{package}=={version(package)}" for package in ("mlflow", *packages)]
 
     example = example.head(200)
-    signature = infer_signature(example, model.predict(example))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / artifact_key)
+        package = Path(tmp) / "code" / "clv_platform"
+        shutil.copytree(Path(__file__).parents[1], package, ignore=shutil.ignore_patterns("__pycache__"))
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(MODEL_CODE), artifacts={artifact_key: str(model_dir)},
-            signature=signature, input_example=example.head(5), pip_requirements=requirements,
+            code_paths=[str(package)], signature=model_signature(example, model.predict(example)),
+            input_example=example.head(5), pip_requirements=requirements,
             registered_model_name=registered_model_name,
         )
+
+
+def model_signature(example: pd.DataFrame, output: pd.DataFrame):
+    """The signature of a model that takes ``example``'s columns: each one required (MLflow would call a
+    column with a missing value optional, and the model then fails on its absence), integer columns as long
+    (the warehouse's and snapshot's counts are int64 or smaller: MLflow widens those safely, while a double
+    column refuses int64)."""
+    import warnings
+
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    with warnings.catch_warnings():     # (MLflow's hint on integer columns: they are declared long on purpose)
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, output)
+    signature.inputs = Schema([
+        ColSpec(DataType.long if col.type in (DataType.integer, DataType.long) else col.type, col.name, required=True)
+        for col in signature.inputs.inputs])
+    return signature
 
 
 def model_dir_from_uri(model_uri: str, marker_file: str) -> Path:

@@ -59,20 +59,71 @@ def test_clv_model_asset_metrics_registry_and_pyfunc(env):
     assert {"btyd_normalized_gini", "naive_normalized_gini", "clv_model_mae", "clv_model_total_bias",
             "clv_model_median_mae"} <= set(run.data.metrics)
     assert run.data.tags["dagster_run_id"] == env["result"].run_id
+    # the parameters of the boosters trained (Poisson count x Gamma order value), not the Tweedie defaults
+    assert run.data.params["count_objective"] == "poisson" and run.data.params["order_value_objective"] == "gamma"
+    assert run.data.params["model"] == "poisson purchases x gamma order value"
+    assert not any(key.startswith("lgb_") for key in run.data.params)
     loaded = registry.load("clv_model", "staging", tracking_uri=uri)
     assert isinstance(loaded.native, clv_model.ClvModel)
     # logged as model code, not as a pickled object
     pyfunc_conf = loaded.pyfunc.metadata.flavors["python_function"]
     assert pyfunc_conf.get("model_code_path", "").endswith("saved_model_pyfunc.py") and "python_model" not in pyfunc_conf
     assert set(loaded.pyfunc.metadata.get_input_schema().input_names()) == set(loaded.native.input_columns)
-    # the pyfunc itself (schema-enforced path) gives the same numbers as the native model
+    # the pyfunc itself (schema-enforced path) takes the warehouse's frame as it comes (integer counts) and
+    # gives the same numbers as the native model; every input is required, as the model needs each one
+    schema = loaded.pyfunc.metadata.get_input_schema()
+    assert all(col.required for col in schema.inputs)
+    assert {col.name: col.type.name for col in schema.inputs}["frequency"] == "long"
     con = warehouse.connect(env["resources"]["warehouse"].database)
     _, frame = scoring.scoring_inputs(con)
     con.close()
-    via_pyfunc = loaded.pyfunc.predict(frame[loaded.native.input_columns].astype("float64"))
+    assert frame["frequency"].dtype == "int64"
+    via_pyfunc = loaded.pyfunc.predict(frame[loaded.native.input_columns])
     np.testing.assert_allclose(via_pyfunc["predicted_clv"].to_numpy(),
                                loaded.predict(frame)["predicted_clv"].to_numpy())
     _no_running_mlflow_runs(uri)
+
+
+def test_registered_models_load_and_score_where_clv_platform_is_not_installed(env, tmp_path):
+    """Someone else's Python: only mlflow and the model's requirements; the model brings its own code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uri = env["uri"]
+    con = warehouse.connect(env["resources"]["warehouse"].database)
+    _, frame = scoring.scoring_inputs(con)
+    con.close()
+    clv = registry.load("clv_model", "staging", tracking_uri=uri)
+    frame = frame.assign(**clv.predict(frame))
+    segments = registry.load("segment_model", "staging", tracking_uri=uri)
+    frame.to_parquet(tmp_path / "frame.parquet")
+    repo = str(Path(__file__).resolve().parents[2])
+    script = f"""
+import sys
+# no installed clv_platform: neither its editable install's finder and path hook nor the repository
+sys.meta_path = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+sys.path = [p for p in sys.path if p not in ("", {repo!r}) and "editable" not in p]
+try:
+    import clv_platform
+    raise SystemExit("clv_platform is still importable")
+except ImportError:
+    pass
+import mlflow, pandas as pd
+mlflow.set_tracking_uri({uri!r})
+frame = pd.read_parquet("frame.parquet")
+clv = mlflow.pyfunc.load_model("models:/clv_model@staging")
+seg = mlflow.pyfunc.load_model("models:/segment_model@staging")
+inputs = lambda model: frame[model.metadata.get_input_schema().input_names()]
+clv.predict(inputs(clv)).to_parquet("clv.parquet")
+seg.predict(inputs(seg)).to_parquet("seg.parquet")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "clv.parquet").reset_index(drop=True),
+                                  clv.predict(frame).reset_index(drop=True))
+    assert (pd.read_parquet(tmp_path / "seg.parquet")["segment_name"].to_numpy()
+            == segments.predict(frame)["segment_name"].to_numpy()).all()
 
 
 def test_segment_model_asset_registry_and_names_carried_over(env):

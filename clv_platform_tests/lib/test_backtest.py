@@ -73,9 +73,10 @@ def test_warehouse_dataset_reads_staging(tmp_path):
     con.close()
     cal, cutoff, horizon = backtest.load_calibration_holdout("warehouse", warehouse_path=path, horizon_days=273)
     assert str(cutoff) == "1997-09-30" and len(cal) == 2357  # latest day 1998-06-30 minus 273 days
-    # no --horizon-days: training's rule, half of the 545-day history (365 would leave 25 weeks of calibration)
+    # no --horizon-days: training's rule, half of the 546-day history (365 would leave 26 weeks of calibration):
+    # the published protocol's 39 weeks after 1997-09-30
     cal, cutoff, horizon = backtest.load_calibration_holdout("warehouse", warehouse_path=path)
-    assert (horizon, str(cutoff)) == (272, "1997-10-01")
+    assert (horizon, str(cutoff)) == (273, "1997-09-30")
     with pytest.raises(FileNotFoundError):
         backtest.load_calibration_holdout("warehouse", warehouse_path=tmp_path / "missing.duckdb")
 

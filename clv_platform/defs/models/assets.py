@@ -97,6 +97,14 @@ def clv_model_asset(
     })
 
 
+def _booster_params(params: dict) -> dict:
+    """The LightGBM parameters the boosters were trained with, as flat MLflow params: count_* and
+    order_value_* for the two-part model (its top level holds the unused Tweedie defaults), else lgb_*."""
+    parts = {"count": params["count"], "order_value": params["order_value"]} if "count" in params else {"lgb": params}
+    return {f"{part}_{k}": v for part, values in parts.items() for k, v in values.items()
+            if k not in ("verbosity", "seed", "num_threads")}
+
+
 def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFrame, importance, plots, config,
                    tmp: Path) -> tuple[str, str]:
     """Everything the CLV model sends to MLflow and the registry; returns (registered version, run id)."""
@@ -107,7 +115,7 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
             "horizon_days": ts["horizon_days"], "cutoff": str(ts["cutoff"]), "test_fraction": config.test_fraction,
             "inner_folds": config.inner_folds, "seed": config.seed, "n_train": len(ts["train"]),
             "n_test": len(ts["test"]), "n_features": len(model.features), "calibration_scale": round(model.scale, 6),
-            **{f"lgb_{k}": v for k, v in model.params.items() if k not in ("verbosity", "seed")},
+            "model": model.info["model"], **_booster_params(model.params),
         })
         metrics = {f"{name}_{metric}": float(v) for name, row in table.iterrows() for metric, v in row.items()
                    if pd.notna(v)}

@@ -17,7 +17,7 @@ class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
         ((key, path),) = context.artifacts.items()
         self.model = LOADERS[key].load(path)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict(pd.DataFrame(model_input))
 
 
