@@ -81,13 +81,16 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str
     artifact_root: str
-    experiment_name: str = "clv_platform"
+    experiment_name: str = registry.EXPERIMENT
 
     _dagster_run_id: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._dagster_run_id = context.run_id
         self.configure()
+        moved = registry.follow_moved_data_dir(self.experiment_name, self.artifact_root, self.tracking_uri)
+        if moved:
+            context.log.warning(moved)
 
     def configure(self) -> None:
         """Point every MLflow call of this process at our store (MLflow's default is a file in the cwd)."""

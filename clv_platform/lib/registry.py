@@ -105,6 +105,41 @@ def ensure_experiment(name: str, artifact_root: str | Path, tracking_uri: str | 
         return experiment.experiment_id
 
 
+EXPERIMENT = "clv_platform"   # the MLflow experiment of every platform run
+# Where MLflow's SQLite store keeps absolute artifact paths (MLflow 3).
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("model_versions", "storage_location"), ("logged_models", "artifact_location"))
+
+
+def follow_moved_data_dir(name: str, artifact_root: str | Path, tracking_uri: str | None = None) -> str | None:
+    """MLflow stores absolute artifact paths, so a data dir moved or copied elsewhere still points at the old
+    place: models no longer load ("No such artifact") and new runs write outside the data dir. When experiment
+    `name` keeps its artifacts elsewhere than ``artifact_root/name`` and that folder is here (the artifacts came
+    along), every stored artifact path is rewritten from the old root to this one. Returns what it did (None:
+    nothing to do); RegistryError when the artifacts are not here."""
+    import sqlite3
+
+    uri = _uri(tracking_uri)
+    experiment = client(uri).get_experiment_by_name(name) if uri.startswith("sqlite:///") else None
+    if experiment is None:
+        return None
+    here_dir = Path(artifact_root).resolve() / name
+    here, there = here_dir.as_uri(), experiment.artifact_location
+    if there == here:
+        return None
+    if not (there.startswith("file://") and there.endswith(f"/{name}") and here_dir.is_dir()):
+        raise RegistryError(f"the MLflow store {uri} keeps experiment {name}'s artifacts at {there}, and {here_dir} "
+                            "does not hold them: move or copy the data dir with its mlartifacts folder")
+    old_root, new_root = there.removesuffix(f"/{name}"), here.removesuffix(f"/{name}")
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        moved = sum(con.execute(
+            f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+            (new_root, len(old_root) + 1, len(old_root) + 1, old_root + "/")).rowcount
+            for table, column in ARTIFACT_COLUMNS if table in tables)
+    return f"the data dir moved: {moved} MLflow artifact path(s) now point under {new_root} instead of {old_root}"
+
+
 # -- register -----------------------------------------------------------------------------------------
 
 

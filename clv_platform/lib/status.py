@@ -201,6 +201,10 @@ def _models(settings: Settings, st: Status) -> None:
         st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
         st.attention.append("no models yet: train (`make run` or `clv materialize train`)")
         return
+    try:        # a moved data dir: MLflow's stored artifact paths follow it (else no model would load)
+        registry.follow_moved_data_dir(registry.EXPERIMENT, settings.mlflow_artifact_root, settings.mlflow_uri)
+    except registry.RegistryError as exc:
+        st.attention.append(str(exc))
     for key, spec in registry.MODELS.items():      # key: what `clv promote` calls the model
         info = registry.status(spec.name, tracking_uri=settings.mlflow_uri)
         aliases = info.get("aliases", {})

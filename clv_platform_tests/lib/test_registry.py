@@ -207,6 +207,37 @@ def test_registry_edits_in_the_mlflow_ui_do_not_fool_the_gate_or_break_rollback(
         registry.rollback(CLV.name, uri)
 
 
+def test_a_moved_data_dir_takes_its_mlflow_artifacts_along(tmp_path):
+    """MLflow stores absolute artifact paths: after the data dir moves, they are rewritten to the new place."""
+    import shutil
+
+    old = tmp_path / "old" / "data"
+    uri = new_store(old)
+    registry.register(_log(uri, old, CLV.metric, 0.6, 3.0), "model", CLV.name, tracking_uri=uri)
+    assert registry.follow_moved_data_dir("tests", old / "mlartifacts", uri) is None          # in place
+    new = tmp_path / "new" / "data"
+    shutil.copytree(old, new)
+    shutil.rmtree(old)
+    new_uri = f"sqlite:///{new / 'mlflow.db'}"
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match="No such artifact"):        # before: the old place is gone
+        registry.load(CLV.name, "staging", tracking_uri=new_uri).predict(pd.DataFrame({"x": [1.0]}))
+    moved = registry.follow_moved_data_dir("tests", new / "mlartifacts", new_uri)
+    assert moved.startswith("the data dir moved: ") and f"under {(new / 'mlartifacts').as_uri()} instead of" in moved
+    assert list(registry.load(CLV.name, "staging", tracking_uri=new_uri).predict(
+        pd.DataFrame({"x": [1.0]})).iloc[:, 0]) == [3.0]
+    run_id = _log(new_uri, new, CLV.metric, 0.7, 4.0)                     # a new run writes under the new place
+    assert registry.client(new_uri).get_run(run_id).info.artifact_uri.startswith((new / "mlartifacts").as_uri())
+    assert registry.follow_moved_data_dir("tests", new / "mlartifacts", new_uri) is None
+
+    shutil.rmtree(new / "mlartifacts")
+    elsewhere = tmp_path / "third"
+    with pytest.raises(registry.RegistryError, match="does not hold them: move or copy the data dir with its "
+                                                     "mlartifacts folder"):
+        registry.follow_moved_data_dir("tests", elsewhere / "mlartifacts", new_uri)
+
+
 def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
     uri = new_store(tmp_path)
     c = registry.client(uri)
