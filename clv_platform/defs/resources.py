@@ -114,6 +114,9 @@ class MlflowResource(dg.ConfigurableResource):
         mlflow.set_experiment(experiment_id=experiment_id)  # fluent calls in the body default to it too
         all_tags = _run_tags(context) if context is not None else {}
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+        job = all_tags.get("dagster_job", "")
+        if run_name and job and not job.startswith("__"):   # "bgnbd · training_job" vs "bgnbd · scoring_job"
+            run_name = f"{run_name} · {job}"
         if context is not None:
             self._dagster_run_id = context.run_id
             self.end_orphaned_runs(context.instance)

@@ -105,6 +105,11 @@ def test_materialisation_that_logs_leaves_no_run_running(store):
     assert run.data.tags["dagster_asset"] == "models/logs_something"
     assert run.data.tags["dagster_partition"] == "2024-02"
     assert run.data.tags["mlflow.runName"] == "train"
+    # in one of our jobs the run's name says which (the BTYD fits run in training_job and in scoring_job)
+    job = dg.define_asset_job("scoring_job", [logs_something], partitions_def=parts)
+    named = dg.Definitions(assets=[logs_something], jobs=[job], resources={"mlflow": resource}).resolve_job_def(
+        "scoring_job").execute_in_process(partition_key="2024-01")
+    assert _runs(resource, named.run_id)[0].data.tags["mlflow.runName"] == "train · scoring_job"
     assert run.data.metrics == {"score": 0.5}
     # The experiment and the artifacts live under the artifact root, not under the working directory.
     experiment = registry.client(resource.tracking_uri).get_experiment_by_name("clv_platform")
