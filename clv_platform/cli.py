@@ -431,6 +431,8 @@ def models_command() -> None:
             rolled = info["rolled_back"].get(version) if version != production else None
             note = f"  (rolled back {registry.format_time(rolled)})" if rolled else ""
             click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}{note}")
+        if info["unlogged_move"]:
+            click.echo(f"  note: {info['unlogged_move']}")
         if info["events"]:
             shown = info["events"][-10:]
             click.echo(f"  production log (last {len(shown)} of {len(info['events'])}, oldest first):")

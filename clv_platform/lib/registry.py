@@ -274,12 +274,21 @@ def status(name: str, tracking_uri: str | None = None) -> dict:
     except Exception:
         return {"name": name, "registered": False}
     versions = c.search_model_versions(f"name='{name}'")
+    aliases = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+    events = _events(rm.tags)
+    production, logged = aliases.get(PRODUCTION), (events[-1]["to"] if events else None)
+    unlogged = None     # `production` moved by hand (the MLflow UI): the gate and the log did not see it
+    if production is not None and logged is not None and str(logged) != production:
+        unlogged = (f"production is v{production}, but the last logged move put "
+                    f"{'v' + str(logged) if logged else 'nothing'} there: it was moved outside `clv promote`/"
+                    "`clv rollback` (the MLflow UI?), without the gate and without a log entry")
     return {
         "name": name,
         "registered": True,
-        "aliases": {alias: str(v) for alias, v in (rm.aliases or {}).items()},
+        "aliases": aliases,
         "history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
-        "events": _events(rm.tags),
+        "events": events,
+        "unlogged_move": unlogged,
         "rolled_back": {str(v.version): v.tags[ROLLED_BACK_TAG] for v in versions if ROLLED_BACK_TAG in (v.tags or {})},
         "refused": {str(v.version): v.tags[REFUSED_TAG] for v in versions if REFUSED_TAG in (v.tags or {})},
         "latest_version": max((int(v.version) for v in versions), default=None),

@@ -224,6 +224,8 @@ def _models(settings: Settings, st: Status) -> None:
             when, _, why = refused.partition(": ")
             info["note"] = (f"the gate refused staging v{staging} at {registry.format_time(when)}: {why} "
                             f"(`clv promote {key} --force` overrides)")
+        if info.get("unlogged_move"):
+            st.attention.append(f"{spec.name}: {info['unlogged_move']}")
         if info.get("registered") and production is None:
             st.attention.append(f"{spec.name} has no production version: `clv promote {key}`")
         elif staging and staging != production and not info.get("note"):

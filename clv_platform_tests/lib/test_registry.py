@@ -200,7 +200,13 @@ def test_registry_edits_in_the_mlflow_ui_do_not_fool_the_gate_or_break_rollback(
     assert not refused.promoted and "staging v3 was rolled back" in refused.message
     assert registry.alias_version(CLV.name, "production", uri) is None
 
+    # production moved by hand to the rolled-back v3: the gate and the log never saw it; status and models say so
+    assert registry.status(CLV.name, uri)["unlogged_move"] is None
+    c.set_registered_model_alias(CLV.name, "production", "3")
+    assert registry.status(CLV.name, uri)["unlogged_move"].startswith(
+        "production is v3, but the last logged move put v2 there: it was moved outside `clv promote`/`clv rollback`")
     c.set_registered_model_alias(CLV.name, "production", "2")
+    assert registry.status(CLV.name, uri)["unlogged_move"] is None
     c.delete_model_version(CLV.name, "1")                                # the version to roll back to
     with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(earlier production version"
                                                      r"\(s\) v1 were deleted from the registry\)"):
