@@ -1,5 +1,7 @@
 """models/bgnbd, models/gamma_gamma, features/btyd_predictions materialised on the CDNOW sample."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -7,6 +9,7 @@ from clv_platform.defs.btyd import assets as btyd_assets
 from clv_platform.defs.features.assets import customer_features
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
 from clv_platform.lib import btyd, cdnow_frame, registry, warehouse
+from clv_platform_tests.lib.elsewhere import run_without_clv_platform
 
 
 @pytest.fixture(scope="module")
@@ -81,4 +84,21 @@ def test_mlflow_runs_finished_with_artifacts(materialised):
     assert float(run.data.params["r"]) > 0 and "log_likelihood" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/bgnbd.dill", "model/bgnbd_params.json"} <= artifacts
+    # the saved fitters are lifetimes' own classes: they load with lifetimes alone and give the run's parameters
+    local = Path(client.download_artifacts(run.info.run_id, "model"))
+    gg_run = by_name["gamma_gamma"]
+    gg = Path(client.download_artifacts(gg_run.info.run_id, "model"))
+    done = run_without_clv_platform(f"""
+import numpy as np
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+bg, gg = BetaGeoFitter(), GammaGammaFitter()
+bg.load_model({str(local / "bgnbd.dill")!r})
+gg.load_model({str(gg / "gamma_gamma.dill")!r})
+assert type(bg) is BetaGeoFitter and type(gg) is GammaGammaFitter
+print(bg.params_["r"], gg.params_["p"], np.ravel(bg.conditional_probability_alive(2, 30, 60))[0])
+""", local)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r, p, _ = map(float, done.stdout.split())
+    assert r == pytest.approx(float(run.data.params["r"]), rel=1e-6)
+    assert p == pytest.approx(float(gg_run.data.params["p"]), rel=1e-6)
     assert len(client.list_artifacts(run.info.run_id, "diagnostics")) == 4

@@ -10,6 +10,7 @@ from clv_platform.defs.models.assets import SegmentModelConfig, clv_model_asset,
 from clv_platform.defs.resources import default_resources
 from clv_platform.lib import clv_model, features, registry, scoring, warehouse
 from clv_platform_tests.lib.clv_sim import load_staging, simulate_lines
+from clv_platform_tests.lib.elsewhere import run_without_clv_platform
 from clv_platform_tests.lib.mlflow_store import new_store
 
 FAST_SEGMENTS = dg.RunConfig({"models__segment_model": SegmentModelConfig(k_max=6, n_bootstrap=1)})
@@ -86,10 +87,6 @@ def test_clv_model_asset_metrics_registry_and_pyfunc(env):
 
 def test_registered_models_load_and_score_where_clv_platform_is_not_installed(env, tmp_path):
     """Someone else's Python: only mlflow and the model's requirements; the model brings its own code."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     uri = env["uri"]
     con = warehouse.connect(env["resources"]["warehouse"].database)
     _, frame = scoring.scoring_inputs(con)
@@ -98,17 +95,7 @@ def test_registered_models_load_and_score_where_clv_platform_is_not_installed(en
     frame = frame.assign(**clv.predict(frame))
     segments = registry.load("segment_model", "staging", tracking_uri=uri)
     frame.to_parquet(tmp_path / "frame.parquet")
-    repo = str(Path(__file__).resolve().parents[2])
-    script = f"""
-import sys
-# no installed clv_platform: neither its editable install's finder and path hook nor the repository
-sys.meta_path = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
-sys.path = [p for p in sys.path if p not in ("", {repo!r}) and "editable" not in p]
-try:
-    import clv_platform
-    raise SystemExit("clv_platform is still importable")
-except ImportError:
-    pass
+    done = run_without_clv_platform(f"""
 import mlflow, pandas as pd
 mlflow.set_tracking_uri({uri!r})
 frame = pd.read_parquet("frame.parquet")
@@ -117,8 +104,7 @@ seg = mlflow.pyfunc.load_model("models:/segment_model@staging")
 inputs = lambda model: frame[model.metadata.get_input_schema().input_names()]
 clv.predict(inputs(clv)).to_parquet("clv.parquet")
 seg.predict(inputs(seg)).to_parquet("seg.parquet")
-"""
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+""", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "clv.parquet").reset_index(drop=True),
                                   clv.predict(frame).reset_index(drop=True))

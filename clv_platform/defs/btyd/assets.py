@@ -4,6 +4,7 @@ The fitted parameters go to the warehouse table models.btyd_params (what btyd_pr
 the fitted lifetimes objects (dill) and the diagnostics plots, to MLflow.
 """
 
+import copy
 import datetime as dt
 import json
 import tempfile
@@ -46,6 +47,17 @@ def _read_features(con) -> tuple[pd.DataFrame, object]:
     return frame, pd.Timestamp(frame["as_of_date"].iloc[0]).date()
 
 
+def _as_lifetimes_class(fitter):
+    """A copy of our fitter (BetaGeoFitterFD: lifetimes' class plus a finite-difference Hessian for fitting) as
+    lifetimes' own class, so that the saved model loads with lifetimes alone, without clv_platform."""
+    plain = copy.copy(fitter)
+    plain.__class__ = next(c for c in type(fitter).__mro__ if c.__module__.startswith("lifetimes."))
+    for name, value in vars(plain).items():     # methods lifetimes keeps as attributes (predict): bound anew
+        if getattr(value, "__self__", None) is fitter:
+            setattr(plain, name, getattr(plain, value.__func__.__name__))
+    return plain
+
+
 def _log_to_mlflow(context, mlflow: MlflowResource, run_name: str, params: dict, metrics: dict,
                    files: dict[str, Path], fitter=None) -> str | None:
     """Everything this stage sends to MLflow goes through here (params, metrics, PNGs, the dill'd fitter)."""
@@ -61,7 +73,7 @@ def _log_to_mlflow(context, mlflow: MlflowResource, run_name: str, params: dict,
             mlf.log_artifact(str(Path(tmp) / f"{run_name}_params.json"), artifact_path="model")
             if fitter is not None:
                 pkl = Path(tmp) / f"{run_name}.dill"
-                fitter.save_model(str(pkl), save_data=False, save_generate_data_method=False)
+                _as_lifetimes_class(fitter).save_model(str(pkl), save_data=False, save_generate_data_method=False)
                 mlf.log_artifact(str(pkl), artifact_path="model")
         return run.info.run_id
 
