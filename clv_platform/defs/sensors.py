@@ -11,7 +11,7 @@ from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
 from clv_platform.lib import ingest
-from clv_platform.lib.landing import changed_files, contiguous_ranges, outside_partitions
+from clv_platform.lib.landing import changed_files, contiguous_ranges, forget, outside_partitions
 from clv_platform.lib.warehouse import WarehouseBusyError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -40,20 +40,26 @@ def landing_files_sensor(
     except WarehouseBusyError:
         return dg.SkipReason("the warehouse is busy (a run is writing it): looking again next tick")
     early, future = outside_partitions(changed, daily_partitions.start.date(), datetime.now(UTC).date())
-    outside = [f.day for f in early + future]
-    days = [f.day for f in changed if f.day not in outside]
-    if outside:
-        context.log.warning(
-            f"{len(outside)} landing file(s) dated outside the partitions "
-            f"({daily_partitions.start.date()}..today), ignored: first {min(outside)}; "
-            "set CLV_PARTITIONS_START to cover them"
-        )
+    days = [f.day for f in changed if f not in early and f not in future]
+    # Files no partition loads yet stay out of the cursor: new to every tick, so a file delivered early (a source
+    # ahead of UTC) loads once its day comes, and an older one once CLV_PARTITIONS_START covers it.
+    cursor = forget(cursor, [f.path.name for f in early + future])
+    waiting = " ".join(
+        f"{len(files)} landing file(s) dated {where} wait, first {files[0].path.name}: {what}."
+        for files, where, what in (
+            (early, f"before the first partition ({daily_partitions.start.date()})",
+             "set CLV_PARTITIONS_START to cover them"),
+            (future, "after today (UTC)", "each loads when its day comes"))
+        if files)
     requests = [
         partition_run_request(start.isoformat(), end.isoformat(), run_key=f"{start}:{end}:{cursor_digest(cursor)}")
         for start, end in contiguous_ranges(days)
     ]
     if not requests:
-        return dg.SensorResult(skip_reason="no new or changed landing files", cursor=cursor)
+        return dg.SensorResult(skip_reason=" ".join(["no new or changed landing files.", waiting]).strip(),
+                               cursor=cursor)
+    if waiting:
+        context.log.warning(waiting)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 

@@ -113,6 +113,14 @@ def changed_files(
     return changed, json.dumps(seen, sort_keys=True)
 
 
+def forget(cursor: str, names: list[str]) -> str:
+    """`cursor` (of changed_files) without the files `names`: they count as new again at the next look."""
+    if not names:
+        return cursor
+    seen = json.loads(cursor)
+    return json.dumps({name: value for name, value in seen.items() if name not in set(names)}, sort_keys=True)
+
+
 def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:
     """[d1, d2, d3, d7] -> [(d1, d3), (d7, d7)]: consecutive days become one ranged (single-run) backfill."""
     ranges: list[tuple[date, date]] = []

@@ -42,9 +42,11 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     if files and loaded is not None:
         waiting = sorted({f.day for f in files} - loaded.keys())
         st.landing["not_loaded"] = len(waiting)
-        # a waiting file whose very bytes were refused at its last load: another load would refuse it again
+        changed = sorted(f.day for f in landing.changed_since_loaded(files, loaded))
+        # a waiting or changed file whose very bytes were refused at its last load: another load would refuse it
+        # again (a re-delivery of a loaded day too: the day keeps its earlier rows)
         by_day = {f.day: f for f in files}
-        refused = {day: st.refused_files[day] for day in waiting if day in st.refused_files
+        refused = {day: st.refused_files[day] for day in waiting + changed if day in st.refused_files
                    and st.refused_files[day][1] == landing.sha256_of(by_day[day].path)}
         if refused:
             names = "; ".join(f"{file}: {problem}" for file, _, problem in list(refused.values())[:3])
@@ -55,7 +57,7 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         if waiting:
             st.attention.append(f"{len(waiting)} landing file(s) not loaded yet (first {waiting[0]}): "
                                 "`clv materialize ingest --new` loads them")
-        changed = sorted(f.day for f in landing.changed_since_loaded(files, loaded))
+        changed = [day for day in changed if day not in refused]
         st.landing["changed"] = len(changed)
         if changed:
             st.attention.append(f"{len(changed)} landing file(s) changed since they were loaded (first {changed[0]}): "

@@ -105,11 +105,33 @@ def test_consecutive_days_become_one_ranged_run(tmp_path):
     assert requests[1].partition_key == "2024-03-07"
 
 
-def test_files_outside_the_partitions_are_ignored(tmp_path):
+def test_files_outside_the_partitions_wait_and_load_once_a_partition_exists(tmp_path, monkeypatch):
+    from datetime import UTC, timedelta
+
+    from clv_platform.defs import sensors
+
     write_day(tmp_path, "1999-01-01")  # before CLV_PARTITIONS_START (2020-01-01 by default)
     (tmp_path / "notes.txt").write_text("not a landing file")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    write_day(tmp_path, tomorrow)      # delivered early, by a source ahead of UTC
     result = tick(tmp_path)
     assert not result.run_requests
+    message = result.skip_reason.skip_message
+    assert "1 landing file(s) dated before the first partition (2020-01-01) wait, first transactions_1999-01-01.csv: " \
+           "set CLV_PARTITIONS_START to cover them" in message
+    assert f"1 landing file(s) dated after today (UTC) wait, first transactions_{tomorrow}.csv: each loads when " \
+           "its day comes" in message
+    again = tick(tmp_path, result.cursor)                       # the next ticks: still waiting, not forgotten
+    assert not again.run_requests and "wait" in again.skip_reason.skip_message
+
+    class Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + timedelta(days=1)
+
+    monkeypatch.setattr(sensors, "datetime", Tomorrow)
+    its_day = tick(tmp_path, again.cursor)
+    assert [r.partition_key for r in its_day.run_requests] == [tomorrow]
 
 
 def test_schedule_requests_yesterdays_partition_only_when_its_file_is_there(tmp_path):

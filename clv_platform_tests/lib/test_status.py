@@ -308,4 +308,13 @@ def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path
     assert _landing_attention(status.collect(settings, now=NOW)) == []
     con = warehouse.connect(settings.warehouse_path)
     assert con.execute("SELECT count(*) FROM raw.load_failures").fetchone()[0] == 0    # gone with the load
+    # a loaded day re-delivered broken: refused again at its load, and named as such, not as "changed"
+    (landing / "transactions_2024-03-10.csv").write_text("order_id;line\nO9;1\n")
+    try:
+        ingest.load_partition(con, "2024-03-10", landing, now=NOW)
+    except ingest.LandingFileError:
+        pass
     con.close()
+    attention = _landing_attention(status.collect(settings, now=NOW))
+    assert len(attention) == 1 and attention[0].startswith(
+        "1 landing file(s) refused as a whole at their last load (transactions_2024-03-10.csv: wrong delimiter"), attention
