@@ -415,6 +415,23 @@ def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_a
             con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
 
 
+def partitions_not_passed(con: duckdb.DuckDBPyConnection) -> list[tuple[date, str, str | None]]:
+    """(day, why, source file) of each loaded partition whose rows have not passed the blocking checks: one
+    failing its latest validation (staging.validation_results), or loaded since its last validation (a run
+    stopped between its load and its checks). Nothing downstream (features, training, scoring) may use them."""
+    return [tuple(row) for row in con.execute("""
+        SELECT a.partition_date,
+               CASE WHEN v.checked_at IS NULL OR v.checked_at < a.loaded_at THEN 'not validated since its load'
+                    ELSE 'fails ' || v.failing END,
+               a.source_file
+        FROM raw.load_audit AS a
+        LEFT JOIN (SELECT partition_date, max(checked_at) AS checked_at,
+                          string_agg(CASE WHEN NOT success THEN expectation END, ', ' ORDER BY expectation) AS failing
+                   FROM staging.validation_results GROUP BY 1) AS v USING (partition_date)
+        WHERE v.checked_at IS NULL OR v.checked_at < a.loaded_at OR v.failing IS NOT NULL
+        ORDER BY 1""").fetchall()]
+
+
 def reconcile(con: duckdb.DuckDBPyConnection, partition_dates: list[date | str]) -> dict:
     """Reconciliation of raw.load_audit with the tables: per partition, rows_read = loaded + rejected and
     the counts of raw.transactions / staging.transactions / raw.rejected_transactions match the audit."""
