@@ -140,7 +140,14 @@ def test_ranged_backfill_is_one_run_and_a_bad_file_does_not_undo_the_others(env)
     assert sorted(m.partition for m in staging) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04",
                                                     "2024-01-05"]
     assert "2024-01-05" in staging[0].metadata["warning_days_without_file"].value
-    assert staging[0].metadata["files_loaded"].value == 4
+    assert staging[0].metadata["run_files_loaded"].value == 4
+    # each partition carries its own day's figures, next to the run's totals
+    by_day = {m.partition: m.metadata for m in staging}
+    assert by_day["2024-01-03"]["file"].value.endswith("transactions_2024-01-03.csv")
+    assert {day: by_day[day]["rows_read"].value for day in ("2024-01-01", "2024-01-03")} == {
+        "2024-01-01": 3, "2024-01-03": 3}
+    assert by_day["2024-01-01"]["run_rows_read"].value == 12
+    assert "rows_read" not in by_day["2024-01-05"] and "no landing file" in by_day["2024-01-05"]["skipped"].value
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["load_audit_reconciles_with_tables"].passed
     assert checks["transactions_have_keys"].metadata["partitions"].value == 5

@@ -148,8 +148,11 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
         tags={"dagster/asset_partition_range_start": "2024-11-01", "dagster/asset_partition_range_end": "2025-01-01"},
     )
     assert result.success
-    meta = result.asset_materializations_for_node("serving__segment_history")[0].metadata
-    assert meta["skipped"].value == ["2025-01"]
+    by_month = {m.partition: m.metadata for m in result.asset_materializations_for_node("serving__segment_history")}
+    assert by_month["2024-11-01"]["run_skipped"].value == ["2025-01"]
+    # each month its own figures: customers of that month, or why it has none
+    assert "customers" not in by_month["2025-01-01"] and "nothing written" in by_month["2025-01-01"]["skipped"].value
+    assert 0 < by_month["2024-11-01"]["customers"].value < by_month["2024-11-01"]["run_customers"].value
     with warehouse.connect(con_path) as con:
         months = con.execute(
             "SELECT month, min(as_of_date), count(*) FROM serving.segment_history GROUP BY month ORDER BY month"
@@ -328,4 +331,4 @@ def test_a_month_whose_btyd_refit_fails_is_skipped_and_the_others_are_written(en
     )
     assert result.success
     meta = result.asset_materializations_for_node("serving__segment_history")[0].metadata
-    assert meta["skipped"].value == ["2024-07"] and list(meta["months"].value) == ["2024-08"]
+    assert meta["run_skipped"].value == ["2024-07"] and list(meta["run_months"].value) == ["2024-08"]

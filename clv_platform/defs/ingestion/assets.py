@@ -89,42 +89,47 @@ def transactions_ingestion(
                                 f"{sum(not o.success for o in run.outcomes)} expectation(s) failed"))
         for result in loaded:
             for key in INGESTION_KEYS:
-                yield dg.AssetMaterialization(
-                    asset_key=key, partition=result.partition_date.isoformat(),
-                    metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded,
-                              "rows_rejected": result.rows_rejected, "file": result.source_file},
-                )
+                yield dg.AssetMaterialization(asset_key=key, partition=result.partition_date.isoformat(),
+                                              metadata=_day_metadata(result))
         raise dg.Failure(
             description=f"{len(failed)} of {len(days)} landing file(s) rejected: "
             + "; ".join(failed[d] for d in sorted(failed)),
             metadata={**metadata, "failed_files": dg.MetadataValue.json(failed)},
         )
-    per_key = {
-        RAW_TRANSACTIONS: {"rows": metadata["rows_read"]},
-        RAW_REJECTED: {"rows": metadata["rows_rejected"], "reasons": metadata["reasons"]},
-        RAW_LOAD_AUDIT: {"rows": dg.MetadataValue.int(len(loaded))},
-        STAGING_TRANSACTIONS: {"rows": metadata["rows_loaded"]},
-    }
+    # A ranged run materialises every partition of its range at once: each partition gets its own day's figures
+    # (or why nothing was loaded), and the run's totals are the run_* entries of all of them.
     for key in INGESTION_KEYS:
-        yield dg.MaterializeResult(asset_key=key, metadata={**metadata, **per_key[key]})
+        for result in loaded:
+            context.add_asset_metadata(_day_metadata(result), asset_key=key,
+                                       partition_key=result.partition_date.isoformat())
+        for day in skipped:
+            context.add_asset_metadata({"skipped": "no landing file: nothing loaded for this day"}, asset_key=key,
+                                       partition_key=day)
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _day_metadata(result: ingest.LoadResult) -> dict:
+    return {"rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
+            "reasons": dg.MetadataValue.json(result.reason_counts), "file": result.source_file}
 
 
 def _metadata(days, loaded, skipped, failed, seconds) -> dict:
+    """The run's totals (prefixed run_: in a ranged run every partition carries them next to its own figures)."""
     reasons: dict[str, int] = {}
     for r in loaded:
         for code, n in r.reason_counts.items():
             reasons[code] = reasons.get(code, 0) + n
     rows_read = sum(r.rows_read for r in loaded)
     meta = {
-        "partitions": dg.MetadataValue.int(len(days)),
-        "files_loaded": dg.MetadataValue.int(len(loaded)),
-        "rows_read": dg.MetadataValue.int(rows_read),
-        "rows_loaded": dg.MetadataValue.int(sum(r.rows_loaded for r in loaded)),
-        "rows_rejected": dg.MetadataValue.int(sum(r.rows_rejected for r in loaded)),
-        "reasons": dg.MetadataValue.json(reasons),
-        "seconds": dg.MetadataValue.float(round(seconds, 3)),
-        "rows_per_second": dg.MetadataValue.float(round(rows_read / seconds, 1) if seconds else 0.0),
-        "files": dg.MetadataValue.text(
+        "run_partitions": dg.MetadataValue.int(len(days)),
+        "run_files_loaded": dg.MetadataValue.int(len(loaded)),
+        "run_rows_read": dg.MetadataValue.int(rows_read),
+        "run_rows_loaded": dg.MetadataValue.int(sum(r.rows_loaded for r in loaded)),
+        "run_rows_rejected": dg.MetadataValue.int(sum(r.rows_rejected for r in loaded)),
+        "run_reasons": dg.MetadataValue.json(reasons),
+        "run_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "run_rows_per_second": dg.MetadataValue.float(round(rows_read / seconds, 1) if seconds else 0.0),
+        "run_files": dg.MetadataValue.text(
             ", ".join(r.source_file for r in loaded[:10]) + (f" ... (+{len(loaded) - 10})" if len(loaded) > 10 else "")
         ),
     }
@@ -134,5 +139,5 @@ def _metadata(days, loaded, skipped, failed, seconds) -> dict:
             + json.dumps(skipped[:20]) + (" ..." if len(skipped) > 20 else "")
         )
     if failed:
-        meta["files_failed"] = dg.MetadataValue.int(len(failed))
+        meta["run_files_failed"] = dg.MetadataValue.int(len(failed))
     return meta

@@ -188,11 +188,17 @@ def segment_history(
             written[month] = scoring.write_history_month(con, month, scores)
             context.log.info(f"{month}: {written[month]} customers as of {as_of}")
         migration = scoring.refresh_migrations(con, list(written))
+    # each month's own figures (a ranged run materialises all its months at once), next to the run's totals
+    keys = {key[:7]: key for key in context.partition_keys}
+    for month, customers in written.items():
+        context.add_asset_metadata({"customers": customers}, partition_key=keys[month])
+    for month in skipped:
+        context.add_asset_metadata({"skipped": "nothing written (see the run's log)"}, partition_key=keys[month])
     return dg.MaterializeResult(
         metadata={
-            "months": dg.MetadataValue.json(written),
-            "skipped": dg.MetadataValue.json(skipped),
-            "customers": dg.MetadataValue.int(sum(written.values())),
+            "run_months": dg.MetadataValue.json(written),
+            "run_skipped": dg.MetadataValue.json(skipped),
+            "run_customers": dg.MetadataValue.int(sum(written.values())),
             "migration_rows": dg.MetadataValue.int(len(migration)),
             "model_versions": dg.MetadataValue.json({CLV.name: clv.version, SEGMENT.name: seg.version}),
         }
