@@ -134,15 +134,35 @@ def test_files_outside_the_partitions_wait_and_load_once_a_partition_exists(tmp_
     assert [r.partition_key for r in its_day.run_requests] == [tomorrow]
 
 
-def test_schedule_requests_yesterdays_partition_only_when_its_file_is_there(tmp_path):
-    resources = {"landing": LandingResource(directory=str(tmp_path))}
+def test_schedule_requests_yesterdays_partition_only_when_its_file_is_there_and_not_loaded(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    database = tmp_path / "warehouse.duckdb"
+    resources = {"landing": LandingResource(directory=str(landing)),
+                 "warehouse": WarehouseResource(database=str(database))}
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2024, 3, 2, 2, 0), resources=resources)
     skipped = daily_ingestion_schedule(context)
     assert isinstance(skipped, dg.SkipReason) and "2024-03-01" in skipped.skip_message
 
-    write_day(tmp_path, "2024-03-01")
+    write_day(landing, "2024-03-01")
     request = daily_ingestion_schedule(context)
     assert request.partition_key == "2024-03-01"
+    # the landing sensor loaded it on arrival: not loaded a second time at 02:00 (nor rescored twice)
+    con = warehouse.connect(database)
+    ingest.load_partition(con, "2024-03-01", landing)
+    con.close()
+    loaded = daily_ingestion_schedule(context)
+    assert isinstance(loaded, dg.SkipReason) and "is loaded already" in loaded.skip_message
+    write_day(landing, "2024-03-01", rows=2)                          # changed since: loaded again
+    assert daily_ingestion_schedule(context).partition_key == "2024-03-01"
+    with hold_lock(database):                                         # a run writes the warehouse: request anyway
+        assert daily_ingestion_schedule(context).partition_key == "2024-03-01"
+
+
+def test_monthly_history_runs_after_the_nightly_load_of_the_months_last_day():
+    from clv_platform.defs.schedules import monthly_segment_history_schedule
+
+    assert monthly_segment_history_schedule.cron_schedule == "0 5 1 * *"
 
 
 # --- rescore_after_ingestion_sensor -------------------------------------------------------------------------

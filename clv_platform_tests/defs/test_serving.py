@@ -280,7 +280,9 @@ def test_scores_fail_clearly_without_production_models(tmp_path, monkeypatch):
     result = dg.materialize([customer_scores], resources=default_resources(), raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.message
-    assert "clv promote clv" in failure
+    # nothing trained yet: train first, then promote (not "promote" alone, which would find nothing)
+    assert "no clv_model or segment_model trained yet: train first (training_job, `clv materialize train`), " \
+           "then promote (`clv promote clv`, `clv promote segment`)" in failure
 
 
 def test_model_metrics_table_splits_compared_models():

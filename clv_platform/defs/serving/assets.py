@@ -33,6 +33,12 @@ def _production_models(mlflow: MlflowResource):
         clv = registry.load(CLV.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
         seg = registry.load(SEGMENT.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
     except registry.RegistryError as exc:
+        untrained = [spec.name for spec in (CLV, SEGMENT)
+                     if not registry.status(spec.name, tracking_uri=mlflow.tracking_uri)["registered"]]
+        if untrained:
+            raise dg.Failure(description=f"no {' or '.join(untrained)} trained yet: train first (training_job, "
+                             "`clv materialize train`), then promote (`clv promote clv`, `clv promote segment`)"
+                             ) from None
         raise dg.Failure(
             description=f"{exc}. Promote models first: `clv promote clv` and `clv promote segment`."
         ) from None
