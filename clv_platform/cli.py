@@ -399,7 +399,7 @@ def promote_command(model: str, force: bool) -> None:
 
     spec = registry.MODELS[model]
     try:
-        result = registry.promote(spec.name, spec.metric, spec.higher_is_better, force=force, floor=spec.floor)
+        result = registry.promote_spec(spec, force=force)
     except registry.RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{spec.metric}:")

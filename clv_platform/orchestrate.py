@@ -236,7 +236,7 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
         if registry.alias_version(spec.name, registry.PRODUCTION):
             echo(f"  {spec.name}: production already set; the new version waits as `staging` (make promote-{model})")
         else:
-            echo("  " + registry.promote(spec.name, spec.metric, spec.higher_is_better, floor=spec.floor).message)
+            echo("  " + registry.promote_spec(spec).message)
     echo("[5/6] monthly segment history (as-of month ends, with the production models)")
     run_segment_history(loaded[1])
     echo("[6/6] scoring every customer and publishing the serving snapshot")

@@ -48,13 +48,22 @@ class ModelSpec:
     # A staging metric not above this is never promoted without --force, even with no production yet: a CLV
     # model whose held-out normalized Gini is <= 0 ranks customers no better than a constant.
     floor: float | None = None
+    # The model whose predictions this one was fitted on (a version tag `<fitted_on>_version` says which
+    # version): promoted only while that version is production, so production never pairs mismatched models.
+    fitted_on: str | None = None
 
 
-# What `clv promote clv|segment` means.
+# What `clv promote clv|segment` means (in this order: the CLV model's decision comes first).
 MODELS: dict[str, ModelSpec] = {
     "clv": ModelSpec("clv_model", "holdout_normalized_gini", True, floor=0.0),
-    "segment": ModelSpec("segment_model", "stability_weighted_silhouette", True),
+    "segment": ModelSpec("segment_model", "stability_weighted_silhouette", True, fitted_on="clv_model"),
 }
+
+
+def promote_spec(spec: ModelSpec, force: bool = False, tracking_uri: str | None = None) -> "PromotionResult":
+    """`promote` with a model's gate settings (`clv promote`, promotion_job, the first `clv run`)."""
+    return promote(spec.name, spec.metric, spec.higher_is_better, force=force, tracking_uri=tracking_uri,
+                   floor=spec.floor, fitted_on=spec.fitted_on)
 
 
 class RegistryError(RuntimeError):
@@ -325,6 +334,7 @@ def promote(
     force: bool = False,
     tracking_uri: str | None = None,
     floor: float | None = None,
+    fitted_on: str | None = None,
 ) -> PromotionResult:
     """Move ``production`` to the ``staging`` version if its ``metric`` is at least as good as production's
     (or there is no production yet, or ``force``). Otherwise refuse: ``promoted=False`` with both figures.
@@ -363,6 +373,11 @@ def promote(
     elif rolled_back_at := c.get_model_version(name, staging).tags.get(ROLLED_BACK_TAG):
         ok, why = False, (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)} "
                           "(--force promotes it again; a new training run registers a new staging version)")
+    elif fitted_on and (on := c.get_model_version(name, staging).tags.get(f"{fitted_on}_version")) and (
+            on != (paired := alias_version(fitted_on, PRODUCTION, tracking_uri))):
+        ok, why = False, (f"staging v{staging} was fitted on {fitted_on} v{on}'s predictions, and production "
+                          f"{fitted_on} is {'v' + paired if paired else 'not set'}: promote {fitted_on} v{on} "
+                          "first, or train again (--force pairs them anyway)")
     elif production is None:
         ok, why = True, "no production version yet"
     elif s_val is None:

@@ -244,6 +244,33 @@ def test_a_moved_data_dir_takes_its_mlflow_artifacts_along(tmp_path):
         registry.follow_moved_data_dir("tests", elsewhere / "mlartifacts", new_uri)
 
 
+def test_a_segment_model_is_promoted_only_next_to_the_clv_model_it_was_fitted_on(tmp_path, monkeypatch):
+    """The segment model's inputs include predicted CLV: production must not pair it with another CLV version."""
+    uri = new_store(tmp_path)
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    segment = registry.MODELS["segment"]
+
+    def version(spec, value, fitted_on=None):
+        tags = {"clv_model_version": fitted_on} if fitted_on else None
+        return registry.register(_log(uri, tmp_path, spec.metric, value, value), "model", spec.name, tags=tags,
+                                 tracking_uri=uri)
+
+    version(CLV, 0.60)
+    version(segment, 0.30, fitted_on="1")
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted
+    assert registry.promote_spec(segment, tracking_uri=uri).promoted          # the pair v1 + v1
+    version(CLV, 0.50)                                                          # v2: worse, refused
+    version(segment, 0.40, fitted_on="2")                                       # better, but fitted on clv v2
+    assert not registry.promote_spec(CLV, tracking_uri=uri).promoted
+    refused = registry.promote_spec(segment, tracking_uri=uri)
+    assert not refused.promoted and "staging v2 was fitted on clv_model v2's predictions, and production " \
+        "clv_model is v1: promote clv_model v2 first, or train again" in refused.message
+    out = CliRunner().invoke(cli, ["promote", "segment"])
+    assert out.exit_code == 1 and "fitted on clv_model v2" in out.output
+    assert registry.promote_spec(CLV, force=True, tracking_uri=uri).promoted   # its CLV model goes first...
+    assert registry.promote_spec(segment, tracking_uri=uri).promoted           # ...then it may follow
+
+
 def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
     uri = new_store(tmp_path)
     c = registry.client(uri)

@@ -218,6 +218,7 @@ def _log_segment_model(context, mlflow: MlflowResource, model, frame, plot, as_o
         info = segmentation.log_to_mlflow(model, frame, name="segment_model")
         run_id = run.info.run_id
     version = registry.register(run_id, "segment_model", SEGMENT.name, model_uri=info.model_uri,
-                                tags={"as_of": as_of, "algorithm": model.algorithm, "k": model.k},
+                                tags={"as_of": as_of, "algorithm": model.algorithm, "k": model.k,
+                                      "clv_model_version": clv_version},   # the gate pairs it with that version
                                 tracking_uri=mlflow.tracking_uri)
     return version, run_id

@@ -16,8 +16,7 @@ def promote_staging_models(context: dg.OpExecutionContext, mlflow: MlflowResourc
     promoted, outcomes = [], {}
     for spec in registry.MODELS.values():
         try:
-            result = registry.promote(spec.name, spec.metric, spec.higher_is_better, tracking_uri=mlflow.tracking_uri,
-                                      floor=spec.floor)
+            result = registry.promote_spec(spec, tracking_uri=mlflow.tracking_uri)
         except registry.RegistryError as exc:  # e.g. no staging version yet: nothing to decide
             context.log.warning(f"{spec.name}: {exc}")
             outcomes[spec.name] = str(exc)
