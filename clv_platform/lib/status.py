@@ -76,9 +76,12 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     _snapshot(settings, st, now)
     last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")
     if last_load and published and last_load.astimezone(dt.UTC) > dt.datetime.fromisoformat(published):
+        blocked = st.warehouse.get("failing_partitions") or st.warehouse.get("unvalidated_partitions")
         st.attention.append(f"the snapshot (published {published[:19]} UTC) is older than the last load "
-                            f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): rescore (`clv materialize "
-                            "score`; with rescore_after_ingestion_sensor on, the daemon does it after each load)")
+                            f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): " + (
+                                "rescore once the partitions above pass their checks (scoring refuses them until "
+                                "then)" if blocked else "rescore (`clv materialize score`; with "
+                                "rescore_after_ingestion_sensor on, the daemon does it after each load)"))
     return st
 
 
@@ -172,6 +175,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     st.warehouse = {"path": str(path), "state": "ok", "partitions": len(days), "first": first_day, "last": last_day,
                     "rows_read": int(read), "rows_loaded": int(ok), "rows_quarantined": int(bad), "last_load": last,
                     "failing_expectations": int(failing[0]), "failing_partitions": int(failing[1]),
+                    "unvalidated_partitions": len(unvalidated),
                     "last_validation": checked}
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
