@@ -299,10 +299,13 @@ def write_history_month(con: duckdb.DuckDBPyConnection, month: str, scores: pd.D
 
 
 def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataFrame:
-    """Recompute serving.segment_migration for every pair of consecutive history months touching ``months``."""
+    """Recompute serving.segment_migration for every pair of consecutive calendar months of the history touching
+    ``months`` (months with a gap between them in the history are no month-over-month migration)."""
     con.execute(HISTORY_DDL)
     have = [r[0] for r in con.execute(f"SELECT DISTINCT month FROM {HISTORY_TABLE} ORDER BY month").fetchall()]
-    pairs = [(a, b) for a, b in zip(have, have[1:], strict=False) if a in months or b in months]
+    valid = [(a, b) for a, b in zip(have, have[1:], strict=False)
+             if (pd.Period(a, "M") + 1).strftime("%Y-%m") == b]
+    pairs = [(a, b) for a, b in valid if a in months or b in months]
     frames = []
     for a, b in pairs:
         prev = con.execute(f"SELECT customer_id, segment_name FROM {HISTORY_TABLE} WHERE month = ?", [a]).df()
@@ -314,12 +317,9 @@ def refresh_migrations(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.
     with warehouse.transaction(con, _mig_df=out):
         for a, b in pairs:
             con.execute(f"DELETE FROM {MIGRATION_TABLE} WHERE from_month = ? AND to_month = ?", [a, b])
-        # Pairs that are no longer consecutive (a month was backfilled in between) go too.
-        con.execute(
-            f"DELETE FROM {MIGRATION_TABLE} m WHERE NOT EXISTS (SELECT 1 FROM (SELECT month, lead(month) OVER "
-            f"(ORDER BY month) AS nxt FROM (SELECT DISTINCT month FROM {HISTORY_TABLE})) h "
-            "WHERE h.month = m.from_month AND h.nxt = m.to_month)"
-        )
+        # Pairs that are not consecutive months of the history (any more) go too.
+        con.execute(f"DELETE FROM {MIGRATION_TABLE} WHERE NOT list_contains(?, from_month || '>' || to_month)",
+                    [[f"{a}>{b}" for a, b in valid]])
         if len(out):
             con.execute(f"INSERT INTO {MIGRATION_TABLE} SELECT * FROM _mig_df")
     return out

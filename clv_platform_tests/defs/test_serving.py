@@ -334,3 +334,27 @@ def test_a_month_whose_btyd_refit_fails_is_skipped_and_the_others_are_written(en
     assert result.success
     meta = result.asset_materializations_for_node("serving__segment_history")[0].metadata
     assert meta["run_skipped"].value == ["2024-07"] and list(meta["run_months"].value) == ["2024-08"]
+
+
+def test_migrations_are_between_consecutive_calendar_months_only(tmp_path):
+    """History of 2024-01, 2024-02 and 2024-05: no "migration" from February to May; once March and April are
+    backfilled, every month-over-month pair is there."""
+    def month(con, name):
+        end = pd.Period(name, "M").end_time.normalize()
+        scores = pd.DataFrame({"customer_id": ["a", "b"], "as_of_date": [end, end], "segment_name": ["x", "y"],
+                               "segment_since": [end, end]})
+        scoring.write_history_month(con, name, scores)
+
+    def pairs(con):
+        return sorted(set(con.execute("SELECT from_month, to_month FROM serving.segment_migration").fetchall()))
+
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        for name in ("2024-01", "2024-02", "2024-05"):
+            month(con, name)
+        scoring.refresh_migrations(con, ["2024-01", "2024-02", "2024-05"])
+        assert pairs(con) == [("2024-01", "2024-02")]
+        for name in ("2024-03", "2024-04"):
+            month(con, name)
+        scoring.refresh_migrations(con, ["2024-03", "2024-04"])
+        assert pairs(con) == [("2024-01", "2024-02"), ("2024-02", "2024-03"), ("2024-03", "2024-04"),
+                              ("2024-04", "2024-05")]
