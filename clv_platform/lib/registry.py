@@ -523,6 +523,11 @@ def load(name: str, alias: str = PRODUCTION, tracking_uri: str | None = None, ve
     """Load ``models:/<name>@<alias>`` (or a given ``version``) as a LoadedModel with ``.predict(df)``."""
     import mlflow.pyfunc
 
+    uri = _uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        # (MLflow would create an empty store there, then find no model in it)
+        raise RegistryError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: train first, or set CLV_DATA_DIR "
+                            "to the data dir that holds mlflow.db")
     configure(tracking_uri)
     c = client(tracking_uri)
     try:

@@ -271,6 +271,13 @@ def test_a_segment_model_is_promoted_only_next_to_the_clv_model_it_was_fitted_on
     assert registry.promote_spec(segment, tracking_uri=uri).promoted           # ...then it may follow
 
 
+def test_loading_from_a_data_dir_without_a_store_says_so_and_creates_nothing(tmp_path):
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    with pytest.raises(registry.RegistryError, match=f"no MLflow store at {missing}: train first, or set CLV_DATA_DIR"):
+        registry.load(CLV.name, tracking_uri=f"sqlite:///{missing}")
+    assert not missing.parent.exists()
+
+
 def test_the_production_event_log_keeps_the_last_50_events(tmp_path):
     uri = new_store(tmp_path)
     c = registry.client(uri)
