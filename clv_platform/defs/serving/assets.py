@@ -8,6 +8,7 @@ import pandas as pd
 
 from clv_platform.defs.partitions import monthly_partitions
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
+from clv_platform.defs.validation.checks import require_passed_checks
 from clv_platform.lib import btyd, features, registry, scoring, snapshot
 from clv_platform.lib.metrics import PSI_LARGE, PSI_METRIC_PREFIX, PSI_MODERATE
 from clv_platform.lib.settings import get_settings
@@ -172,6 +173,7 @@ def segment_history(
     months = sorted(key[:7] for key in context.partition_keys)
     written, skipped = {}, []
     with warehouse.connect() as con:
+        require_passed_checks(con)
         latest = features.latest_order_date(con)
         for month in months:
             # Month-end as-of; the month the data ends in is taken as of its latest day.

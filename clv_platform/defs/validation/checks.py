@@ -1,11 +1,14 @@
 """Blocking data-quality checks on staging/transactions (Great Expectations suite + SQL checks, lib/validation.py)
-and the reconciliation check on raw/load_audit. A failed check stops the assets downstream in the same run."""
+and the reconciliation check on raw/load_audit. A failed check stops the assets downstream in the same run, and
+`require_passed_checks` stops them in later runs too."""
+
+from pathlib import Path
 
 import dagster as dg
 
 from clv_platform.defs.ingestion.assets import RAW_LOAD_AUDIT, STAGING_TRANSACTIONS
 from clv_platform.defs.resources import WarehouseResource
-from clv_platform.lib import validation
+from clv_platform.lib import validation, warehouse
 
 
 def _run_days(context) -> list[str] | None:
@@ -95,3 +98,20 @@ def load_audit_reconciles_with_tables(context: dg.AssetCheckExecutionContext, wa
             "problems": dg.MetadataValue.json(result["problems"][:20]),
         },
     )
+
+
+def require_passed_checks(con) -> None:
+    """The checks on staging/transactions block what is downstream in their own run only; a later run (a load of
+    another day, the rescore sensor, `clv materialize score`) would compute from a day that failed them. So the
+    features (the first step of training and scoring) and the segment history refuse while any loaded day has
+    not passed them."""
+    if not warehouse.table_exists(con, "raw.load_audit"):
+        return
+    bad = validation.partitions_not_passed(con)
+    if bad:
+        shown = "; ".join(f"{day} {why} ({Path(source).name if source else 'no file'})" for day, why, source in bad[:3])
+        raise dg.Failure(description=(
+            f"{len(bad)} loaded partition(s) have not passed the blocking checks: {shown}{' ...' if len(bad) > 3 else ''}"
+            f". Fix the file(s) and load the day(s) again (`clv materialize ingest --from {bad[0][0]} --to "
+            f"{bad[-1][0]}`; `clv validate FILE` and `clv status` say what is wrong): nothing downstream uses a day "
+            "that failed its checks."))
