@@ -30,6 +30,7 @@ from clv_platform.lib.settings import get_settings
 
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
+MAX_LINE_BYTES = 2_000_000     # DuckDB's CSV reader reads no longer line (read_csv max_line_size default)
 RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
 DUPLICATE_WINDOW_DAYS = 30     # an order line already loaded from another day's file this close is a duplicate
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -240,6 +241,8 @@ def _duckdb_problem(exc: duckdb.Error) -> str:
         return f"line {line.group(1)} has {cols.group(2)} fields, expected {cols.group(1)}"
     if line and "unterminated quote" in text:
         return f"line {line.group(1)}: value with an unterminated quote"
+    if "does not support a full read" in text:      # DuckDB's parallel reader on a line of tens of MB
+        return f"a line is longer than the reader's limit of {MAX_LINE_BYTES:,} bytes"
     size = re.search(r"[Mm]aximum line size of (\d+) bytes", text)
     if size:
         where = f"line {line.group(1)} is" if line else "a line is"
@@ -279,8 +282,15 @@ def csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | Non
             line = int(wrong[0]) + 2
             raise LandingFileError(path, f"malformed CSV: line {line} has {int(fields[line - 1])} fields, "
                                          f"expected {expected}")
-        return np.flatnonzero(~blank) + 2 if blank.any() else None
+        found = np.flatnonzero(~blank) + 2
+        if rows is not None and rows != len(found):
+            # DuckDB's reader drops a last line longer than it can read (tens of MB), without an error
+            longest = int(np.argmax(lengths[1:])) + 2
+            raise LandingFileError(path, f"malformed CSV: {rows:,} rows read from {len(found):,} data lines; "
+                                         f"line {longest} ({int(lengths[longest - 1]):,} bytes) could not be read")
+        return found if blank.any() else None
     # quoting: let the csv module follow the quotes (slower, and only files that quote anything pay it)
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))   # (its default 131,072 < DuckDB's)
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True)
     starts, last = [], 0
     try:

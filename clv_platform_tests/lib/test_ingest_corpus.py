@@ -248,3 +248,29 @@ def test_parquet_float_price_with_more_than_six_decimals_is_still_quarantined(co
     _pandas_parquet(tmp_path, unit_price=[1.2345678, 2.0, 3.0])
     result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
     assert result.reason_counts == {"bad_unit_price": 1}
+
+
+@pytest.mark.parametrize("where", ["last", "middle"])
+def test_a_line_too_long_for_the_reader_fails_the_file_and_is_never_dropped(con, tmp_path, where):
+    """DuckDB's reader silently dropped a last line of tens of MB (the file "loaded" without that row), and said
+    "Parallel CSV Reader ... not implemented" for one in the middle: the file is refused, naming the line."""
+    long_line = f"X1,1,{'C' * 40_000_000},{DAY}T10:00:00,books,1,5,web,US,"
+    lines = [GOOD[0], GOOD[1], long_line] if where == "last" else [GOOD[0], long_line, GOOD[1]]
+    (tmp_path / f"transactions_{DAY}.csv").write_text("\n".join([HEADER, *lines]) + "\n")
+    with pytest.raises(ingest.LandingFileError) as refused:
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    message = str(refused.value)
+    if where == "last":
+        assert "malformed CSV: 2 rows read from 3 data lines; line 4 (40,000,0" in message, message
+        assert message.endswith(" bytes) could not be read")
+    else:
+        assert "longer than the reader's limit of" in message and "Not implemented" not in message, message
+    assert _counts(con)["raw.load_audit"] == 0 and _counts(con)["raw.transactions"] == 0
+
+
+def test_a_quoted_value_longer_than_the_csv_modules_default_limit_is_read(con, tmp_path):
+    long_id = "C" * 150_000                      # legal, under the reader's 2 MB line limit
+    text = "\n".join([HEADER, f'"Q1",1,"{long_id}",{DAY}T10:00:00,books,1,5,web,US,']) + "\n"
+    (tmp_path / f"transactions_{DAY}.csv").write_text(text)
+    result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert result.rows_read == 1
