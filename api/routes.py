@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError
 from api.store import SnapshotStore, jsonable, records
+from clv_platform.lib import export
 from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError
 
 bp = Blueprint("clv", __name__)
@@ -226,7 +227,7 @@ def customers():
         raise ApiError(400, "invalid_parameter", f"format={fmt!r}: use json or csv", {"parameter": "format"})
     page, total = view.select({c: tuple(b) for c, b in bounds.items()}, segments, column, descending, offset, limit)
     if fmt == "csv":
-        resp = current_app.response_class(page.to_csv(index=False), mimetype="text/csv")
+        resp = current_app.response_class(export.to_csv(page), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f"attachment; filename=customers_{view.snapshot.as_of_date}.csv"
         resp.headers["X-Total-Count"] = str(total)
         # (pages fetched across a republish would mix snapshots: a client compares this from page to page)

@@ -246,6 +246,15 @@ def test_customer_list_as_csv(client, tmp_path):
     assert lines[0].startswith("customer_id,as_of_date,predicted_clv,") and len(lines) == 6
     assert lines[1].startswith("00050,2024-12-31,50.0,")
 
+    # an id from the supplier's file that a spreadsheet would run as a formula: text in the CSV, as is in JSON
+    path = snapshot.current_snapshot_dir(tmp_path / "serving")
+    tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
+    tables["customer_scores"].loc[tables["customer_scores"]["customer_id"] == "00050", "customer_id"] = "=1+1"
+    snapshot.publish(tmp_path / "serving", tables, json.loads((path / "manifest.json").read_text()))
+    lines = client.get("/customers?segment=champions&format=csv&limit=1").get_data(as_text=True).splitlines()
+    assert lines[1].startswith("'=1+1,2024-12-31,50.0,")
+    assert client.get("/customers?segment=champions&limit=1").json["customers"][0]["customer_id"] == "=1+1"
+
 
 @pytest.mark.parametrize("query, code, words", [
     ("max_p_alvie=0.5", "unknown_column", "'p_alvie' is not a numeric score column"),

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from clv_platform.lib import export
 from dashboards import common, data
 
 SHOW_MAX = 5000  # rows drawn in the table; the CSV always has all of them
@@ -106,7 +107,7 @@ st.dataframe(
 with s3:
     st.download_button(
         "Download CSV",
-        data=lambda: rows.to_csv(index=False).encode(),  # built on click, not on every rerun
+        data=lambda: export.to_csv(rows).encode(),  # built on click, not on every rerun
         file_name=f"at_risk_customers_{data.fmt_date(snap.manifest.get('as_of_date'))}.csv",
         mime="text/csv",
         icon=":material/download:",
