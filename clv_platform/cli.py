@@ -6,6 +6,7 @@ Each stage owns one section below; keep commands thin and put the work in lib/.
 import csv
 import io
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -211,7 +212,9 @@ def _validate_one(report) -> bool:
             row = io.StringIO()       # as the file holds it: a value with a comma or a quote is quoted
             csv.writer(row, lineterminator="").writerow(
                 ["" if ex[c] is None else str(ex[c]) for c in ingest.schema.LANDING_COLUMNS])
-            click.echo(f"  {ex['source_line']}: {ex['reasons']} | {row.getvalue()}")
+            # control characters shown as escapes: a tab or line break stays visible, a terminal escape inert
+            shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", row.getvalue())
+            click.echo(f"  {ex['source_line']}: {ex['reasons']} | {shown}")
     click.echo("note: returns of earlier days' orders, and lines already loaded from another day's file, are checked "
                "against the warehouse only when loaded")
     if not report.ok:

@@ -30,6 +30,7 @@ from clv_platform.lib.settings import get_settings
 
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
+MAX_ID_CHARS = 200             # the longest id the API takes
 MAX_LINE_BYTES = 2_000_000     # DuckDB's CSV reader reads no longer line (read_csv max_line_size default)
 RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
 DUPLICATE_WINDOW_DAYS = 30     # an order line already loaded from another day's file this close is a duplicate
@@ -42,6 +43,8 @@ REASONS = {
     "bad_line_number": "line_number is not a positive integer",
     "missing_customer_id": "customer_id is empty",
     "id_with_spaces": "order_id, customer_id or original_order_id starts or ends with whitespace",
+    "bad_id": f"order_id, customer_id or original_order_id holds a control character (tab, line break, NUL...) "
+              f"or is longer than {MAX_ID_CHARS} characters",
     "missing_timestamp": "order_ts is empty",
     "bad_timestamp": "order_ts is not YYYY-MM-DDTHH:MM:SS",
     "ts_outside_partition_day": "order_ts is not on the file's day",
@@ -419,6 +422,7 @@ def _stage_parsed(
                 **_vocabulary_params(vocabularies),
                 "max_quantity": MAX_QUANTITY,
                 "max_unit_price": MAX_UNIT_PRICE,
+                "max_id_chars": MAX_ID_CHARS,
             },
         )
     except duckdb.Error as exc:

@@ -33,6 +33,9 @@ SELECT
         -- ' C1' and 'C1' would be two customers (and two orders for the duplicate rules)
         CASE WHEN has_outer_space(order_id) OR has_outer_space(customer_id) OR has_outer_space(original_order_id)
              THEN 'id_with_spaces' END,
+        -- a tab, line break, NUL... or a huge id breaks lookups (API, dashboard) and exports downstream
+        CASE WHEN bad_id(order_id, $max_id_chars) OR bad_id(customer_id, $max_id_chars)
+                  OR bad_id(original_order_id, $max_id_chars) THEN 'bad_id' END,
         CASE WHEN is_blank(order_ts) THEN 'missing_timestamp'
              WHEN t_order_ts IS NULL THEN 'bad_timestamp'
              WHEN CAST(t_order_ts AS DATE) <> $partition_date THEN 'ts_outside_partition_day' END,

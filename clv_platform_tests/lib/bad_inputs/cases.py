@@ -99,6 +99,10 @@ ROW_CASES = [
     RowCase("id_with_spaces", [f"O3 ,1,C3,{DAY}T11:00:00,books,1,5,web,US,",
                                f"O4,1, C3,{DAY}T11:00:00,books,1,5,web,US,"],
             {5: "id_with_spaces", 6: "id_with_spaces"}),
+    # a tab, line break or NUL inside an id, or a huge id: lookups and exports break downstream
+    RowCase("id_with_control_characters_or_too_long", [f'O3,1,"C\t3",{DAY}T11:00:00,books,1,5,web,US,',
+                                                         f"O5,1,{'C' * 201},{DAY}T11:00:00,books,1,5,web,US,"],
+            {5: "bad_id", 6: "bad_id"}),
     RowCase("timestamp_not_in_the_contract_format", ["O3,1,C3,2024-3-10T1:0:0,books,1,5,web,US,",
                                                      f"O4,1,C3, {DAY}T11:00:00,books,1,5,web,US,"],
             {5: "bad_timestamp", 6: "bad_timestamp"}),
