@@ -31,6 +31,8 @@ from clv_platform.lib.settings import get_settings
 MAX_QUANTITY = 10_000          # |quantity| above this is implausible for one order line
 MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
 MAX_ID_CHARS = 200             # the longest id the API takes
+MAX_FILE_ROWS = 10_000_000     # one day's file; a Parquet file of a few KB can expand to any number of rows
+MAX_FILE_BYTES = 2 << 30       # one day's file is read whole
 MAX_LINE_BYTES = 2_000_000     # DuckDB's CSV reader reads no longer line (read_csv max_line_size default)
 RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
 DUPLICATE_WINDOW_DAYS = 30     # an order line already loaded from another day's file this close is a duplicate
@@ -177,6 +179,9 @@ def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise MissingLandingFileError(path, "file not found")
     try:
+        if (size := path.stat().st_size) > MAX_FILE_BYTES:
+            raise LandingFileError(path, f"{size:,} bytes, more than the {MAX_FILE_BYTES:,} of one day's file (several "
+                                         "days in one file? `clv import-history` splits it into days)")
         return path.read_bytes()
     except OSError as exc:
         raise LandingFileError(path, f"unreadable ({exc.strerror or exc})") from None
@@ -311,11 +316,14 @@ def csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | Non
     return None if np.array_equal(found, np.arange(2, len(found) + 2)) else found
 
 
+_SIGNED = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+# DuckDB base types (without a DECIMAL's precision) each landing column may have in Parquet; any other column is
+# text (VARCHAR). Lists, structs, maps and intervals never are.
 _PARQUET_TYPES = {
-    "line_number": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UINT"),
-    "quantity": ("VARCHAR", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT"),
-    "unit_price": ("VARCHAR", "DECIMAL", "DOUBLE", "FLOAT", "INT", "BIGINT"),
-    "order_ts": ("VARCHAR", "TIMESTAMP"),
+    "line_number": {"VARCHAR", *_SIGNED, "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"},
+    "quantity": {"VARCHAR", *_SIGNED},
+    "unit_price": {"VARCHAR", "DECIMAL", "DOUBLE", "FLOAT", *_SIGNED},
+    "order_ts": {"VARCHAR", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"},
 }
 # Which day a time-zone-aware timestamp falls on depends on the reading machine's time zone setting (DuckDB
 # names them TIMESTAMP WITH TIME ZONE, or TIMESTAMPTZ_NS etc. for other precisions).
@@ -327,7 +335,8 @@ def parquet_type_problem(column: str, typ: str) -> str | None:
     A column of type NULL (all values missing, as pandas writes an empty original_order_id) is read as text."""
     if typ.startswith(_TIME_ZONE_TYPES):
         return f"column {column} has type {typ} ({column} must be a timestamp without time zone, in local time)"
-    if typ.strip("\"") != "NULL" and not typ.startswith(_PARQUET_TYPES.get(column, ("VARCHAR",))):
+    base = typ.strip("\"").split("(")[0]
+    if base != "NULL" and base not in _PARQUET_TYPES.get(column, {"VARCHAR"}):
         return f"column {column} has type {typ}"
     return None
 
@@ -393,8 +402,12 @@ def _stage_parsed(
     elif path.suffix == ".parquet":
         try:
             described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+            ((rows,),) = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchall()
         except duckdb.Error as exc:
             raise LandingFileError(path, f"not a readable Parquet file ({_duckdb_problem(exc)})") from None
+        if rows > MAX_FILE_ROWS:     # refused from its metadata, before its data is expanded in memory
+            raise LandingFileError(path, f"{rows:,} rows, more than the {MAX_FILE_ROWS:,} of one day's file (several "
+                                         "days in one file? `clv import-history` splits it into days)")
         types = {name: typ for name, typ, *_ in described}
         missing = [c for c in schema.LANDING_COLUMNS if c not in types]
         extra = [c for c in types if c not in schema.LANDING_COLUMNS]

@@ -277,3 +277,38 @@ def test_a_quoted_value_longer_than_the_csv_modules_default_limit_is_read(con, t
     (tmp_path / f"transactions_{DAY}.csv").write_text(text)
     result = ingest.load_partition(con, DAY, tmp_path, now=NOW)
     assert result.rows_read == 1
+
+
+@pytest.mark.parametrize("column, sql", [
+    ("customer_id", "['C1', 'C2']"),                  # a list: read as '[C1, C2]' before
+    ("quantity", "INTERVAL 1 DAY"),                   # INTERVAL passed the "INT" prefix
+    ("country", "{'code': 'US'}"),
+])
+def test_parquet_nested_and_interval_types_are_refused(con, tmp_path, column, sql):
+    values = {c: "NULL" for c in schema.LANDING_COLUMNS} | {
+        "order_id": "'O1'", "line_number": "1", "customer_id": "'C1'", "order_ts": f"TIMESTAMP '{DAY} 10:00:00'",
+        "category": "'books'", "quantity": "1", "unit_price": "5.0", "channel": "'web'", "country": "'US'"}
+    values[column] = sql
+    path = tmp_path / f"transactions_{DAY}.parquet"
+    select = ", ".join(f"{v} AS {c}" for c, v in values.items())
+    duckdb.sql(f"COPY (SELECT {select}) TO '{path}' (FORMAT parquet)")
+    with pytest.raises(ingest.LandingFileError, match=f"Parquet schema mismatch: column {column} has type"):
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+
+
+def test_a_file_larger_than_one_days_file_is_refused_before_it_is_read(con, tmp_path, monkeypatch):
+    """A Parquet file of 10 KB expanded to 30M rows (8.8 GB in memory): refused from its metadata."""
+    monkeypatch.setattr(ingest, "MAX_FILE_ROWS", 5)
+    path = tmp_path / f"transactions_{DAY}.parquet"
+    duckdb.sql(f"COPY (SELECT 'O' || i AS order_id, 1 AS line_number, 'C1' AS customer_id, "
+               f"TIMESTAMP '{DAY} 10:00:00' AS order_ts, 'books' AS category, 1 AS quantity, 5.0 AS unit_price, "
+               f"'web' AS channel, 'US' AS country, NULL AS original_order_id FROM range(6) t(i)) TO '{path}' "
+               "(FORMAT parquet)")
+    with pytest.raises(ingest.LandingFileError, match="6 rows, more than the 5 of one day's file"):
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    path.unlink()
+    monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 100)
+    (tmp_path / f"transactions_{DAY}.csv").write_text(GOOD_TEXT)
+    with pytest.raises(ingest.LandingFileError, match="bytes, more than the 100 of one day's file"):
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert _counts(con)["raw.load_audit"] == 0
