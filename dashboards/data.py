@@ -21,6 +21,7 @@ table is shaped a little differently.
 import os
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,17 @@ def fmt_num(x: float | None, decimals: int = 2) -> str:
 def md_escape(text: str) -> str:
     """``text`` shown literally in Streamlit markdown: every ASCII punctuation mark backslash-escaped."""
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
+
+
+def customer_url(customer_id) -> str:
+    """The lookup page of one customer, the id URL-encoded ('+', '&', '#', '%' can be id characters too, and
+    parentheses would end a markdown link)."""
+    return "customer?customer_id=" + quote(str(customer_id), safe="/,:;@!$*")
+
+
+def customer_link(customer_id) -> str:
+    """A markdown link to the lookup page, its text the id shown literally (no link or markup of its own)."""
+    return f"[{md_escape(customer_id)}]({customer_url(customer_id)})"
 
 
 def fmt_feature(column: str, x) -> str:

@@ -192,3 +192,17 @@ def test_drift_line_from_the_manifest_psi():
                                   "· P(alive) 0.004 · segment shares 0.000. All below 0.1: stable.")
     line, large = data.drift({"psi.predicted_clv": 0.41, "psi.p_alive": 0.15})
     assert large and "Large shift (> 0.25) in predicted CLV:" in line and "P(alive) 0.150" in line
+
+
+def test_customer_links_carry_any_id_and_show_it_literally():
+    """Ids come from the supplier's files: '+', '&', '#' must survive the URL, markdown must stay text."""
+    from urllib.parse import parse_qs, urlsplit
+
+    for customer_id in ("C0000001", "+SUM(1,2)", "-1+1", "a&b#c", "x](https://evil.example/phish)", "50%"):
+        url = data.customer_url(customer_id)
+        assert parse_qs(urlsplit(url).query)["customer_id"] == [customer_id], url
+        assert "(" not in url and ")" not in url                      # cannot end the markdown link early
+    assert data.customer_link("C0000001") == "[C0000001](customer?customer_id=C0000001)"
+    assert data.customer_link("x](https://evil.example/phish)") == (
+        r"[x\]\(https\:\/\/evil\.example\/phish\)](customer?customer_id=x%5D%28https:/"
+        r"/evil.example/phish%29)")

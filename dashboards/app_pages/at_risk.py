@@ -87,7 +87,7 @@ def money(col: str):
 if len(rows) > SHOW_MAX:
     st.caption(f"Showing the first {SHOW_MAX:,} of {len(rows):,} rows in this order; the CSV has all of them.")
 shown = rows.head(SHOW_MAX).copy()
-shown["customer_id"] = "customer?customer_id=" + shown["customer_id"].astype(str)  # link to the lookup page
+shown["customer_id"] = shown["customer_id"].map(data.customer_url)  # link to the lookup page
 st.dataframe(
     shown,
     hide_index=True,

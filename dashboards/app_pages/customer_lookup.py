@@ -31,7 +31,7 @@ st.session_state["lookup_url_id"] = customer_id
 
 if not customer_id:
     st.info("Type a customer id and press Enter. Highest predicted CLV: "
-            + ", ".join(f"[{c}](customer?customer_id={c})" for c in top))
+            + ", ".join(data.customer_link(c) for c in top))
     st.stop()
 
 row = common.find_customer(snap.snapshot_id, scores, customer_id)
@@ -43,7 +43,7 @@ if row is None:
     )
     similar = data.similar_ids(scores, customer_id)
     if similar:
-        st.markdown("Did you mean: " + ", ".join(f"[{c}](customer?customer_id={c})" for c in similar))
+        st.markdown("Did you mean: " + ", ".join(data.customer_link(c) for c in similar))
     else:
         st.caption(f"Ids look like `{example}`. Customers first seen after the as-of date are not scored yet.")
     st.stop()
@@ -56,7 +56,7 @@ def _get(name: str):
     return row[name] if name in row.index else None
 
 
-st.subheader(f"Customer {row['customer_id']}")
+st.subheader(f"Customer {data.md_escape(row['customer_id'])}")
 interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
 c1, c2, c3, c4 = st.columns(4)
 median = _get("predicted_clv_p50")
