@@ -27,8 +27,10 @@ OPEN_ENDPOINTS = {"clv.health"}  # a load balancer's probe needs no token
 
 def require_token(app: Flask, token: str) -> None:
     """401 unless the request carries ``Authorization: Bearer <token>`` (the scheme in any case, as HTTP has it;
-    the token compared in constant time)."""
-    expected = token.encode()
+    the token compared in constant time). The server's token is taken without surrounding whitespace (a trailing
+    newline from a secrets file could never match), and a header is compared as the bytes the client sent
+    (werkzeug decodes headers as latin-1, so a UTF-8 client's non-ASCII token matches)."""
+    expected = token.strip().encode()
 
     @app.before_request
     def _check_token():
@@ -37,7 +39,8 @@ def require_token(app: Flask, token: str) -> None:
             return None
         given = request.headers.get("Authorization", "")
         scheme, _, credentials = given.strip().partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), expected)
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode("latin-1", "replace"),
+                                                                expected)
         if not ok:
             why = "missing" if not given else "wrong"
             body, status = error_response(401, "unauthorized", f"{why} token: send the header "

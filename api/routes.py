@@ -48,8 +48,10 @@ def health():
     _check_query(())
     try:
         snap = _store().snapshot()
-    except SnapshotNotFoundError as exc:
-        return jsonify({"status": "unavailable", "error": "no_snapshot", "message": str(exc)}), 503
+    except SnapshotNotFoundError:      # (open to anyone: the server's paths are not in the message)
+        return jsonify({"status": "unavailable", "error": "no_snapshot",
+                        "message": "no serving snapshot published yet: score and publish one (scoring_job, "
+                                   "`clv materialize score`, or `make run`)"}), 503
     published = snap.manifest.get("published_at")
     age = None
     if published:
@@ -87,11 +89,17 @@ def _id_problem(value) -> str | None:
 
 def _example() -> str:
     """The request to send, with two ids of the snapshot served (so the example looks like real ids)."""
+    ids = ["C0000001", "C0000002"]
     try:
-        ids = list(_store().view().scores["customer_id"].head(2))
+        served = [str(c) for c in _store().view().scores["customer_id"].head(2)]
+        if all(_PLAIN_ID.fullmatch(c) for c in served):     # never echo an odd id from a supplier's file
+            ids = served
     except SnapshotNotFoundError:
-        ids = ["C0000001", "C0000002"]
+        pass
     return f"send a JSON object like {json.dumps({'customer_ids': ids})}"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 def _body() -> bytes:

@@ -29,6 +29,7 @@ def test_create_app_opens_nothing_and_health_says_no_snapshot(app, client, tmp_p
     assert resp.status_code == 503
     assert resp.json["status"] == "unavailable" and "no serving snapshot" in resp.json["message"]
     assert resp.json["error"] == "no_snapshot"                         # the same code as every other endpoint
+    assert str(tmp_path) not in resp.json["message"]                  # open to anyone: no server paths
     resp = client.post("/predict", json={"customer_ids": ["00001"]})
     assert resp.status_code == 503 and resp.json["error"] == "no_snapshot"
 
@@ -333,6 +334,13 @@ def test_token_guards_every_endpoint_but_health(tmp_path, monkeypatch):
     assert client.get("/nope").status_code == 404 and client.post("/health").status_code == 405
     monkeypatch.delenv("CLV_API_TOKEN")
     assert create_app(snapshot_root=tmp_path / "serving").test_client().get("/segments").status_code == 200
+    # a token read from a secrets file with its newline, and a non-ASCII token sent as UTF-8, both match
+    with_newline = create_app(snapshot_root=tmp_path / "serving", token="s3cret\n").test_client()
+    assert with_newline.get("/segments", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    accented = create_app(snapshot_root=tmp_path / "serving", token="pässwort").test_client()
+    utf8 = "Bearer pässwort".encode().decode("latin-1")          # the bytes a UTF-8 client sends, as werkzeug reads
+    assert accented.get("/segments", headers={"Authorization": utf8}).status_code == 200
+    assert accented.get("/segments", headers={"Authorization": "Bearer passwort"}).status_code == 401
 
 
 def test_customer_history_and_segment_migration(client, tmp_path):
