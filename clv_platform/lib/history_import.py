@@ -94,6 +94,33 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
     return fmt, first_line
 
 
+MAX_GAP_DAYS = 366    # no row for longer than this between two rows of an export: a mistyped year, most likely
+
+
+def _refuse_long_gap(con: duckdb.DuckDBPyConnection, source: Path, rows_with_lines: str) -> None:
+    """Every day between an export's first and last rows gets a file (header-only without orders): one row dated
+    1926 instead of 2026 would write 36,500 files. Refuse a gap of more than a year, naming the rows on its
+    smaller side."""
+    gap = con.execute(
+        "SELECT day, next_day FROM (SELECT day, lead(day) OVER (ORDER BY day) AS next_day FROM (SELECT DISTINCT "
+        "day FROM _export WHERE day IS NOT NULL)) WHERE next_day - day > ? ORDER BY next_day - day DESC LIMIT 1",
+        [MAX_GAP_DAYS]).fetchall()
+    if not gap:
+        return
+    before, after = gap[0]
+    (n_before, n_after), = con.execute("SELECT count(*) FILTER (WHERE day <= ?), count(*) FILTER (WHERE day >= ?) "
+                                       "FROM _export", [before, after]).fetchall()
+    side = "day <= ?" if n_before <= n_after else "day >= ?"
+    lines = [line for (line,) in con.execute(
+        f"SELECT source_line FROM ({rows_with_lines}) WHERE {side} ORDER BY source_line LIMIT 3",
+        [before if n_before <= n_after else after]).fetchall()]
+    raise HistoryImportError(
+        f"{source}: no row between {before} and {after} ({(after - before).days - 1:,} days), which would become "
+        f"as many header-only daily files; {min(n_before, n_after):,} row(s) on one side of the gap (line(s) "
+        f"{', '.join(map(str, lines))}{' ...' if min(n_before, n_after) > 3 else ''}): a mistyped year? Fix or "
+        "remove them; nothing written")
+
+
 def import_history(source: str | Path, out_dir: str | Path, replace: bool = False,
                    today: date | None = None) -> HistoryImportSummary:
     """Split `source` into daily landing files in `out_dir` (see the module doc). Refuses (nothing written)
@@ -113,6 +140,7 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
         rows_with_lines = f"SELECT *, rowid + {first_line} AS source_line FROM _export"
         if fmt == "csv" and _register_row_lines(con, source, rows_read):
             rows_with_lines = "SELECT e.*, r.source_line FROM _export AS e JOIN _row_lines AS r ON r.row = e.rowid"
+        _refuse_long_gap(con, source, rows_with_lines)
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)] if start else []
         existing = [p.name for d in days for p in (out_dir / f"transactions_{d}.csv",
                                                    out_dir / f"transactions_{d}.parquet") if p.exists()]

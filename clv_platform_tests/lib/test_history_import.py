@@ -224,3 +224,15 @@ def test_a_parquet_export_without_returns_loads_its_empty_original_order_column(
     result = ingest.load_partition(con, "2024-03-01", tmp_path / "landing")
     assert (result.rows_read, result.rows_loaded) == (1, 1)
     con.close()
+
+
+def test_a_row_with_a_mistyped_year_stops_the_import_instead_of_writing_a_century_of_files(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([HEADER, "O1,1,C1,1926-11-20T10:00:00,books,1,5,web,US,",
+                                 "O2,1,C1,2026-11-19T10:00:00,books,1,5,web,US,",
+                                 "O3,1,C2,2026-11-20T10:00:00,books,1,5,web,US,"]) + "\n")
+    with pytest.raises(history_import.HistoryImportError,
+                       match=r"no row between 1926-11-20 and 2026-11-19 \(36,523 days\).* 1 row\(s\) on one side of "
+                             r"the gap \(line\(s\) 2\): a mistyped year\? Fix or remove them; nothing written"):
+        history_import.import_history(export, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("transactions_*"))
