@@ -33,6 +33,7 @@ MAX_UNIT_PRICE = 100_000       # unit price above this is implausible
 MAX_ID_CHARS = 200             # the longest id the API takes
 MAX_FILE_ROWS = 10_000_000     # one day's file; a Parquet file of a few KB can expand to any number of rows
 MAX_FILE_BYTES = 2 << 30       # one day's file is read whole
+_ONE_DAY = " of one day's file (several days in one file? `clv import-history` splits it into days)"
 MAX_LINE_BYTES = 2_000_000     # DuckDB's CSV reader reads no longer line (read_csv max_line_size default)
 RETURN_WINDOW_DAYS = 90        # a return must refer to a sale of the same customer at most this many days earlier
 DUPLICATE_WINDOW_DAYS = 30     # an order line already loaded from another day's file this close is a duplicate
@@ -180,8 +181,7 @@ def _read_bytes(path: Path) -> bytes:
         raise MissingLandingFileError(path, "file not found")
     try:
         if (size := path.stat().st_size) > MAX_FILE_BYTES:
-            raise LandingFileError(path, f"{size:,} bytes, more than the {MAX_FILE_BYTES:,} of one day's file (several "
-                                         "days in one file? `clv import-history` splits it into days)")
+            raise LandingFileError(path, f"{size:,} bytes, more than the {MAX_FILE_BYTES:,}{_ONE_DAY}")
         return path.read_bytes()
     except OSError as exc:
         raise LandingFileError(path, f"unreadable ({exc.strerror or exc})") from None
@@ -406,8 +406,7 @@ def _stage_parsed(
         except duckdb.Error as exc:
             raise LandingFileError(path, f"not a readable Parquet file ({_duckdb_problem(exc)})") from None
         if rows > MAX_FILE_ROWS:     # refused from its metadata, before its data is expanded in memory
-            raise LandingFileError(path, f"{rows:,} rows, more than the {MAX_FILE_ROWS:,} of one day's file (several "
-                                         "days in one file? `clv import-history` splits it into days)")
+            raise LandingFileError(path, f"{rows:,} rows, more than the {MAX_FILE_ROWS:,}{_ONE_DAY}")
         types = {name: typ for name, typ, *_ in described}
         missing = [c for c in schema.LANDING_COLUMNS if c not in types]
         extra = [c for c in types if c not in schema.LANDING_COLUMNS]

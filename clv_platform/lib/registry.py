@@ -288,8 +288,8 @@ def status(name: str, tracking_uri: str | None = None) -> dict:
     production, logged = aliases.get(PRODUCTION), (events[-1]["to"] if events else None)
     unlogged = None     # `production` moved by hand (the MLflow UI): the gate and the log did not see it
     if production is not None and logged is not None and str(logged) != production:
-        unlogged = (f"production is v{production}, but the last logged move put "
-                    f"{'v' + str(logged) if logged else 'nothing'} there: it was moved outside `clv promote`/"
+        unlogged = (f"production is v{production}, but the last logged move put v{logged} there: it was moved "
+                    "outside `clv promote`/"
                     "`clv rollback` (the MLflow UI?), without the gate and without a log entry")
     return {
         "name": name,

@@ -310,9 +310,9 @@ def log_to_mlflow(model: SegmentModel, example: pd.DataFrame, name: str = "segme
     """Log `model` as an MLflow pyfunc (with signature) in the active run; returns the ModelInfo."""
     from clv_platform.lib import registry
 
-    inputs = list(segment_inputs(example.head(1)).columns)
     # the five inputs as the scores hold them (counts are integers), else as segment_inputs derives them
-    example = example[inputs] if set(inputs) <= set(example.columns) else segment_inputs(example)
+    example = (example[SEGMENT_FEATURES] if set(SEGMENT_FEATURES) <= set(example.columns)
+               else segment_inputs(example))
     return registry.log_model_dir(model, "segment_model", example.head(200),
                                   ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy"), name,
                                   registered_model_name)

@@ -1,7 +1,8 @@
 """Where the platform stands, in one look (`clv status`): landing files (waiting, changed since loaded, dated
 outside the daily partitions, misnamed), what the warehouse loaded and quarantined, the last validation, the
 registered models and the published snapshot. Read only: the warehouse is opened read-only (and reported busy
-while a run writes it), the MLflow store is not created when absent."""
+while a run writes it), the MLflow store is not created when absent; its one write: after the data dir moved,
+MLflow's stored artifact paths follow it (registry.follow_moved_data_dir)."""
 
 import csv
 import datetime as dt
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv_platform.lib import ingest, landing, registry, schema, snapshot, warehouse
+from clv_platform.lib import ingest, landing, registry, schema, snapshot, validation, warehouse
 from clv_platform.lib.history_import import REJECTS_DIR
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings
@@ -162,10 +163,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
             "SELECT partition_date, source_file, sha256, problem FROM raw.load_failures").fetchall()} \
             if warehouse.table_exists(con, "raw.load_failures") else {}
         # loaded after their latest validation, or never validated (a run stopped between its load and checks)
-        unvalidated = [d for (d,) in con.execute(
-            "SELECT a.partition_date FROM raw.load_audit AS a LEFT JOIN (SELECT partition_date, max(checked_at) "
-            "AS checked_at FROM staging.validation_results GROUP BY 1) AS v USING (partition_date) "
-            "WHERE v.checked_at IS NULL OR v.checked_at < a.loaded_at ORDER BY 1").fetchall()]
+        unvalidated = [day for day, why, _ in validation.partitions_not_passed(con) if why == validation.NOT_VALIDATED]
     except duckdb.Error as exc:
         st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
         return None

@@ -415,13 +415,16 @@ def record_results(con: duckdb.DuckDBPyConnection, run: ValidationRun, checked_a
             con.execute("INSERT INTO staging.validation_results SELECT * FROM _validation_rows")
 
 
+NOT_VALIDATED = "not validated since its load"
+
+
 def partitions_not_passed(con: duckdb.DuckDBPyConnection) -> list[tuple[date, str, str | None]]:
     """(day, why, source file) of each loaded partition whose rows have not passed the blocking checks: one
     failing its latest validation (staging.validation_results), or loaded since its last validation (a run
     stopped between its load and its checks). Nothing downstream (features, training, scoring) may use them."""
     return [tuple(row) for row in con.execute("""
         SELECT a.partition_date,
-               CASE WHEN v.checked_at IS NULL OR v.checked_at < a.loaded_at THEN 'not validated since its load'
+               CASE WHEN v.checked_at IS NULL OR v.checked_at < a.loaded_at THEN $not_validated
                     ELSE 'fails ' || v.failing END,
                a.source_file
         FROM raw.load_audit AS a
@@ -429,7 +432,7 @@ def partitions_not_passed(con: duckdb.DuckDBPyConnection) -> list[tuple[date, st
                           string_agg(CASE WHEN NOT success THEN expectation END, ', ' ORDER BY expectation) AS failing
                    FROM staging.validation_results GROUP BY 1) AS v USING (partition_date)
         WHERE v.checked_at IS NULL OR v.checked_at < a.loaded_at OR v.failing IS NOT NULL
-        ORDER BY 1""").fetchall()]
+        ORDER BY 1""", {"not_validated": NOT_VALIDATED}).fetchall()]
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, partition_dates: list[date | str]) -> dict:

@@ -8,7 +8,7 @@ import dagster as dg
 
 from clv_platform.defs.ingestion.assets import RAW_LOAD_AUDIT, STAGING_TRANSACTIONS
 from clv_platform.defs.resources import WarehouseResource
-from clv_platform.lib import validation, warehouse
+from clv_platform.lib import validation
 
 
 def _run_days(context) -> list[str] | None:
@@ -105,8 +105,6 @@ def require_passed_checks(con) -> None:
     another day, the rescore sensor, `clv materialize score`) would compute from a day that failed them. So the
     features (the first step of training and scoring) and the segment history refuse while any loaded day has
     not passed them."""
-    if not warehouse.table_exists(con, "raw.load_audit"):
-        return
     bad = validation.partitions_not_passed(con)
     if bad:
         shown = "; ".join(f"{day} {why} ({Path(source).name if source else 'no file'})" for day, why, source in bad[:3])
