@@ -4,6 +4,7 @@ warehouse, an empty data dir."""
 import datetime as dt
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from clv_platform.cli import cli
@@ -298,10 +299,8 @@ def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path
     (landing / "transactions_2024-03-11.csv").write_text(HEADER + "\nO2,1,C1,2024-03-11T09:00:00,books,1,5,web\n")
     con = warehouse.connect(settings.warehouse_path)
     ingest.load_partition(con, "2024-03-10", landing, now=NOW)
-    try:
+    with pytest.raises(ingest.LandingFileError):
         ingest.load_partition(con, "2024-03-11", landing, now=NOW)
-    except ingest.LandingFileError:
-        pass
     validation.validate_partitions(con, ["2024-03-10"])
     con.close()
     assert _landing_attention(status.collect(settings, now=NOW)) == [
@@ -317,10 +316,8 @@ def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path
     assert con.execute("SELECT count(*) FROM raw.load_failures").fetchone()[0] == 0    # gone with the load
     # a loaded day re-delivered broken: refused again at its load, and named as such, not as "changed"
     (landing / "transactions_2024-03-10.csv").write_text("order_id;line\nO9;1\n")
-    try:
+    with pytest.raises(ingest.LandingFileError):
         ingest.load_partition(con, "2024-03-10", landing, now=NOW)
-    except ingest.LandingFileError:
-        pass
     con.close()
     attention = _landing_attention(status.collect(settings, now=NOW))
     assert len(attention) == 1 and attention[0].startswith(
