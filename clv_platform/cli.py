@@ -104,6 +104,14 @@ def import_history_command(file, out, replace) -> None:
     else:
         click.echo(f"{s.files:,} daily files {s.start}..{s.end} in {s.out_dir} ({s.empty_days:,} day(s) without "
                    "orders got a header-only file)")
+    if s.replaced:
+        fewer = {n: (b, a) for n, (b, a) in s.replaced.items() if b is None or a < b}
+        click.echo(f"replaced {len(s.replaced):,} daily file(s); the old ones are kept in {s.replaced_dir}")
+        if fewer:
+            click.echo(f"warning: {len(fewer):,} replaced day(s) now hold fewer rows than before: " + ", ".join(
+                f"{n} {'?' if b is None else f'{b:,}'} -> {a:,}" for n, (b, a) in list(fewer.items())[:5])
+                + (" ..." if len(fewer) > 5 else "") + ". A day's file is replaced whole: import an export "
+                "holding all of that day's rows, or copy rows back from the old file", err=True)
     if s.unassigned_file:
         click.echo(f"rows set aside (line, reason, row): {s.unassigned_file}", err=True)
     first = get_settings().partitions_start
@@ -163,14 +171,15 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
     daily files as one line each plus totals. Exit 1 if any file (or any of its rows) would be rejected."""
     from pathlib import Path
 
-    from clv_platform.lib import ingest
+    from clv_platform.lib import ingest, landing
     from clv_platform.lib.settings import get_settings
 
-    files = []
+    files, misnamed = [], []
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if ingest.schema.LANDING_FILE_RE.match(p.name))
-            if not found:
+            misnamed += [path / name for name in landing.misnamed_files(path)]     # as `clv status` lists them
+            if not found and not misnamed:
                 raise click.ClickException(f"{path}: no transactions_YYYY-MM-DD.csv|parquet files in this folder")
             files += found
         else:
@@ -179,12 +188,18 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
         vocabularies = get_settings().vocabularies()
     except ingest.schema.VocabularyFileError as exc:
         raise click.ClickException(str(exc)) from None
+    ok = True
     if len(files) == 1:
         ok = _validate_one(ingest.check_file(files[0], examples=examples, vocabularies=vocabularies))
-    else:
+    elif files:
         ok = _validate_many([ingest.check_file(f, examples=0, vocabularies=vocabularies) for f in
                              _with_progress(files)], vocabularies.source)
-    if not ok:
+    for path in misnamed:
+        click.echo(f"NOT LOADED {path}: not a landing file name (transactions_YYYY-MM-DD.csv or .parquet); no "
+                   "partition loads it")
+    if misnamed:
+        click.echo(f"RESULT: {len(misnamed):,} file(s) no partition loads")
+    if not ok or misnamed:
         sys.exit(1)
 
 
@@ -212,8 +227,7 @@ def _validate_one(report) -> bool:
             row = io.StringIO()       # as the file holds it: a value with a comma or a quote is quoted
             csv.writer(row, lineterminator="").writerow(
                 ["" if ex[c] is None else str(ex[c]) for c in ingest.schema.LANDING_COLUMNS])
-            # control characters shown as escapes: a tab or line break stays visible, a terminal escape inert
-            shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", row.getvalue())
+            shown = _visible(row.getvalue())
             click.echo(f"  {ex['source_line']}: {ex['reasons']} | {shown}")
     click.echo("note: returns of earlier days' orders, and lines already loaded from another day's file, are checked "
                "against the warehouse only when loaded")
@@ -233,6 +247,20 @@ def _echo_reasons(reason_counts: dict[str, int], unknown_values: dict[str, dict[
     for column, values in unknown_values.items():
         listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.items())
         click.echo(f"  {column} values not in the vocabulary: {listed}")
+
+
+def _visible(text: str) -> str:
+    """Control, invisible and non-ASCII space characters as escapes: a tab or line break stays visible, a terminal
+    escape inert, and a no-break or zero-width space is not taken for a space or for nothing."""
+    import unicodedata
+
+    def escape(m):
+        c = m.group()
+        if unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return re.sub(r"[^\x20-\x7e]", escape, text)
 
 
 def _validate_many(reports, vocabularies: str) -> bool:

@@ -9,12 +9,13 @@ otherwise make a file for every day up to it), is not given a file: it goes to
 rows read = rows written + rows unassigned. Nothing else is judged here: the loader's rules do that.
 """
 
+import csv
 import gzip
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +24,19 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from clv_platform.lib import warehouse
-from clv_platform.lib.ingest import OTHER_DELIMITERS, LandingFileError, csv_row_lines, parquet_type_problem
+from clv_platform.lib.ingest import (
+    MAX_LINE_BYTES,
+    LandingFileError,
+    csv_row_lines,
+    duckdb_problem,
+    header_problem,
+    parquet_type_problem,
+)
+from clv_platform.lib.landing import landing_day
 from clv_platform.lib.schema import LANDING_COLUMNS
 
 REJECTS_DIR = "import_rejects"
+REPLACED_DIR = "import_replaced"     # <out>/import_replaced/<time>/: the daily files an import with --replace replaced
 
 
 class HistoryImportError(ValueError):
@@ -46,6 +56,9 @@ class HistoryImportSummary:
     end: date | None
     unassigned_file: Path | None
     seconds: float
+    # daily files --replace overwrote: {name: (rows before, rows now)}; the old files are kept in replaced_dir
+    replaced: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    replaced_dir: Path | None = None
 
 
 def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[str, int]:
@@ -53,8 +66,11 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
     `future` columns; returns (output format, first line)."""
     name = source.name.lower()
     if name.endswith((".csv", ".csv.gz")):
-        reader = (f"read_csv({warehouse.sql_text(str(source))}, header = true, all_varchar = true, delim = ',', "
-                  "quote = '\"', escape = '\"', strict_mode = true)")
+        header = _csv_header(source)
+        columns = ", ".join(f"{warehouse.sql_text(c)}: 'VARCHAR'" for c in header)
+        reader = (f"read_csv({warehouse.sql_text(str(source))}, header = true, auto_detect = false, "
+                  f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
+                  f"max_line_size = {MAX_LINE_BYTES})")
         fmt, first_line = "csv", 2        # the header is line 1
     elif name.endswith(".parquet"):
         reader = f"read_parquet({warehouse.sql_text(str(source))})"
@@ -64,17 +80,14 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
     try:
         columns = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
     except duckdb.Error as exc:
-        raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
+        raise HistoryImportError(f"{source}: unreadable ({duckdb_problem(exc)})") from None
     missing = [c for c in LANDING_COLUMNS if c not in columns]
     extra = [c for c in columns if c not in LANDING_COLUMNS]
-    if len(columns) == 1 and extra:      # one column named like a whole header: another delimiter
-        for char, name in OTHER_DELIMITERS.items():
-            if char in extra[0]:
-                raise HistoryImportError(f"{source}: the header is split by {name}s ({char!r}); exports must be "
-                                         "comma-separated")
     if missing or extra:
         problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
+        if any(c.startswith("__index_level_") for c in extra):
+            problems.append("__index_level_* is a pandas index: write the file with index=False")
         raise HistoryImportError(f"{source}: {'; '.join(problems)} (expected {', '.join(LANDING_COLUMNS)})")
     if fmt == "parquet":    # the daily files keep the export's types: refuse what the loader would refuse
         for column in LANDING_COLUMNS:
@@ -90,8 +103,37 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
                     f"coalesce(d > $today, false) AS future FROM (SELECT {', '.join(LANDING_COLUMNS)}, {day} AS d "
                     f"FROM {reader})", {"today": today})
     except duckdb.Error as exc:
-        raise HistoryImportError(f"{source}: unreadable ({str(exc).splitlines()[0]})") from None
+        if fmt == "csv":          # name the line when the loader's own line check finds it
+            _row_lines_or_refuse(source, None)
+        raise HistoryImportError(f"{source}: unreadable ({duckdb_problem(exc)})") from None
     return fmt, first_line
+
+
+def _csv_header(source: Path) -> list[str]:
+    """The export's columns from its first line, checked as the loader checks a landing file's header, except
+    that any column order is taken (the daily files are written in the landing order)."""
+    opener = gzip.open if source.name.lower().endswith(".gz") else open
+    try:
+        with opener(source, "rb") as f:
+            line = f.readline(MAX_LINE_BYTES)
+    except (OSError, EOFError) as exc:
+        raise HistoryImportError(f"{source}: unreadable ({exc})") from None
+    line = line.removeprefix(b"\xef\xbb\xbf")       # spreadsheet exports start with a BOM; the daily files won't
+    if not line:
+        raise HistoryImportError(f"{source}: empty file (0 bytes); an export needs the header line")
+    if b"\r" in line.rstrip(b"\r\n"):
+        problem = ("line endings are CR only (classic Mac OS); save it with LF or CRLF line endings"
+                   if not line.endswith(b"\n") else "line 1 has a carriage return (CR) inside it")
+        raise HistoryImportError(f"{source}: {problem}; nothing written")
+    try:
+        first = line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise HistoryImportError(f"{source}: bad encoding: byte 0x{line[exc.start]:02x} on line 1 is not valid "
+                                 "UTF-8; nothing written") from None
+    header = next(csv.reader([first]))
+    if sorted(header) != sorted(LANDING_COLUMNS):
+        raise HistoryImportError(f"{source}: {header_problem(first)}; nothing written")
+    return header
 
 
 MAX_GAP_DAYS = 366    # no row for longer than this between two rows of an export: a mistyped year, most likely
@@ -149,23 +191,31 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
                 f"{out_dir}: {len(existing)} daily file(s) of {start}..{end} exist already ({', '.join(existing[:3])}"
                 f"{' ...' if len(existing) > 3 else ''}); nothing written (--replace overwrites them)")
         staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))  # same file system: renames are atomic
+        replaced, replaced_dir = {}, None
+        if existing:     # an export lacking rows of a day it replaces would lose them: keep the old files
+            replaced_dir = out_dir / REPLACED_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            replaced_dir.mkdir(parents=True)
+            rows_before = {name: _rows_in(con, out_dir / name) for name in existing}
         try:
             written = _write_days(con, staging, fmt)
+            for name in existing:
+                os.replace(out_dir / name, replaced_dir / name)
             for day in days:
-                for other in ("csv", "parquet"):      # a replaced day keeps one file, not a .csv and a .parquet
-                    stale = out_dir / f"transactions_{day}.{other}"
-                    if other != fmt and stale.exists():
-                        stale.unlink()
                 target = out_dir / f"transactions_{day}.{fmt}"
                 if day in written:
                     os.replace(written[day], target)
                 else:
                     _write_empty_day(con, target, fmt)
+            if existing:
+                rows_now = dict(con.execute("SELECT day, count(*) FROM _by_day GROUP BY day").fetchall())
+                replaced = {name: (rows_before[name], rows_now.get(landing_day(name), 0)) for name in existing}
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        unassigned_file = None
-        if unassigned:
-            unassigned_file = out_dir / REJECTS_DIR / f"{source.name}.unassigned.csv"
+        unassigned_file = out_dir / REJECTS_DIR / f"{source.name}.unassigned.csv"
+        if not unassigned:          # an earlier import of this export set rows aside; this one placed them all
+            unassigned_file.unlink(missing_ok=True)
+            unassigned_file = None
+        else:
             unassigned_file.parent.mkdir(exist_ok=True)
             con.execute(
                 "COPY (SELECT source_line, CASE WHEN future THEN 'ts_in_future' "
@@ -178,19 +228,36 @@ def import_history(source: str | Path, out_dir: str | Path, replace: bool = Fals
     return HistoryImportSummary(
         source=source, out_dir=out_dir, rows_read=rows_read, rows_written=rows_read - unassigned,
         rows_unassigned=unassigned, files=len(days), empty_days=len(days) - len(written), start=start, end=end,
-        unassigned_file=unassigned_file, seconds=time.perf_counter() - started,
+        unassigned_file=unassigned_file, seconds=time.perf_counter() - started, replaced=replaced,
+        replaced_dir=replaced_dir,
     )
+
+
+def _rows_in(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """Rows of a daily file about to be replaced (None when it cannot be read as one)."""
+    try:
+        if path.suffix == ".parquet":
+            return con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchall()[0][0]
+        with path.open(newline="", encoding="utf-8") as f:
+            return max(sum(1 for row in csv.reader(f) if row) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error, duckdb.Error):
+        return None
+
+
+def _row_lines_or_refuse(source: Path, rows: int | None):
+    """csv_row_lines of the export (None, or each row's line); a malformed line refuses the export, naming it."""
+    try:
+        data = gzip.decompress(source.read_bytes()) if source.name.lower().endswith(".gz") else source.read_bytes()
+        return csv_row_lines(source, data.removeprefix(b"\xef\xbb\xbf"), rows)
+    except LandingFileError as exc:
+        raise HistoryImportError(f"{exc}; nothing written") from None
 
 
 def _register_row_lines(con: duckdb.DuckDBPyConnection, source: Path, rows: int) -> bool:
     """Check the export's lines as the loader checks a landing file's (a row with more fields than the
     header fails, naming its line) and, when blank lines or quoted line breaks shift rows against lines,
     register `_row_lines` (`row`: the row's index in export order, `source_line`: its line). True if registered."""
-    try:
-        data = gzip.decompress(source.read_bytes()) if source.name.lower().endswith(".gz") else source.read_bytes()
-        lines = csv_row_lines(source, data, rows)
-    except LandingFileError as exc:
-        raise HistoryImportError(str(exc)) from None
+    lines = _row_lines_or_refuse(source, rows)
     if lines is None:
         return False
     con.register("_row_lines", pd.DataFrame({"row": range(len(lines)), "source_line": lines}))

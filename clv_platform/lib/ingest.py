@@ -47,7 +47,7 @@ REASONS = {
     "missing_customer_id": "customer_id is empty",
     "id_with_spaces": "order_id, customer_id or original_order_id starts or ends with whitespace",
     "bad_id": f"order_id, customer_id or original_order_id holds a control character (tab, line break, NUL...) "
-              f"or is longer than {MAX_ID_CHARS} characters",
+              f"or an invisible one (zero-width space, BOM...), or is longer than {MAX_ID_CHARS} characters",
     "missing_timestamp": "order_ts is empty",
     "bad_timestamp": "order_ts is not YYYY-MM-DDTHH:MM:SS",
     "ts_outside_partition_day": "order_ts is not on the file's day",
@@ -187,6 +187,45 @@ def _read_bytes(path: Path) -> bytes:
         raise LandingFileError(path, f"unreadable ({exc.strerror or exc})") from None
 
 
+_CR_ONLY = ("line endings are CR only (classic Mac OS): no line feed in the file; save it with LF or CRLF "
+            "line endings")
+_DATA_LIKE = re.compile(r"^[+-]?[\d.,]+$|^\d{4}-\d{2}-\d{2}")   # a number or a date: a value, not a column name
+
+
+def header_problem(first: str) -> str | None:
+    """What is wrong with a CSV's first line as the landing header (None: it is the header). Shared by the
+    loader and `clv import-history`, so both say the same."""
+    expected = list(schema.LANDING_COLUMNS)
+    if not first.strip():
+        return "missing header: the first line is empty"
+    header = next(csv.reader([first]))
+    if header == expected:
+        return None
+    for delim, name in OTHER_DELIMITERS.items():
+        if len(header) == 1 and delim in first:
+            return f"wrong delimiter: the header is {name}-separated; expected commas"
+    wanted = f"expected the header {','.join(expected)}"
+    if any(_DATA_LIKE.match(c.strip()) for c in header):
+        return f"missing header: the first line looks like data ({first[:60]!r}); {wanted}"
+    if [c.strip() for c in header] == expected:
+        return f"wrong header: column names with spaces around them ({first[:80]!r}); {wanted}, no spaces"
+    if [c.strip().lower() for c in header] == expected:
+        return f"wrong header: column names are lower case; {wanted}"
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    if not missing and not extra:
+        return f"wrong header: columns out of order, {wanted}"
+    parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+        [f"unexpected column(s) {', '.join(repr(c) if c != c.strip() or not c else c for c in extra)}"]
+        if extra else [])
+    if any(not c.strip() for c in extra):
+        parts.append("a column without a name (a trailing comma?)")
+    if not set(header) & set(expected):
+        parts.append(f"none of the columns is a landing column: the first line must be the header, with the "
+                     f"landing column names (there is no column mapping; {wanted})")
+    return "wrong header: " + "; ".join(parts)
+
+
 def _check_csv_bytes(path: Path, data: bytes) -> None:
     """File-level checks of a CSV landing file: encoding, BOM, header, delimiter, truncation."""
     if not data:
@@ -207,30 +246,15 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise LandingFileError(path, f"bad encoding: NUL byte on line {line}")
     newline = data.find(b"\n")          # (split would copy the whole rest of the file)
+    if b"\r" in (data if newline < 0 else data[:newline]).rstrip(b"\r"):
+        raise LandingFileError(path, _CR_ONLY if newline < 0 else "line 1 has a carriage return (CR) inside it")
     first = (data if newline < 0 else data[:newline]).decode("utf-8").rstrip("\r")
-    if not first.strip():
-        raise LandingFileError(path, "missing header: the first line is empty")
-    header = next(csv.reader([first]))
-    expected = list(schema.LANDING_COLUMNS)
-    if header != expected:
-        for delim, name in OTHER_DELIMITERS.items():
-            if len(header) == 1 and delim in first:
-                raise LandingFileError(path, f"wrong delimiter: the header is {name}-separated; expected commas")
-        if len(header) == len(expected) and not set(header) & set(expected):
-            raise LandingFileError(path, f"missing header: the first line looks like data ({first[:60]!r})")
-        missing = [c for c in expected if c not in header]
-        extra = [c for c in header if c not in expected]
-        if missing or extra:
-            parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-                [f"unexpected column(s) {', '.join(c if c.strip() else repr(c) for c in extra)}"] if extra else []
-            )
-            if any(not c.strip() for c in extra):
-                parts.append("a column without a name (a trailing comma?)")
-            raise LandingFileError(path, "wrong header: " + "; ".join(parts))
-        raise LandingFileError(path, f"wrong header: columns out of order, expected {','.join(expected)}")
+    if problem := header_problem(first):
+        raise LandingFileError(path, problem)
     if not data.endswith(b"\n") and b"\n" in data:
+        expected = schema.LANDING_COLUMNS
         last_line = data.rsplit(b"\n", 1)[1].decode("utf-8")
-        fields = next(csv.reader(io.StringIO(last_line)), [])
+        fields = next(csv.reader(io.StringIO(last_line, newline="")), [])
         line = data.count(b"\n") + 1
         if last_line.count('"') % 2:
             raise LandingFileError(path, f"truncated last line {line}: unterminated quote and no line end")
@@ -240,7 +264,7 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
             )
 
 
-def _duckdb_problem(exc: duckdb.Error) -> str:
+def duckdb_problem(exc: duckdb.Error) -> str:
     """A short reading of a DuckDB reader error (it appends a long list of reader options and the query)."""
     text = str(exc)
     line = re.search(r"CSV Error on Line: (\d+)", text)
@@ -291,7 +315,7 @@ def csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | Non
             raise LandingFileError(path, f"malformed CSV: line {line} has {int(fields[line - 1])} fields, "
                                          f"expected {expected}")
         found = np.flatnonzero(~blank) + 2
-        if rows is not None and rows != len(found):
+        if rows is not None and rows != len(found) and found.size:
             # DuckDB's reader drops a last line longer than it can read (tens of MB), without an error
             longest = int(np.argmax(lengths[1:])) + 2
             raise LandingFileError(path, f"malformed CSV: {rows:,} rows read from {len(found):,} data lines; "
@@ -336,9 +360,16 @@ def parquet_type_problem(column: str, typ: str) -> str | None:
     if typ.startswith(_TIME_ZONE_TYPES):
         return f"column {column} has type {typ} ({column} must be a timestamp without time zone, in local time)"
     base = typ.strip("\"").split("(")[0]
-    if base != "NULL" and base not in _PARQUET_TYPES.get(column, {"VARCHAR"}):
-        return f"column {column} has type {typ}"
-    return None
+    allowed = _PARQUET_TYPES.get(column, {"VARCHAR"})
+    if base == "NULL" or base in allowed:
+        return None
+    if base in ("DOUBLE", "FLOAT") and "BIGINT" in allowed:
+        hint = "whole numbers with a missing value are written as floats by pandas: fill it, or use dtype Int64"
+    elif base in _SIGNED | {"DOUBLE", "FLOAT"} and allowed == {"VARCHAR"}:
+        hint = "a text column: write it as strings (pandas: astype(str)), keeping any leading zeros"
+    else:
+        hint = "allowed: " + ", ".join(sorted(allowed))
+    return f"column {column} has type {typ} ({hint})"
 
 
 def _parquet_text(column: str, typ: str) -> str:
@@ -404,7 +435,7 @@ def _stage_parsed(
             described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
             ((rows,),) = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchall()
         except duckdb.Error as exc:
-            raise LandingFileError(path, f"not a readable Parquet file ({_duckdb_problem(exc)})") from None
+            raise LandingFileError(path, f"not a readable Parquet file ({duckdb_problem(exc)})") from None
         if rows > MAX_FILE_ROWS:     # refused from its metadata, before its data is expanded in memory
             raise LandingFileError(path, f"{rows:,} rows, more than the {MAX_FILE_ROWS:,}{_ONE_DAY}")
         types = {name: typ for name, typ, *_ in described}
@@ -414,6 +445,8 @@ def _stage_parsed(
             parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
                 [f"unexpected column(s) {', '.join(extra)}"] if extra else []
             )
+            if any(c.startswith("__index_level_") for c in extra):
+                parts.append("__index_level_* is a pandas index: write the file with index=False")
             raise LandingFileError(path, "Parquet schema mismatch: " + "; ".join(parts))
         for col in schema.LANDING_COLUMNS:
             if type_problem := parquet_type_problem(col, types[col]):
@@ -440,7 +473,7 @@ def _stage_parsed(
     except duckdb.Error as exc:
         if path.suffix == ".csv":
             csv_row_lines(path, data, None)        # names the line when a row has the wrong number of fields
-        raise LandingFileError(path, problem.format(_duckdb_problem(exc))) from None
+        raise LandingFileError(path, problem.format(duckdb_problem(exc))) from None
     finally:
         con.execute("DROP VIEW _landing_source")
     # rowid follows insertion order = file order: header is line 1 of a CSV, first row is row 1 of Parquet.

@@ -108,7 +108,8 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     if rows:
         st.attention.append(f"{rows:,} row(s) of history exports set aside by `clv import-history` (no readable "
                             f"day, or dated after the import day): {landing.name_list([str(f) for f in unassigned])}; "
-                            "correct and import them again, or remove the file once they are dealt with")
+                            "correct them in the export and import it whole again with --replace (a day's file is replaced "
+                            "whole), or remove the file once they are dealt with")
     start = dt.date.fromisoformat(settings.partitions_start)     # (get_settings checked it)
     early, future = landing.outside_partitions(files, start, today)
     st.landing["out_of_range"] = len(early) + len(future)

@@ -126,20 +126,58 @@ def test_existing_days_are_kept_unless_replaced(tmp_path):
         history_import.import_history(export, landing)
     assert sorted(p.name for p in landing.iterdir()) == ["transactions_2024-03-01.parquet"]   # nothing written
     history_import.import_history(export, landing, replace=True)
-    assert sorted(p.name for p in landing.iterdir()) == ["transactions_2024-03-01.csv"]      # one file per day
+    assert sorted(p.name for p in landing.glob("transactions_*")) == ["transactions_2024-03-01.csv"]  # one a day
+    assert [p.name for p in landing.glob("import_replaced/*/*")] == ["transactions_2024-03-01.parquet"]  # kept
+
+
+def test_following_the_advice_for_set_aside_rows_loses_nothing(tmp_path, monkeypatch):
+    """An export with one unreadable date: its row is set aside; importing only the corrected row with --replace
+    replaced that day's file whole (its other row was gone, silently). The replaced file is now kept, the command
+    says the day has fewer rows, and a later import that places every row clears the set-aside file."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    landing = tmp_path / "data" / "landing"
+    export = tmp_path / "may.csv"
+    export.write_text(HEADER + "\nM1,1,C1,2024-05-12T09:00:00,books,2,12.5,web,US,\nM2,1,C2,12/05/2024,books,1,5,web,US,\n")
+    assert CliRunner().invoke(cli, ["import-history", str(export)]).exit_code == 1     # M2 set aside
+    assert (landing / "import_rejects" / "may.csv.unassigned.csv").exists()
+    fix = tmp_path / "fix.csv"
+    fix.write_text(HEADER + "\nM2,1,C2,2024-05-12T10:00:00,books,1,5,web,US,\n")
+    out = CliRunner().invoke(cli, ["import-history", "--replace", str(fix)])
+    assert out.exit_code == 0, out.output
+    assert "transactions_2024-05-12.csv 1 -> 1" not in out.output and "fewer rows" not in out.output
+    kept = list((landing / history_import.REPLACED_DIR).glob("*/transactions_2024-05-12.csv"))
+    assert len(kept) == 1 and "M1" in kept[0].read_text()                           # the old day is kept
+    # the corrected export, whole: both rows placed, the set-aside file of may.csv is cleared
+    export.write_text(HEADER + "\nM1,1,C1,2024-05-12T09:00:00,books,2,12.5,web,US,\nM2,1,C2,2024-05-12T10:00:00,books,1,5,web,US,\n")
+    out = CliRunner().invoke(cli, ["import-history", "--replace", str(export)])
+    assert out.exit_code == 0 and "replaced 1 daily file(s)" in out.output
+    assert (landing / "transactions_2024-05-12.csv").read_text().count("\n") == 3
+    assert not (landing / "import_rejects" / "may.csv.unassigned.csv").exists()
+    # a replacement with fewer rows than the day had is named
+    out = CliRunner().invoke(cli, ["import-history", "--replace", str(fix)])
+    assert "transactions_2024-05-12.csv 2 -> 1" in out.output and "fewer rows than before" in out.output
 
 
 @pytest.mark.parametrize("name, text, message", [
     ("e.csv", "order_id,customer_id\nO1,C1\n", "missing column(s) line_number, order_ts"),
     ("e.csv", HEADER + ",note\n" + "O1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,,x\n",
      "unexpected column(s) note"),
-    ("e.csv", HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books\n", "unreadable"),
     ("e.txt", HEADER + "\n", "not a .csv, .csv.gz or .parquet file"),
-    ("e.csv", HEADER.replace(",", ";") + "\n", "the header is split by semicolons (';')"),
+    ("e.csv", HEADER.replace(",", ";") + "\n", "the header is semicolon-separated"),
+    # a malformed row is named by its line (the reader's sniffer said "Error when sniffing file")
+    ("e.csv", HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,\nO2,1,C1,2024-03-01T09:00:00,books\n",
+     "line 3 has 5 fields, expected 10"),
+    ("e.csv", HEADER + "\nO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,,x\n", "line 2 has 11 fields, expected 10"),
+    ("e.csv", HEADER + '\nO1,1,"C1,2024-03-01T09:00:00,books,2,12.5,web,US,\n', "value with an unterminated quote"),
+    # a spreadsheet's export: a preamble line, CR-only line endings, or nothing at all
+    ("e.csv", "Sales export generated 2024-03-02\n" + HEADER + "\n", "the first line must be the header"),
+    ("e.csv", HEADER + "\rO1,1,C1,2024-03-01T09:00:00,books,2,12.5,web,US,\r", "line endings are CR only"),
+    ("e.csv", "", "empty file (0 bytes)"),
+    ("e.csv", HEADER.replace(",", ", ") + "\n", "column names with spaces around them"),
 ])
 def test_an_export_that_cannot_be_split_names_file_and_problem(tmp_path, name, text, message):
     export = tmp_path / name
-    export.write_text(text)
+    export.write_bytes(text.encode())
     with pytest.raises(history_import.HistoryImportError) as err:
         history_import.import_history(export, tmp_path / "landing")
     assert str(err.value).startswith(str(export)) and message in str(err.value)

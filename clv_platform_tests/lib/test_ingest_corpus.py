@@ -296,6 +296,27 @@ def test_parquet_nested_and_interval_types_are_refused(con, tmp_path, column, sq
         ingest.load_partition(con, DAY, tmp_path, now=NOW)
 
 
+@pytest.mark.parametrize("change, hint", [
+    ({"line_number": [1.0, None]}, "fill it, or use dtype Int64"),          # pandas: an int column with a NaN
+    ({"customer_id": [7, 8]}, "write it as strings (pandas: astype(str)), keeping any leading zeros"),
+    ("index", "__index_level_* is a pandas index: write the file with index=False"),
+])
+def test_parquet_written_by_pandas_is_refused_with_the_fix(con, tmp_path, change, hint):
+    import pandas as pd
+
+    frame = pd.DataFrame({"order_id": ["O1", "O2"], "line_number": [1, 1], "customer_id": ["C1", "C2"],
+                          "order_ts": pd.to_datetime([f"{DAY} 10:00"] * 2), "category": "books", "quantity": 1,
+                          "unit_price": 5.0, "channel": "web", "country": "US", "original_order_id": None})
+    path = tmp_path / f"transactions_{DAY}.parquet"
+    if change == "index":
+        frame.set_index(pd.Index([3, 4])).to_parquet(path)
+    else:
+        frame.assign(**change).to_parquet(path, index=False)
+    with pytest.raises(ingest.LandingFileError, match="Parquet schema mismatch") as refused:
+        ingest.load_partition(con, DAY, tmp_path, now=NOW)
+    assert hint in str(refused.value)
+
+
 def test_a_file_larger_than_one_days_file_is_refused_before_it_is_read(con, tmp_path, monkeypatch):
     """A Parquet file of 10 KB expanded to 30M rows (8.8 GB in memory): refused from its metadata."""
     monkeypatch.setattr(ingest, "MAX_FILE_ROWS", 5)

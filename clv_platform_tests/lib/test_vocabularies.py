@@ -124,9 +124,13 @@ def test_validate_cli_shows_the_vocabularies_and_the_values_to_add(tmp_path, lan
 def test_validate_cli_on_a_folder_sums_up_every_file(tmp_path, landing):
     _write(landing / "transactions_2024-03-11.csv", HEADER + "\nO9,1,C9,2024-03-11T09:00:00,books,1,5,web,NZ,\n")
     _write(landing / "transactions_2024-03-12.csv", "not,a,header\n")
-    _write(landing / "notes.txt", "ignored: not a landing file name")
+    _write(landing / "transactions_2024-03-13.csv.gz", "compressed: no partition loads it")
+    _write(landing / "transactions_2024-03-14 (copy).csv", HEADER + "\n")
     out = CliRunner().invoke(cli, ["validate", str(landing)])
     assert out.exit_code == 1
+    for name in ("transactions_2024-03-13.csv.gz", "transactions_2024-03-14 (copy).csv"):   # named, not passed over
+        assert f"NOT LOADED {landing / name}: not a landing file name" in out.output
+    assert "RESULT: 2 file(s) no partition loads" in out.output
     assert f"rows      {landing / 'transactions_2024-03-10.csv'}: 5 of 6 would be quarantined" in out.output
     assert f"REJECTED  {landing / 'transactions_2024-03-12.csv'}:" in out.output
     assert "files:     3 (1 rejected as a whole); vocabularies: " in out.output
@@ -136,3 +140,9 @@ def test_validate_cli_on_a_folder_sums_up_every_file(tmp_path, landing):
     empty.mkdir()
     out = CliRunner().invoke(cli, ["validate", str(empty)])
     assert out.exit_code == 1 and "no transactions_YYYY-MM-DD.csv|parquet files in this folder" in out.output
+    _write(empty / f"transactions_{DAY}.csv", HEADER + "\nO1,1,C\u200b1,2024-03-10T09:00:00,books,1,5,web,US,\n"
+           "O2,1,C\u00a02,2024-03-10T09:00:00,books,1,5,web,ZZ,\n")
+    out = CliRunner().invoke(cli, ["validate", str(empty / f"transactions_{DAY}.csv")])
+    # a zero-width space makes another customer that looks like C1: quarantined, and shown as an escape
+    assert out.exit_code == 1 and "2: bad_id | O1,1,C\\u200b1," in out.output
+    assert "O2,1,C\\xa02," in out.output          # a no-break space is not shown as a space

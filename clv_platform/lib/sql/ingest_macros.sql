@@ -13,6 +13,8 @@ CREATE OR REPLACE TEMP MACRO in_vocabulary(x, allowed, any_value) AS
 CREATE OR REPLACE TEMP MACRO has_outer_space(x) AS
     CASE WHEN x >= '!' AND x < chr(127) AND right(x, 1) >= '!' AND right(x, 1) < chr(127) THEN false
          ELSE NOT is_blank(x) AND trim(x) <> x END;
--- bad_id(x, max_chars): an id with a control character (tab, line break, NUL, escape...) or longer than max_chars.
+-- bad_id(x, max_chars): an id with a control character (tab, line break, NUL, escape...), an invisible format
+-- character (zero-width space, BOM, direction marks: Unicode Cf; "C1" + U+200B would be another customer than
+-- "C1" that looks the same everywhere) or longer than max_chars.
 CREATE OR REPLACE TEMP MACRO bad_id(x, max_chars) AS
-    coalesce(length(x) > max_chars OR regexp_matches(x, '[[:cntrl:]]'), false);
+    coalesce(length(x) > max_chars OR regexp_matches(x, '[[:cntrl:]\p{Cf}]'), false);

@@ -103,6 +103,10 @@ ROW_CASES = [
     RowCase("id_with_control_characters_or_too_long", [f'O3,1,"C\t3",{DAY}T11:00:00,books,1,5,web,US,',
                                                          f"O5,1,{'C' * 201},{DAY}T11:00:00,books,1,5,web,US,"],
             {5: "bad_id", 6: "bad_id"}),
+    # invisible characters: "C3" + zero-width space would be another customer that looks like C3 everywhere
+    RowCase("id_with_invisible_characters", [f"O3,1,C3\u200b,{DAY}T11:00:00,books,1,5,web,US,",
+                                             f"\ufeffO4,1,C3,{DAY}T11:00:00,books,1,5,web,US,"],
+            {5: "bad_id", 6: "bad_id"}),
     RowCase("timestamp_not_in_the_contract_format", ["O3,1,C3,2024-3-10T1:0:0,books,1,5,web,US,",
                                                      f"O4,1,C3, {DAY}T11:00:00,books,1,5,web,US,"],
             {5: "bad_timestamp", 6: "bad_timestamp"}),
@@ -141,6 +145,14 @@ FILE_CASES = [
              "wrong header: missing column(s) original_order_id"),
     FileCase("columns_out_of_order", _b(GOOD_TEXT.replace("order_id,line_number", "line_number,order_id", 1)),
              "wrong header: columns out of order"),
+    FileCase("cr_only_line_endings", _b(GOOD_TEXT.replace("\n", "\r")), "line endings are CR only"),
+    FileCase("header_with_spaces_after_commas", _b(GOOD_TEXT.replace(HEADER, HEADER.replace(",", ", "), 1)),
+             "column names with spaces around them"),
+    FileCase("header_upper_case", _b(GOOD_TEXT.replace(HEADER, HEADER.upper(), 1)), "column names are lower case"),
+    # an export with its own column names (no value-like field): not taken for data
+    FileCase("export_column_names", _b(GOOD_TEXT.replace(HEADER, "OrderNo,Line,CustomerNo,OrderDate,ProductGroup,"
+                                                                 "Qty,Price,SalesChannel,CountryCode,ReturnOf", 1)),
+             "none of the columns is a landing column: the first line must be the header"),
     FileCase("semicolon_delimiter", _b(GOOD_TEXT.replace(",", ";")), "wrong delimiter: the header is semicolon-separated"),
     FileCase("tab_delimiter", _b(GOOD_TEXT.replace(",", "\t")), "wrong delimiter: the header is tab-separated"),
     FileCase("utf8_bom", b"\xef\xbb\xbf" + _b(GOOD_TEXT), "UTF-8 byte-order mark (BOM)"),
