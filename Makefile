@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export CLV_DATA_DIR ?= $(CURDIR)/data
+# the instance lives next to the data dir, where a `clv` command run without make looks for it too
+export DAGSTER_HOME ?= $(abspath $(CLV_DATA_DIR)/../.dagster_home)
 export PYTHONUNBUFFERED := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 CLV := $(BIN)/clv
@@ -25,7 +26,7 @@ setup: $(STAMP) instance
 
 instance:
 	@mkdir -p $(DAGSTER_HOME) $(CLV_DATA_DIR)
-	@cp -u dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@cp -u clv_platform/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # Headless Chromium for the dashboard's browser tests (Debian package; Playwright's own download is not used).
 browser:

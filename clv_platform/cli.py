@@ -136,7 +136,11 @@ def import_cdnow_command(sample, out) -> None:
                f"{s.start}..{s.end}: {s.files} files in {s.out_dir}")
     click.echo(f"kept {s.zero_dollar_records} records with $0.00 and {s.zero_cd_records} with 0 CDs "
                f"(quantity 1); {s.same_day_extra_records} same-day repeat records")
-    click.echo("hint: CDNOW partitions start in 1997: set CLV_PARTITIONS_START=1997-01-01 before loading them.")
+    from clv_platform.lib.settings import get_settings
+
+    if get_settings().partitions_start > str(s.start):
+        click.echo(f"hint: CDNOW starts on {s.start}, before the first daily partition "
+                   f"{get_settings().partitions_start}: set CLV_PARTITIONS_START={s.start} before loading it.")
 
 
 @bench.command("ingest")
@@ -474,11 +478,10 @@ def models_command() -> None:
 def _dagster_notes() -> list[str]:
     """What the Dagster instance ($DAGSTER_HOME) says needs a look: runs whose `clv` process was killed (they
     block the daemon's queue), and switched-on sensors or schedules whose latest tick failed."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home or not (Path(home) / "dagster.yaml").exists():
-        return []
     from clv_platform import orchestrate
 
+    if not (orchestrate.home() / "dagster.yaml").exists():
+        return []
     inst = orchestrate.instance()
     return [f"run {run.run_id[:8]} ({run.job_name}) still says STARTED, but the clv process that ran it "
             f"(pid {run.tags[orchestrate.PID_TAG]}) is gone: the daemon starts no queued run meanwhile; the next "
@@ -692,7 +695,6 @@ def _exit_after_success() -> None:
     ("terminate called without an active exception", duckdb/duckdb#13904): seen once in `clv run` after
     the summary was printed, which turned a finished run into exit code -6. Failures still exit normally."""
     import logging
-    import os
 
     logging.shutdown()
     sys.stdout.flush()

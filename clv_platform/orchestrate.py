@@ -30,12 +30,24 @@ def definitions() -> dg.Definitions:
     return defs()
 
 
-def instance() -> dg.DagsterInstance:
-    """The persistent instance at $DAGSTER_HOME (the Makefile sets it); ephemeral when it is unset."""
+INSTANCE_SETTINGS = Path(__file__).with_name("dagster.yaml")    # telemetry off, one run at a time
+
+
+def home() -> Path:
+    """The Dagster instance's folder: $DAGSTER_HOME, else `.dagster_home` next to the data dir (where the
+    Makefile puts it), so a `clv` command run without make uses the same instance as `make` and the UI."""
     if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
+        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
+    return get_settings().data_dir.parent / ".dagster_home"
+
+
+def instance() -> dg.DagsterInstance:
+    """The persistent instance at home(), created with the platform's settings (dagster.yaml) if new."""
+    path = home()
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "dagster.yaml").exists():
+        (path / "dagster.yaml").write_text(INSTANCE_SETTINGS.read_text())
+    return dg.DagsterInstance.from_config(str(path))
 
 
 FAILURE = f"{dg.Failure.__module__}.{dg.Failure.__name__}"   # an asset's deliberate failure: its message is enough
@@ -277,6 +289,8 @@ def summary_text() -> str:
             f"customers   {customers:,}"
         )
     lines.extend(snapshot_lines(settings.snapshot_root))
+    if settings.mlflow_db.exists():
+        lines.extend(waiting_model_lines(settings.mlflow_uri))
     lines.append(
         "next        Dagster UI: make dev (http://127.0.0.1:3000) | MLflow: make mlflow-ui (http://127.0.0.1:5000)\n"
         "            API: make serve-api (POST http://127.0.0.1:8000/predict) | "
@@ -284,6 +298,26 @@ def summary_text() -> str:
         "            where things stand: .venv/bin/clv status | running it every day: docs/operations.md"
     )
     return "\n".join(lines)
+
+
+def waiting_model_lines(tracking_uri: str) -> list[str]:
+    """A trained version that is not production (the gate refused it, or it waits for `clv promote`): the
+    snapshot's figures are production's, so say what the new version scored and how to use it."""
+    from clv_platform.lib import registry
+
+    lines = []
+    for key, spec in registry.MODELS.items():
+        aliases = registry.status(spec.name, tracking_uri).get("aliases", {})
+        staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
+        if staging is None or staging == production:
+            continue
+        new = registry.version_metric(spec.name, staging, spec.metric, tracking_uri)
+        old = registry.version_metric(spec.name, production, spec.metric, tracking_uri) if production else None
+        lines.append(f"waiting     {spec.name} v{staging} is staging, not production: {spec.metric} "
+                     f"{registry.format_metric(new)} vs production"
+                     f"{f' v{production}' if production else ''} {registry.format_metric(old)}; "
+                     f"`clv promote {key}` uses it if at least as good (`clv models` has the rest)")
+    return lines
 
 
 def snapshot_lines(snapshot_root: Path) -> list[str]:
@@ -300,7 +334,9 @@ def snapshot_lines(snapshot_root: Path) -> list[str]:
         wide = metrics.pivot_table(index=["registered_model", "metric"], columns="model", values="value")
         for registered_model, block in wide.groupby(level=0):
             block = block.droplevel(0).dropna(axis=1, how="all")
-            lines.append(f"{registered_model} metrics on held-out customers:")
+            version = snapshot.model_versions.get(registered_model)
+            lines.append(f"{registered_model}{f' v{version}' if version else ''} (scored this snapshot) metrics on "
+                         "held-out customers:")
             lines.extend("  " + line for line in block.to_string(float_format="{:.3f}".format).splitlines())
     segments = tables.get("segment_summary")
     if segments is not None and len(segments):

@@ -65,7 +65,7 @@ def test_a_failed_run_shows_its_cause_without_stack_traces(tmp_path):
         "original_order_id\nO1,1,C1,2024-03-01T10:00:00,books,1,10.00,web,US,\n")
     (landing / "transactions_2024-03-02.csv").write_text("order_id;line_number\nO2;1\n")
     (tmp_path / "home").mkdir()
-    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
+    shutil.copy(Path(__file__).parents[1] / "clv_platform" / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "clv_platform.cli", "materialize", "ingest"], cwd=tmp_path, capture_output=True,
         text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),

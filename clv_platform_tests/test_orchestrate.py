@@ -69,7 +69,7 @@ def test_clv_status_names_a_run_whose_clv_process_is_gone(tmp_path, monkeypatch)
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(Path(__file__).parents[1] / "clv_platform" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -153,7 +153,7 @@ def test_clv_status_names_a_switched_on_sensor_whose_latest_tick_failed(tmp_path
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(Path(__file__).parents[1] / "clv_platform" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
     with dg.DagsterInstance.get() as instance:                   # what the daemon records for a sensor
@@ -190,3 +190,17 @@ def test_a_clv_command_waiting_for_a_busy_warehouse_says_so_first(tmp_path, monk
     assert out.exit_code == 1
     assert "waiting up to 60 s for the warehouse: " in out.output and "(PID " in out.output
     assert "staging.transactions in " in out.output and "is empty" in out.output
+
+
+def test_without_dagster_home_clv_uses_the_instance_next_to_the_data_dir(tmp_path, monkeypatch):
+    """`.venv/bin/clv` run without make (no DAGSTER_HOME) used a throwaway instance: its runs never reached the
+    UI, and `clv status` missed a killed run. It now uses `.dagster_home` next to the data dir, as make does."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    with orchestrate.instance() as inst:
+        assert Path(inst.root_directory) == tmp_path / ".dagster_home"
+        assert not inst.is_ephemeral
+        assert inst.get_settings("telemetry") == {"enabled": False}
+        assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    assert orchestrate.home() == tmp_path / "elsewhere"

@@ -20,7 +20,7 @@ CLV = Path(sys.executable).parent / "clv"
 def test_cdnow_sample_landing_files_to_warehouse_reproduce_the_published_bgnbd(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "clv_platform" / "dagster.yaml", home / "dagster.yaml")
     env = {**clean_environ(), "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(tmp_path / "data"),
            "CLV_PARTITIONS_START": "1997-01-01"}
 

@@ -23,7 +23,7 @@ def demo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clv_run")
     home = tmp / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "clv_platform" / "dagster.yaml", home / "dagster.yaml")
     env = {**clean_environ(), "DAGSTER_HOME": str(home), "CLV_DATA_DIR": str(tmp / "data")}
     result = subprocess.run(
         [CLV, "run", "--customers", "3000", "--days", "400", "--seed", "7"],

@@ -70,7 +70,7 @@ def wait_for_code_location(port: int, deadline: float) -> None:
 def dagster_ui(tmp_path):
     home, data = tmp_path / "dagster_home", tmp_path / "data"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "clv_platform" / "dagster.yaml", home / "dagster.yaml")
     landing = data / "landing"
     landing.mkdir(parents=True)
     for day in ("2024-05-01", "2024-05-02"):

@@ -129,3 +129,6 @@ def test_clv_import_cdnow_command(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "data" / "landing").glob("transactions_*.csv"))) == 546
     assert "2,357 customers" in res.output and "CLV_PARTITIONS_START=1997-01-01" in res.output
+    monkeypatch.setenv("CLV_PARTITIONS_START", "1997-01-01")         # set already: no hint to set it
+    res = CliRunner().invoke(cli, ["import-cdnow", "--sample", "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0 and "CLV_PARTITIONS_START" not in res.output, res.output

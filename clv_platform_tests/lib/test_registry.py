@@ -305,3 +305,18 @@ def test_a_model_no_better_than_a_constant_is_never_promoted_without_force(tmp_p
     registry.register(_log(uri, tmp_path, CLV.metric, 0.3, 3.0), "model", name, tracking_uri=uri)
     blocked = registry.promote(name, CLV.metric, tracking_uri=uri, floor=CLV.floor)
     assert not blocked.promoted and "production v2 has no metric" in blocked.message and "--force" in blocked.message
+
+
+def test_the_run_summary_names_a_trained_version_that_is_not_production(tmp_path):
+    """The summary's metrics table is the snapshot's (production's): a retrain the gate refused looked like
+    production's figures. It now names the waiting version with both figures and the command that uses it."""
+    from clv_platform import orchestrate
+
+    uri = new_store(tmp_path)
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.56, 1.0), "model", CLV.name, tracking_uri=uri)
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted
+    assert orchestrate.waiting_model_lines(uri) == []                  # staging is production: nothing waits
+    registry.register(_log(uri, tmp_path, CLV.metric, 0.69, 2.0), "model", CLV.name, tracking_uri=uri)
+    (line,) = orchestrate.waiting_model_lines(uri)
+    assert line.startswith("waiting     clv_model v2 is staging, not production: holdout_normalized_gini 0.6900 "
+                           "vs production v1 0.5600; `clv promote clv`"), line
