@@ -6,7 +6,7 @@ import hmac
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from clv_platform.lib.snapshot import SnapshotNotFoundError
+from clv_platform.lib.snapshot import SnapshotNotFoundError, SnapshotUnreadableError
 
 
 class ApiError(Exception):
@@ -58,6 +58,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SnapshotNotFoundError)
     def _no_snapshot(exc: SnapshotNotFoundError):
         return error_response(503, "no_snapshot", str(exc))
+
+    @app.errorhandler(SnapshotUnreadableError)
+    def _unreadable_snapshot(exc: SnapshotUnreadableError):
+        return error_response(503, "snapshot_unreadable", f"{exc}: {exc.REMEDY}")
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):

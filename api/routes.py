@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.errors import ApiError
 from api.store import SnapshotStore, jsonable, records
 from clv_platform.lib import export
-from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError
+from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError, SnapshotUnreadableError
 
 bp = Blueprint("clv", __name__)
 
@@ -48,10 +48,15 @@ def health():
     _check_query(())
     try:
         snap = _store().snapshot()
+        if missing := snap.missing_tables():  # a file removed after publishing: the endpoints reading it would fail
+            raise SnapshotUnreadableError(f"snapshot {snap.snapshot_id} lacks its table(s) {', '.join(missing)}")
     except SnapshotNotFoundError:      # (open to anyone: the server's paths are not in the message)
         return jsonify({"status": "unavailable", "error": "no_snapshot",
                         "message": "no serving snapshot published yet: score and publish one (scoring_job, "
                                    "`clv materialize score`, or `make run`)"}), 503
+    except SnapshotUnreadableError as exc:
+        return jsonify({"status": "unavailable", "error": "snapshot_unreadable",
+                        "message": f"{exc}: {exc.REMEDY}"}), 503
     published = snap.manifest.get("published_at")
     age = None
     if published:

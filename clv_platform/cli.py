@@ -528,6 +528,8 @@ def status_command() -> None:
     sn = st.snapshot
     if not sn["published"]:
         click.echo(f"snapshot      none yet under {sn['root']}")
+    elif sn.get("unreadable"):
+        click.echo(f"snapshot      UNREADABLE under {sn['root']}: {sn['unreadable']}")
     else:
         age = f"{sn['age_hours']:.1f} h ago" if sn["age_hours"] is not None else "age unknown"
         click.echo(f"snapshot      {sn['id']} as of {sn['as_of']}, published {age}, {sn['customers']:,} customers, "
@@ -563,6 +565,8 @@ STAGES = {
     "ingest": "load the landing files' days (one ranged run of ingestion_job)",
     "features": "features/customer_features as of the latest day",
     "train": "training_job: features, BTYD, CLV and segment models (registered as `staging`)",
+    "history": "segment_history_job: the last six month-ends of serving/segment_history with the production "
+               "models (rebuilds a lost history; `score` then publishes it)",
     "score": "scoring_job: score every customer with the production models and publish the snapshot",
 }
 
@@ -633,6 +637,8 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
             orchestrate.run_job("training_job", asset_keys=[("features", "customer_features")])
         elif stage == "train":
             orchestrate.run_job("training_job")
+        elif stage == "history":
+            orchestrate.run_segment_history(orchestrate.latest_loaded_day())
         else:
             orchestrate.run_job("scoring_job")
     except (orchestrate.JobFailed, WarehouseBusyError) as exc:

@@ -256,6 +256,15 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     echo(summary_text())
 
 
+def latest_loaded_day() -> date:
+    """The latest day of staging.transactions (the as-of date of scoring)."""
+    con = warehouse.connect(get_settings().warehouse_path, read_only=True, wait_seconds=60)
+    try:
+        return con.execute("SELECT max(partition_date) FROM staging.transactions").fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def run_segment_history(last_day: date, months: int = 6) -> None:
     """Backfill the last few monthly as-of partitions of serving/segment_history (one ranged run)."""
     from clv_platform.defs.partitions import monthly_partitions
@@ -266,31 +275,18 @@ def run_segment_history(last_day: date, months: int = 6) -> None:
 
 
 def summary_text() -> str:
-    """A short report read from the published snapshot and the warehouse (opened read-only, after the runs)."""
-    import duckdb
-
+    """A short report read from the published snapshot and the warehouse (opened read-only, after the runs). A
+    part that cannot be read (the warehouse taken by the next run, a damaged snapshot) becomes a line saying so:
+    the jobs have succeeded by now, and a traceback here would make them look failed."""
     settings = get_settings()
     lines = ["", "== clv_platform summary =="]
-    if settings.warehouse_path.exists():
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    for part in (_warehouse_lines, lambda s: snapshot_lines(s.snapshot_root), lambda s: waiting_model_lines(
+            s.mlflow_uri) if s.mlflow_db.exists() else []):
         try:
-            partitions, read, loaded, rejected = con.execute(
-                "SELECT count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected) FROM raw.load_audit"
-            ).fetchone()
-            customers, first, last = con.execute(
-                "SELECT count(DISTINCT customer_id), min(partition_date), max(partition_date) FROM staging.transactions"
-            ).fetchone()
-        finally:
-            con.close()
-        lines.append(
-            f"warehouse   {settings.warehouse_path}\n"
-            f"partitions  {partitions:,} ({first}..{last})\n"
-            f"rows        read {read or 0:,} = loaded {loaded or 0:,} + quarantined {rejected or 0:,}\n"
-            f"customers   {customers:,}"
-        )
-    lines.extend(snapshot_lines(settings.snapshot_root))
-    if settings.mlflow_db.exists():
-        lines.extend(waiting_model_lines(settings.mlflow_uri))
+            lines.extend(part(settings))
+        except Exception as exc:  # noqa: BLE001 (a report: say what could not be read, never fail)
+            lines.append(f"(not shown: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+                         "`clv status` reads it again)")
     lines.append(
         "next        Dagster UI: make dev (http://127.0.0.1:3000) | MLflow: make mlflow-ui (http://127.0.0.1:5000)\n"
         "            API: make serve-api (POST http://127.0.0.1:8000/predict) | "
@@ -298,6 +294,25 @@ def summary_text() -> str:
         "            where things stand: .venv/bin/clv status | running it every day: docs/operations.md"
     )
     return "\n".join(lines)
+
+
+def _warehouse_lines(settings) -> list[str]:
+    if not settings.warehouse_path.exists():
+        return []
+    con = warehouse.connect(settings.warehouse_path, read_only=True, wait_seconds=10)
+    try:
+        partitions, read, loaded, rejected = con.execute(
+            "SELECT count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected) FROM raw.load_audit"
+        ).fetchone()
+        customers, first, last = con.execute(
+            "SELECT count(DISTINCT customer_id), min(partition_date), max(partition_date) FROM staging.transactions"
+        ).fetchone()
+    finally:
+        con.close()
+    return [f"warehouse   {settings.warehouse_path}\n"
+            f"partitions  {partitions:,} ({first}..{last})\n"
+            f"rows        read {read or 0:,} = loaded {loaded or 0:,} + quarantined {rejected or 0:,}\n"
+            f"customers   {customers:,}"]
 
 
 def waiting_model_lines(tracking_uri: str) -> list[str]:

@@ -261,6 +261,23 @@ def previous_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     return con.execute(f"SELECT {', '.join(columns)} FROM {SCORES_TABLE}").df()
 
 
+def published_scores(snapshot_root) -> pd.DataFrame | None:
+    """The drift columns of the scores readers are served now (the current snapshot), None without a readable
+    one. Drift is measured against these, not against serving.customer_scores: a scoring killed between writing
+    that table and publishing would otherwise make the next one compare with scores nobody was served."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from clv_platform.lib import snapshot
+
+    try:
+        path = snapshot.current_snapshot_dir(snapshot_root) / "customer_scores.parquet"
+        have = set(pq.read_schema(path).names)
+        return pd.read_parquet(path, columns=[c for c in ["segment_name", *DRIFT_COLUMNS] if c in have])
+    except (snapshot.SnapshotNotFoundError, OSError, pa.ArrowException):
+        return None
+
+
 def score_drift(previous: pd.DataFrame | None, scores: pd.DataFrame) -> dict[str, float]:
     """How far this scoring's distributions moved from the previous one's (every customer of each): PSI of
     each DRIFT_COLUMNS column and of the segment shares (`segment_name`). {} without a previous scoring."""

@@ -46,6 +46,13 @@ class SnapshotNotFoundError(FileNotFoundError):
     """No snapshot has been published under this root yet (or the pointer is broken)."""
 
 
+class SnapshotUnreadableError(RuntimeError):
+    """The current snapshot is there but a file of it is missing or damaged: publish a new one. The message names
+    the snapshot and table, never a server path (the API shows it)."""
+
+    REMEDY = "publish a new snapshot (`clv materialize score`)"
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | pd.Timestamp):
         return value.isoformat()
@@ -218,7 +225,16 @@ class Snapshot:
         try:
             return reader(self.path / f"{name}.parquet")
         except FileNotFoundError:
+            if self.path.is_dir():      # the snapshot is there, its table is not
+                raise SnapshotUnreadableError(f"snapshot {self.snapshot_id} lacks its table {name!r}") from None
             raise SnapshotNotFoundError(f"snapshot {self.snapshot_id} was pruned before table {name!r} was read") from None
+        except (OSError, pa.ArrowException) as exc:
+            raise SnapshotUnreadableError(f"snapshot {self.snapshot_id}: table {name!r} is damaged "
+                                          f"({type(exc).__name__})") from None
+
+    def missing_tables(self) -> list[str]:
+        """The manifest's tables whose file is not in the folder (a snapshot damaged after it was published)."""
+        return [name for name in self.table_names if not (self.path / f"{name}.parquet").is_file()]
 
     def table(self, name: str) -> pd.DataFrame:
         """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""
@@ -244,6 +260,8 @@ def read_snapshot(path: str | Path, preload: Iterable[str] | None = ()) -> Snaps
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
         raise SnapshotNotFoundError(f"{path} holds no {MANIFEST}") from None
+    except (ValueError, OSError) as exc:        # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        raise SnapshotUnreadableError(f"snapshot {path.name}: {MANIFEST} is damaged ({type(exc).__name__})") from None
     snapshot = Snapshot(path=path, manifest=manifest)
     names = None if preload is None else [n for n in preload if n in snapshot.table_names]
     return snapshot.load(names)
@@ -281,6 +299,8 @@ class SnapshotReader:
                 self._snapshot = snapshot
                 self.reloads += 1
                 return snapshot
+        if not current_snapshot_dir(self.root).is_dir():    # the pointer names a folder deleted by hand
+            raise SnapshotUnreadableError(f"the current snapshot {current_snapshot_dir(self.root).name} is gone")
         raise SnapshotNotFoundError(f"could not read the current snapshot under {self.root}")
 
     def manifest(self) -> dict:

@@ -123,19 +123,30 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     return [f for f in files if start <= f.day <= today]
 
 
+def _unreadable_warehouse(st: Status, path: Path, exc: Exception, rebuild: str) -> None:
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    st.warehouse = {"path": str(path), "state": f"unreadable ({first_line})"}
+    st.attention.append(f"the warehouse {path} cannot be read ({first_line[:200]}): restore it from a backup, or "
+                        f"move it aside and rebuild it: {rebuild}")
+
+
 def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     path = settings.warehouse_path
+    rebuild = ("`clv materialize ingest` reloads every landing file, `clv materialize history` rebuilds the segment "
+               "history, `clv materialize score` publishes")
     if not path.exists():
         st.warehouse = {"path": str(path), "state": "not created yet (run `make run` or `clv materialize ingest`)"}
-        return None
+        if (settings.snapshot_root / snapshot.CURRENT).is_symlink():
+            st.attention.append(f"no warehouse at {path}, though a snapshot was published from one (deleted or "
+                                f"moved?): restore it from a backup, or rebuild it: {rebuild}")
+        return {}       # every landing file is waiting
     try:
         con = warehouse.connect(path, read_only=True)
     except warehouse.WarehouseBusyError as exc:
         st.warehouse = {"path": str(path), "state": f"busy: a run is writing it, try again when it ends ({exc})"}
         return None
     except duckdb.Error as exc:
-        st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
-        return None
+        return _unreadable_warehouse(st, path, exc, rebuild)
     try:
         days = ingest.loaded_files(con)
         read, ok, bad, last, first_day, last_day = con.execute(
@@ -166,8 +177,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
         # loaded after their latest validation, or never validated (a run stopped between its load and checks)
         unvalidated = [day for day, why, _ in validation.partitions_not_passed(con) if why == validation.NOT_VALIDATED]
     except duckdb.Error as exc:
-        st.warehouse = {"path": str(path), "state": f"unreadable ({str(exc).splitlines()[0]})"}
-        return None
+        return _unreadable_warehouse(st, path, exc, rebuild)
     finally:
         con.close()
     st.refused_files = refused
@@ -244,6 +254,17 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
         st.snapshot = {"root": str(settings.snapshot_root), "published": False}
         st.attention.append("no serving snapshot yet: score (`clv materialize score`)")
         return
+    except snapshot.SnapshotUnreadableError as exc:     # the API and dashboard answer "unavailable" meanwhile
+        st.snapshot = {"root": str(settings.snapshot_root), "published": True, "unreadable": str(exc)}
+        st.attention.append(f"the serving snapshot cannot be read: {exc}; {exc.REMEDY}")
+        return
+    counts = snap.manifest.get("row_counts", {})
+    if counts.get("customer_scores") and "segment_history" in counts and not counts["segment_history"]:
+        st.attention.append(f"the snapshot {snap.snapshot_id} has no segment history (a rebuilt warehouse?): "
+                            "`clv materialize history`, then `clv materialize score`")
+    if missing := snap.missing_tables():
+        st.attention.append(f"the serving snapshot {snap.snapshot_id} lacks its table(s) {', '.join(missing)}: "
+                            f"{snapshot.SnapshotUnreadableError.REMEDY}")
     published = snap.manifest.get("published_at")
     age = (now - dt.datetime.fromisoformat(published)).total_seconds() / 3600 if published else None
     st.snapshot = {"root": str(settings.snapshot_root), "published": True, "id": snap.snapshot_id,

@@ -375,3 +375,22 @@ def test_customer_history_and_segment_migration(client, tmp_path):
         ("hibernating", "champions", 1), ("hibernating", "(gone)", 1)]
     bad = client.get("/segments/migration?to_month=2023-01")
     assert bad.status_code == 400 and bad.json["details"]["to_months"] == ["2024-11"]
+
+
+def test_a_damaged_snapshot_is_a_503_naming_it_not_a_500_or_no_snapshot(client, tmp_path):
+    """Files of the current snapshot removed or damaged after it was published: /health said ok (or 500), the
+    history endpoint 'pruned', and no endpoint said what to do."""
+    path = publish_fake(tmp_path / "serving", "7")
+    (path / "segment_history.parquet").unlink()
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json["error"] == "snapshot_unreadable"
+    assert f"snapshot {path.name} lacks its table(s) segment_history" in health.json["message"]
+    assert "`clv materialize score`" in health.json["message"] and str(tmp_path) not in health.json["message"]
+    resp = client.get("/customers/00001/history")
+    assert resp.status_code == 503 and resp.json["error"] == "snapshot_unreadable"
+
+    path = publish_fake(tmp_path / "serving", "8")
+    (path / "manifest.json").write_text('{"snapshot_id": ')                 # truncated
+    resp = client.post("/predict", json={"customer_ids": ["00001"]})
+    assert resp.status_code == 503 and resp.json["error"] == "snapshot_unreadable"
+    assert "manifest.json is damaged" in resp.json["message"] and str(tmp_path) not in resp.json["message"]

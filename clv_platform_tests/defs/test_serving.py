@@ -221,7 +221,11 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     assert len(snap.table("segment_migration")) == len(migration)
     assert json.loads((snap.path / "manifest.json").read_text())["snapshot_id"] == snapshot_id
 
-    # Re-scoring: segment_since is carried over from the previous scores; a new snapshot is swapped in.
+    # Re-scoring: segment_since is carried over from the previous scores; a new snapshot is swapped in. Drift
+    # is measured against the scores served: a scoring killed after writing serving.customer_scores but before
+    # publishing (simulated: other values in that table) must not be what the next one compares with.
+    with warehouse.connect(con_path) as con:
+        con.execute("UPDATE serving.customer_scores SET predicted_clv = predicted_clv * 3 + 1, p_alive = 0.01")
     result = dg.materialize([customer_scores], resources=resources)
     assert result.success
     (check,) = result.get_asset_check_evaluations()            # same data, same models: nothing moved

@@ -36,7 +36,7 @@ def demo_run(tmp_path_factory):
 @pytest.mark.slow
 def test_run_prints_a_summary_with_metrics_segments_and_next_steps(demo_run):
     _, _, out = demo_run
-    for text in ("[6/6]", "partitions", "quarantined", "customers", "model metrics", "segments", "make dev",
+    for text in ("[6/6]", "partitions", "quarantined", "customers", "(scored this snapshot) metrics on held-out customers", "segments", "make dev",
                  "/predict", "clv status"):
         assert text in out, f"{text!r} missing from:\n{out}"
 

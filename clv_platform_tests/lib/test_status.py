@@ -322,3 +322,47 @@ def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path
     attention = _landing_attention(status.collect(settings, now=NOW))
     assert len(attention) == 1 and attention[0].startswith(
         "1 landing file(s) refused as a whole at their last load (transactions_2024-03-10.csv: wrong delimiter"), attention
+
+
+def test_a_lost_or_damaged_warehouse_or_snapshot_needs_a_look(tmp_path, monkeypatch):
+    """`clv status` said "all clear" (exit 0) with a truncated or deleted warehouse, and crashed on a damaged
+    snapshot: each now needs a look, with the commands that rebuild it."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    settings.landing_dir.mkdir(parents=True)
+    _day(settings.landing_dir, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,1,5,web,US,"])
+    _loaded_warehouse(settings, ["2024-03-10"])
+    path = publish_fake(settings.snapshot_root, "1")
+    settings.warehouse_path.write_bytes(settings.warehouse_path.read_bytes()[:5000])       # truncated
+    st = status.collect(settings)
+    assert any(a.startswith(f"the warehouse {settings.warehouse_path} cannot be read") and
+               "`clv materialize history`" in a for a in st.attention), st.attention
+    settings.warehouse_path.unlink()
+    st = status.collect(settings)
+    assert any(a.startswith(f"no warehouse at {settings.warehouse_path}, though a snapshot was published")
+               for a in st.attention)
+    assert any("1 landing file(s) not loaded yet" in a for a in st.attention)
+    (path / "customer_scores.parquet").write_bytes(b"PAR1 not really")
+    (path / "segment_summary.parquet").unlink()
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert "snapshot      UNREADABLE" in out.output and "`clv materialize score`" in out.output
+
+
+def test_a_snapshot_without_segment_history_says_how_to_rebuild_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    publish_fake(get_settings().snapshot_root, "1")                  # its segment_history has no rows
+    assert any("has no segment history" in a and "`clv materialize history`" in a
+               for a in status.collect(get_settings()).attention)
+
+
+def test_the_run_summary_survives_what_it_cannot_read(tmp_path, monkeypatch):
+    """A job that succeeded ended in a traceback and exit 1 when its summary could not read the snapshot (or
+    the warehouse, taken by the next run): operators reran it and registered duplicate models."""
+    from clv_platform import orchestrate
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    path = publish_fake(get_settings().snapshot_root, "1")
+    (path / "manifest.json").write_text("{")
+    text = orchestrate.summary_text()
+    assert "(not shown: SnapshotUnreadableError: snapshot" in text and "clv status" in text

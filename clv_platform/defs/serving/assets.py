@@ -95,7 +95,9 @@ def customer_scores(
         as_of, frame = scoring.scoring_inputs(con)
         scores = scoring.score(frame, clv, seg, as_of, clv.version, seg.version)
         previous = scoring.previous_scores(con)
-        drift = scoring.score_drift(previous, scores)
+        root = config.snapshot_root or str(get_settings().snapshot_root)
+        served = scoring.published_scores(root)
+        drift = scoring.score_drift(served if served is not None else previous, scores)
         earlier = [previous, scoring.history_rows(con, "customer_id, as_of_date, segment_name")]
         earlier = [e for e in earlier if e is not None and len(e)]
         scores = scoring.with_segment_since(scores, pd.concat(earlier, ignore_index=True) if earlier else None)
@@ -126,7 +128,6 @@ def customer_scores(
         "clv_horizon_days": getattr(clv.native, "horizon_days", None),
         "data_quality": {"days": scoring.DQ_DAYS, "partitions_validated": validated},
     }
-    root = config.snapshot_root or str(get_settings().snapshot_root)
     path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots)
 
     with mlflow.start_run(context, run_name="score", tags={"snapshot_id": path.name}):
