@@ -6,6 +6,7 @@ Used by `clv run` (the whole pipeline, `make run`) and `clv materialize <stage>`
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -130,6 +131,48 @@ def wait_for_runs(inst: dg.DagsterInstance, seconds: float = RUNS_WAIT_SECONDS, 
         time.sleep(poll)
 
 
+RUN_LOCK = ".clv-run.lock"     # in the data dir: held by the `clv` process whose run writes the warehouse
+
+
+@contextmanager
+def one_clv_run(seconds: float = RUNS_WAIT_SECONDS, echo=print):
+    """One `clv` run at a time per data dir. Two commands started together both found no run in progress and
+    ran side by side (wait_for_runs sees a run only once it exists): an exclusive lock on a file of the data dir,
+    held from that check to the run's end, makes the second one wait. The OS drops it if the process dies."""
+    import fcntl
+    import time
+
+    path = get_settings().ensure_data_dir() / RUN_LOCK
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another clv command"
+            echo(f"waiting up to {seconds / 60:.0f} min for {holder} to finish its run (one run at a time writes "
+                 "the warehouse; Ctrl-C stops waiting)")
+            deadline = time.monotonic() + seconds
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise JobFailed(f"{holder} still runs after {seconds / 60:.0f} min; try again when it "
+                                        "ends") from None
+                    time.sleep(1.0)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"clv process {os.getpid()} ({' '.join(sys.argv[1:3]) or 'clv'})")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def wait_for_warehouse(seconds: float = 60.0, echo=print) -> None:
     """Return once the warehouse can be written; while another process holds it, say so and wait up to
     `seconds`, then JobFailed in one line (the run's own resource would wait as long, then fail in a trace)."""
@@ -156,17 +199,18 @@ def run_job(
     job = definitions().resolve_job_def(name)
     inst = instance()
     fail_abandoned_runs(inst, echo=_stderr)
-    wait_for_runs(inst, echo=_stderr)
-    wait_for_warehouse(echo=_stderr)
-    result = job.execute_in_process(
-        # A ranged run of a partitioned job takes its config from the partitions, not the job's default.
-        run_config=QUIET_LOGS if job.partitions_def is not None else None,
-        instance=inst,
-        tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
-        partition_key=partition_key,
-        asset_selection=[dg.AssetKey(list(key)) for key in asset_keys] if asset_keys else None,
-        raise_on_error=False,
-    )
+    with one_clv_run(echo=_stderr):
+        wait_for_runs(inst, echo=_stderr)
+        wait_for_warehouse(echo=_stderr)
+        result = job.execute_in_process(
+            # A ranged run of a partitioned job takes its config from the partitions, not the job's default.
+            run_config=QUIET_LOGS if job.partitions_def is not None else None,
+            instance=inst,
+            tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+            partition_key=partition_key,
+            asset_selection=[dg.AssetKey(list(key)) for key in asset_keys] if asset_keys else None,
+            raise_on_error=False,
+        )
     if not result.success:
         errors = [
             f"{event.step_key}: {_cause(event.event_specific_data.error)}"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._utils.error import serializable_error_info_from_exc_info
 
 from clv_platform import orchestrate
@@ -204,3 +205,24 @@ def test_without_dagster_home_clv_uses_the_instance_next_to_the_data_dir(tmp_pat
         assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
     assert orchestrate.home() == tmp_path / "elsewhere"
+
+
+def test_two_clv_commands_run_one_after_the_other(tmp_path, monkeypatch):
+    """Two `clv materialize` started together both found no run in progress and ran side by side: the run lock
+    of the data dir makes the second wait for the first, naming it, and give up after its time."""
+    import subprocess
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.argv = ['clv', 'materialize', 'ingest']\n"
+         "from clv_platform import orchestrate\nwith orchestrate.one_clv_run():\n    print('held', flush=True); "
+         "time.sleep(8)"], env={**os.environ, "CLV_DATA_DIR": str(tmp_path / "data")}, stdout=subprocess.PIPE,
+        text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said = []
+    with pytest.raises(orchestrate.JobFailed, match=f"clv process {holder.pid} \\(materialize ingest\\) still runs"):
+        with orchestrate.one_clv_run(seconds=0.5, echo=said.append):
+            pass
+    assert said and f"for clv process {holder.pid} (materialize ingest) to finish" in said[0]
+    with orchestrate.one_clv_run(seconds=60, echo=said.append):      # waits, then runs once the holder let go
+        assert len(said) == 2 and holder.wait(timeout=30) == 0
