@@ -214,8 +214,23 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
 def _models(settings: Settings, st: Status) -> None:
     if not settings.mlflow_db.exists():
         st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
-        st.attention.append("no models yet: train (`make run` or `clv materialize train`)")
+        if (settings.snapshot_root / snapshot.CURRENT).is_symlink():
+            st.attention.append(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored with "
+                                "registered models (deleted or moved?): restore it from a backup; else train and "
+                                "promote anew (`clv materialize train`, `clv promote clv`, `clv promote segment`)")
+        else:
+            st.attention.append("no models yet: train (`make run` or `clv materialize train`)")
         return
+    try:
+        _registered_models(settings, st)
+    except Exception as exc:  # noqa: BLE001 (a damaged or locked mlflow.db: say so, the rest of the status stands)
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
+        st.attention.append(f"the MLflow store {settings.mlflow_db} cannot be read ({first}): restore it from a "
+                            "backup (scoring, training and promotion need it)")
+
+
+def _registered_models(settings: Settings, st: Status) -> None:
     try:        # a moved data dir: MLflow's stored artifact paths follow it (else no model would load)
         registry.follow_moved_data_dir(registry.EXPERIMENT, settings.mlflow_artifact_root, settings.mlflow_uri)
     except registry.RegistryError as exc:

@@ -366,3 +366,16 @@ def test_the_run_summary_survives_what_it_cannot_read(tmp_path, monkeypatch):
     (path / "manifest.json").write_text("{")
     text = orchestrate.summary_text()
     assert "(not shown: SnapshotUnreadableError: snapshot" in text and "clv status" in text
+
+
+def test_a_lost_or_damaged_mlflow_store_needs_a_look(tmp_path, monkeypatch):
+    """A truncated mlflow.db crashed `clv status`; a deleted one read as "no models yet: train"."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    publish_fake(settings.snapshot_root, "5")
+    assert any(a.startswith(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored")
+               for a in status.collect(settings).attention)
+    settings.mlflow_db.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)            # damaged
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    assert f"the MLflow store {settings.mlflow_db} cannot be read" in out.output
