@@ -110,13 +110,40 @@ def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
         if not run.tags.get(PROMOTED_TAG):
             context.log.info(f"promotion run {run.run_id[:8]} promoted nothing: production models unchanged")
             return None
-        return dg.RunRequest(run_key=run.run_id)
-    if run.tags.get(SCORED_BY_CALLER_TAG):
+    elif run.tags.get(SCORED_BY_CALLER_TAG):
         context.log.info(f"run {run.run_id[:8]} is followed by its caller's own scoring run: no rescore")
         return None
-    if materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
-        return dg.RunRequest(run_key=run.run_id)
+    elif not materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
+        return None
+    if covered_by := rescored_since(context.instance, run.run_id):
+        context.log.info(f"run {run.run_id[:8]} is covered by a later run already: {covered_by}; no rescore")
+        return None
+    return dg.RunRequest(run_key=run.run_id)
+
+
+def rescored_since(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """What already rescores what run `run_id` changed, if anything: a scoring run created after it ended
+    (succeeded, or still to run), or a later successful load (its own rescore covers both). After the daemon
+    was down, the sensor works through the runs it missed: without this, each got a scoring run of its own,
+    identical snapshots that pushed the earlier, different ones out of the kept few."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None or record.end_time is None:
+        return None
+    ended = datetime.fromtimestamp(record.end_time, UTC)
+    scoring = instance.get_runs(filters=dg.RunsFilter(
+        job_name=scoring_job.name, created_after=ended, statuses=[dg.DagsterRunStatus.SUCCESS, *IN_PROGRESS_OR_QUEUED]),
+        limit=1)
+    if scoring:
+        return f"scoring run {scoring[0].run_id[:8]}"
+    for later in instance.get_runs(filters=dg.RunsFilter(
+            job_name=ingestion_job.name, created_after=ended, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=5):
+        if not later.tags.get(SCORED_BY_CALLER_TAG) and materialized(instance, later.run_id, STAGING_TRANSACTIONS):
+            return f"load run {later.run_id[:8]}, rescored after it"
     return None
+
+
+IN_PROGRESS_OR_QUEUED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                         dg.DagsterRunStatus.STARTED]
 
 
 @dg.run_status_sensor(

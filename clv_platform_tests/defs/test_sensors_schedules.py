@@ -338,3 +338,20 @@ def test_a_refused_promotion_next_to_other_runs_in_one_tick_does_not_break_the_s
     assert not data.run_requests
     run = ingest_env.resolve_job_def("ingestion_job").execute_in_process(instance=instance, partition_key="2024-03-01")
     assert [r.run_key for r in sensor.requests_until_idle()] == [run.run_id]    # later loads still rescored
+
+
+def test_runs_missed_while_the_daemon_was_down_ask_for_one_rescore(ingest_env):
+    """With the daemon down, loads were followed by `clv materialize score` (or by more loads). On restart the
+    sensor launched one scoring run per missed load: identical snapshots that pushed the earlier, different ones
+    out of the kept few. A load a later scoring run, or a later load, covers asks for nothing."""
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = Rescore(instance)
+    job = ingest_env.resolve_job_def("ingestion_job")
+    scoring = dg.Definitions(assets=[stub_customer_scores], jobs=[
+        dg.define_asset_job("scoring_job", selection=[stub_customer_scores])]).resolve_job_def("scoring_job")
+    first = job.execute_in_process(instance=instance, partition_key="2024-03-01")
+    assert scoring.execute_in_process(instance=instance).success            # scored by hand after it
+    job.execute_in_process(instance=instance, partition_key="2024-03-02")   # covered by the next load
+    last = job.execute_in_process(instance=instance, partition_key="2024-03-03")
+    assert first.success and last.success
+    assert [r.run_key for r in sensor.requests_until_idle()] == [last.run_id]
