@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from clv_platform.lib import ingest, warehouse
 from clv_platform.lib.landing import changed_since_loaded, list_landing_files, name_list, outside_partitions
@@ -185,6 +186,10 @@ def wait_for_warehouse(seconds: float = 60.0, echo=print) -> None:
             warehouse.connect(path, wait_seconds=seconds).close()
         except warehouse.WarehouseBusyError as again:
             raise JobFailed(f"{again}; try again when it ends") from None
+    except duckdb.Error as exc:     # read-only, damaged, a full disk: one line, not the run's trace
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise JobFailed(f"the warehouse {path} cannot be opened for writing ({first}): check its permissions and "
+                        "the disk; `clv status` says more") from None
 
 
 def run_job(

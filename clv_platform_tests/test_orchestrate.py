@@ -226,3 +226,11 @@ def test_two_clv_commands_run_one_after_the_other(tmp_path, monkeypatch):
     assert said and f"for clv process {holder.pid} (materialize ingest) to finish" in said[0]
     with orchestrate.one_clv_run(seconds=60, echo=said.append):      # waits, then runs once the holder let go
         assert len(said) == 2 and holder.wait(timeout=30) == 0
+
+
+def test_a_warehouse_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    """A damaged (or read-only) warehouse file: `clv materialize` printed DuckDB's traceback."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    (tmp_path / "warehouse.duckdb").write_bytes(b"not a database" * 100)
+    with pytest.raises(orchestrate.JobFailed, match="warehouse .* cannot be opened for writing"):
+        orchestrate.wait_for_warehouse(echo=print)
