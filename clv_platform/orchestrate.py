@@ -143,25 +143,25 @@ def one_clv_run(seconds: float = RUNS_WAIT_SECONDS, echo=print):
     import fcntl
     import time
 
-    path = get_settings().ensure_data_dir() / RUN_LOCK
-    with open(path, "a+") as lock:
+    def taken(lock) -> bool:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
         except BlockingIOError:
+            return False
+
+    path = get_settings().ensure_data_dir() / RUN_LOCK
+    with open(path, "a+") as lock:
+        if not taken(lock):
             lock.seek(0)
             holder = lock.read().strip() or "another clv command"
             echo(f"waiting up to {seconds / 60:.0f} min for {holder} to finish its run (one run at a time writes "
                  "the warehouse; Ctrl-C stops waiting)")
             deadline = time.monotonic() + seconds
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise JobFailed(f"{holder} still runs after {seconds / 60:.0f} min; try again when it "
-                                        "ends") from None
-                    time.sleep(1.0)
+            while not taken(lock):
+                if time.monotonic() > deadline:
+                    raise JobFailed(f"{holder} still runs after {seconds / 60:.0f} min; try again when it ends")
+                time.sleep(1.0)
         lock.seek(0)
         lock.truncate()
         lock.write(f"clv process {os.getpid()} ({' '.join(sys.argv[1:3]) or 'clv'})")
