@@ -75,6 +75,15 @@ def test_reader_without_snapshot_gives_clear_error(tmp_path):
         reader.get()
 
 
+def test_a_current_snapshot_deleted_by_hand_is_unreadable_not_never_published(tmp_path):
+    import shutil
+
+    path = snapshot.publish(tmp_path, _tables("a", 3), {"token": "a"})
+    shutil.rmtree(path)
+    with pytest.raises(snapshot.SnapshotUnreadableError, match=f"the current snapshot {path.name} is gone"):
+        snapshot.SnapshotReader(tmp_path).get()
+
+
 def test_reader_caches_until_the_pointer_moves(tmp_path):
     snapshot.publish(tmp_path, _tables("a", 3), {"token": "a"})
     reader = snapshot.SnapshotReader(tmp_path)
