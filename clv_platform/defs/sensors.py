@@ -121,6 +121,10 @@ def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=run.run_id)
 
 
+IN_PROGRESS_OR_QUEUED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                         dg.DagsterRunStatus.STARTED]
+
+
 def rescored_since(instance: dg.DagsterInstance, run_id: str) -> str | None:
     """What already rescores what run `run_id` changed, if anything: a scoring run created after it ended
     (succeeded, or still to run), or a later successful load (its own rescore covers both). After the daemon
@@ -141,9 +145,6 @@ def rescored_since(instance: dg.DagsterInstance, run_id: str) -> str | None:
             return f"load run {later.run_id[:8]}, rescored after it"
     return None
 
-
-IN_PROGRESS_OR_QUEUED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                         dg.DagsterRunStatus.STARTED]
 
 
 @dg.run_status_sensor(
