@@ -48,8 +48,9 @@ def health():
     _check_query(())
     try:
         snap = _store().snapshot()
-        if missing := snap.missing_tables():  # a file removed after publishing: the endpoints reading it would fail
-            raise SnapshotUnreadableError(f"snapshot {snap.snapshot_id} lacks its table(s) {', '.join(missing)}")
+        if damaged := snap.damaged_tables():  # removed or cut after publishing: the endpoints reading it would fail
+            raise SnapshotUnreadableError(f"snapshot {snap.snapshot_id}: table(s) {', '.join(damaged)} missing or "
+                                          "damaged")
     except SnapshotNotFoundError:      # (open to anyone: the server's paths are not in the message)
         return jsonify({"status": "unavailable", "error": "no_snapshot",
                         "message": "no serving snapshot published yet: score and publish one (scoring_job, "

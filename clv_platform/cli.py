@@ -182,7 +182,9 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if ingest.schema.LANDING_FILE_RE.match(p.name))
-            misnamed += [path / name for name in landing.misnamed_files(path)]     # as `clv status` lists them
+            # as `clv status` lists them (an impossible date matches the pattern: checked, and refused, above)
+            misnamed += [path / name for name in landing.misnamed_files(path)
+                         if not ingest.schema.LANDING_FILE_RE.match(name)]
             if not found and not misnamed:
                 raise click.ClickException(f"{path}: no transactions_YYYY-MM-DD.csv|parquet files in this folder")
             files += found
@@ -249,7 +251,7 @@ def _echo_reasons(reason_counts: dict[str, int], unknown_values: dict[str, dict[
     for code, n in reason_counts.items():
         click.echo(f"  {code:<32} {n:>9,}  {ingest.REASONS.get(code, '')}")
     for column, values in unknown_values.items():
-        listed = ", ".join(f"{v or '(empty)'!s} ({n:,})" for v, n in values.items())
+        listed = ", ".join(f"{_visible(str(v)) if v else '(empty)'} ({n:,})" for v, n in values.items())
         click.echo(f"  {column} values not in the vocabulary: {listed}")
 
 

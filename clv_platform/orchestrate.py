@@ -126,6 +126,7 @@ def wait_for_runs(inst: dg.DagsterInstance, seconds: float = RUNS_WAIT_SECONDS, 
          "(one run at a time writes the warehouse; Ctrl-C stops waiting)")
     deadline = time.monotonic() + seconds
     while inst.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1):
+        fail_abandoned_runs(inst, echo=echo)     # a clv process killed meanwhile: its run never ends by itself
         if time.monotonic() > deadline:
             raise JobFailed(f"run(s) still in progress after {seconds / 60:.0f} min: {names}; try again when "
                             "they end, or stop them in the Dagster UI (Runs)")
@@ -203,8 +204,8 @@ def run_job(
 
     job = definitions().resolve_job_def(name)
     inst = instance()
-    fail_abandoned_runs(inst, echo=_stderr)
-    with one_clv_run(echo=_stderr):
+    with one_clv_run(echo=_stderr):     # (a clv command killed while this one waited for it left its run behind)
+        fail_abandoned_runs(inst, echo=_stderr)
         wait_for_runs(inst, echo=_stderr)
         wait_for_warehouse(echo=_stderr)
         result = job.execute_in_process(
@@ -330,7 +331,7 @@ def summary_text() -> str:
     settings = get_settings()
     lines = ["", "== clv_platform summary =="]
     for part in (_warehouse_lines, lambda s: snapshot_lines(s.snapshot_root), lambda s: waiting_model_lines(
-            s.mlflow_uri) if s.mlflow_db.exists() else []):
+            s.mlflow_uri) if s.mlflow_db.exists() and s.mlflow_db.stat().st_size else []):
         try:
             lines.extend(part(settings))
         except Exception as exc:  # noqa: BLE001 (a report: say what could not be read, never fail)

@@ -234,3 +234,27 @@ def test_a_warehouse_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "warehouse.duckdb").write_bytes(b"not a database" * 100)
     with pytest.raises(orchestrate.JobFailed, match="warehouse .* cannot be opened for writing"):
         orchestrate.wait_for_warehouse(echo=print)
+
+
+def test_a_run_whose_clv_process_dies_during_the_wait_is_marked_failed_and_not_waited_for(tmp_path, monkeypatch):
+    """The first of two clv commands killed (kill -9) while the second waited for its run: the second waited
+    the full 30 min for a run that could never end."""
+    import socket
+    import subprocess
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path / "data"))
+    import threading
+
+    dying = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    threading.Thread(target=dying.wait, daemon=True).start()     # reaped when it ends, as init reaps a killed clv
+    with orchestrate.instance() as instance:
+        run = instance.create_run_for_job(
+            dg.GraphDefinition(name="training_job").to_job(),
+            tags={orchestrate.PID_TAG: str(dying.pid), orchestrate.HOST_TAG: socket.gethostname()})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name=run.job_name, message="started"))
+        said = []
+        orchestrate.wait_for_runs(instance, seconds=60, poll=0.5, echo=said.append)    # returns once it died
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert any(f"marked run {run.run_id[:8]} (training_job) failed" in line for line in said), said

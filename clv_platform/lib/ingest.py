@@ -207,10 +207,11 @@ def header_problem(first: str) -> str | None:
     wanted = f"expected the header {','.join(expected)}"
     if any(_DATA_LIKE.match(c.strip()) for c in header):
         return f"missing header: the first line looks like data ({first[:60]!r}); {wanted}"
-    if [c.strip() for c in header] == expected:
-        return f"wrong header: column names with spaces around them ({first[:80]!r}); {wanted}, no spaces"
-    if [c.strip().lower() for c in header] == expected:
-        return f"wrong header: column names are lower case; {wanted}"
+    stripped = [c.strip() for c in header]
+    if [c.lower() for c in stripped] == expected:       # the right names, spelled otherwise
+        wrong = (["with spaces around them"] if stripped != header else []) + (
+            ["not in lower case"] if [c.lower() for c in stripped] != stripped else [])
+        return f"wrong header: column names {' and '.join(wrong)} ({first[:80]!r}); {wanted} (lower case, no spaces)"
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
     if not missing and not extra:

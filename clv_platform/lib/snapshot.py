@@ -232,9 +232,16 @@ class Snapshot:
             raise SnapshotUnreadableError(f"snapshot {self.snapshot_id}: table {name!r} is damaged "
                                           f"({type(exc).__name__})") from None
 
-    def missing_tables(self) -> list[str]:
-        """The manifest's tables whose file is not in the folder (a snapshot damaged after it was published)."""
-        return [name for name in self.table_names if not (self.path / f"{name}.parquet").is_file()]
+    def damaged_tables(self) -> list[str]:
+        """The manifest's tables whose file is missing or cut short (its Parquet footer unreadable): a snapshot
+        damaged after it was published. Reads only the footers."""
+        damaged = []
+        for name in self.table_names:
+            try:
+                pq.read_metadata(self.path / f"{name}.parquet")
+            except (OSError, pa.ArrowException):
+                damaged.append(name)
+        return damaged
 
     def table(self, name: str) -> pd.DataFrame:
         """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""

@@ -212,7 +212,8 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
 
 
 def _models(settings: Settings, st: Status) -> None:
-    if not settings.mlflow_db.exists():
+    # (an empty file too: MLflow would create its tables in it, and status would report a fresh, empty store)
+    if not settings.mlflow_db.exists() or not settings.mlflow_db.stat().st_size:
         st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
         if (settings.snapshot_root / snapshot.CURRENT).is_symlink():
             st.attention.append(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored with "
@@ -277,9 +278,9 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     if counts.get("customer_scores") and "segment_history" in counts and not counts["segment_history"]:
         st.attention.append(f"the snapshot {snap.snapshot_id} has no segment history (a rebuilt warehouse?): "
                             "`clv materialize history`, then `clv materialize score`")
-    if missing := snap.missing_tables():
-        st.attention.append(f"the serving snapshot {snap.snapshot_id} lacks its table(s) {', '.join(missing)}: "
-                            f"{snapshot.SnapshotUnreadableError.REMEDY}")
+    if damaged := snap.damaged_tables():
+        st.attention.append(f"the serving snapshot {snap.snapshot_id}: table(s) {', '.join(damaged)} missing or "
+                            f"damaged: {snapshot.SnapshotUnreadableError.REMEDY}")
     published = snap.manifest.get("published_at")
     age = (now - dt.datetime.fromisoformat(published)).total_seconds() / 3600 if published else None
     st.snapshot = {"root": str(settings.snapshot_root), "published": True, "id": snap.snapshot_id,

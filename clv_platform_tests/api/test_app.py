@@ -384,12 +384,16 @@ def test_a_damaged_snapshot_is_a_503_naming_it_not_a_500_or_no_snapshot(client, 
     (path / "segment_history.parquet").unlink()
     health = client.get("/health")
     assert health.status_code == 503 and health.json["error"] == "snapshot_unreadable"
-    assert f"snapshot {path.name} lacks its table(s) segment_history" in health.json["message"]
+    assert f"snapshot {path.name}: table(s) segment_history missing or damaged" in health.json["message"]
     assert "`clv materialize score`" in health.json["message"] and str(tmp_path) not in health.json["message"]
     resp = client.get("/customers/00001/history")
     assert resp.status_code == 503 and resp.json["error"] == "snapshot_unreadable"
 
-    path = publish_fake(tmp_path / "serving", "8")
+    path = publish_fake(tmp_path / "serving", "8")                      # a table cut short, not the scores
+    (path / "segment_summary.parquet").write_bytes((path / "segment_summary.parquet").read_bytes()[:300])
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json["error"] == "snapshot_unreadable"
+    assert "segment_summary" in health.json["message"] and "damaged" in health.json["message"]
     (path / "manifest.json").write_text('{"snapshot_id": ')                 # truncated
     resp = client.post("/predict", json={"customer_ids": ["00001"]})
     assert resp.status_code == 503 and resp.json["error"] == "snapshot_unreadable"

@@ -375,7 +375,20 @@ def test_a_lost_or_damaged_mlflow_store_needs_a_look(tmp_path, monkeypatch):
     publish_fake(settings.snapshot_root, "5")
     assert any(a.startswith(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored")
                for a in status.collect(settings).attention)
+    settings.mlflow_db.write_bytes(b"")                 # emptied: read as no store, and not written by status
+    assert any(a.startswith(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored")
+               for a in status.collect(settings).attention)
+    assert settings.mlflow_db.stat().st_size == 0
     settings.mlflow_db.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)            # damaged
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1 and "Traceback" not in out.output, out.output
     assert f"the MLflow store {settings.mlflow_db} cannot be read" in out.output
+
+
+def test_a_snapshot_table_cut_short_needs_a_look(tmp_path, monkeypatch):
+    """A truncated segment_summary or segment_history left `clv status` all clear while the API was down."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    path = publish_fake(get_settings().snapshot_root, "1")
+    (path / "segment_summary.parquet").write_bytes((path / "segment_summary.parquet").read_bytes()[:300])
+    assert any("table(s) segment_summary missing or damaged" in a and "`clv materialize score`" in a
+               for a in status.collect(get_settings()).attention)

@@ -136,6 +136,10 @@ def test_validate_cli_on_a_folder_sums_up_every_file(tmp_path, landing):
     assert "files:     3 (1 rejected as a whole); vocabularies: " in out.output
     assert "rows:      7 read, 1 valid, 6 would be quarantined" in out.output
     assert "country values not in the vocabulary: AU (2), NZ (2)" in out.output
+    _write(landing / "transactions_2024-02-30.csv", HEADER + "\n")     # an impossible date: refused, listed once
+    out = CliRunner().invoke(cli, ["validate", str(landing)])
+    assert out.output.count("transactions_2024-02-30.csv") == 1 and "RESULT: 2 file(s) no partition loads" in out.output
+    (landing / "transactions_2024-02-30.csv").unlink()
     empty = tmp_path / "empty"
     empty.mkdir()
     out = CliRunner().invoke(cli, ["validate", str(empty)])
@@ -146,3 +150,6 @@ def test_validate_cli_on_a_folder_sums_up_every_file(tmp_path, landing):
     # a zero-width space makes another customer that looks like C1: quarantined, and shown as an escape
     assert out.exit_code == 1 and "2: bad_id | O1,1,C\\u200b1," in out.output
     assert "O2,1,C\\xa02," in out.output          # a no-break space is not shown as a space
+    _write(empty / f"transactions_{DAY}.csv", HEADER + '\nO1,1,C1,2024-03-10T09:00:00,"fa\r\nshion",1,5,web,US,\n')
+    out = CliRunner().invoke(cli, ["validate", str(empty / f"transactions_{DAY}.csv")])
+    assert "category values not in the vocabulary: fa\\x0d\\x0ashion (1)" in out.output

@@ -148,7 +148,9 @@ FILE_CASES = [
     FileCase("cr_only_line_endings", _b(GOOD_TEXT.replace("\n", "\r")), "line endings are CR only"),
     FileCase("header_with_spaces_after_commas", _b(GOOD_TEXT.replace(HEADER, HEADER.replace(",", ", "), 1)),
              "column names with spaces around them"),
-    FileCase("header_upper_case", _b(GOOD_TEXT.replace(HEADER, HEADER.upper(), 1)), "column names are lower case"),
+    FileCase("header_upper_case", _b(GOOD_TEXT.replace(HEADER, HEADER.upper(), 1)), "column names not in lower case"),
+    FileCase("header_upper_case_with_spaces", _b(GOOD_TEXT.replace(HEADER, HEADER.upper().replace(",", ", "), 1)),
+             "column names with spaces around them and not in lower case"),
     # an export with its own column names (no value-like field): not taken for data
     FileCase("export_column_names", _b(GOOD_TEXT.replace(HEADER, "OrderNo,Line,CustomerNo,OrderDate,ProductGroup,"
                                                                  "Qty,Price,SalesChannel,CountryCode,ReturnOf", 1)),
