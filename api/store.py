@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError, SnapshotReader
+from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError, SnapshotReader, SnapshotUnreadableError
 
 
 def jsonable(value):
@@ -182,7 +182,7 @@ class SnapshotStore:
         worker's background thread); nothing when no snapshot is published yet."""
         try:
             self.view()._id_rank  # noqa: B018 (a cached property: computing it is the point)
-        except SnapshotNotFoundError:
+        except (SnapshotNotFoundError, SnapshotUnreadableError):   # (the requests say so, as 503s)
             pass
 
     def view(self) -> ScoresView:

@@ -420,7 +420,7 @@ def _rescore_hint(name: str, version: str | None) -> None:
 
     try:
         manifest = snapshot.read_snapshot(snapshot.current_snapshot_dir(get_settings().snapshot_root)).manifest
-    except (snapshot.SnapshotNotFoundError, ValueError):
+    except (snapshot.SnapshotNotFoundError, snapshot.SnapshotUnreadableError):
         return
     scored = manifest.get("model_versions", {}).get(name)
     if scored is not None and str(scored) != str(version):
