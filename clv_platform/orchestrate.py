@@ -331,7 +331,7 @@ def summary_text() -> str:
     settings = get_settings()
     lines = ["", "== clv_platform summary =="]
     for part in (_warehouse_lines, lambda s: snapshot_lines(s.snapshot_root), lambda s: waiting_model_lines(
-            s.mlflow_uri) if s.mlflow_db.exists() and s.mlflow_db.stat().st_size else []):
+            s.mlflow_uri) if s.mlflow_store_exists else []):
         try:
             lines.extend(part(settings))
         except Exception as exc:  # noqa: BLE001 (a report: say what could not be read, never fail)

@@ -33,6 +33,11 @@ class Settings:
         return self.data_dir / "mlflow.db"
 
     @property
+    def mlflow_store_exists(self) -> bool:
+        """mlflow.db is there and not empty (MLflow would create its tables in an empty file, as in a new one)."""
+        return self.mlflow_db.exists() and self.mlflow_db.stat().st_size > 0
+
+    @property
     def mlflow_uri(self) -> str:
         # MLflow 3 wants an absolute SQLite URI; its default depends on the working directory.
         return f"sqlite:///{self.mlflow_db}"

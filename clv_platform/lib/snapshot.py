@@ -232,16 +232,18 @@ class Snapshot:
             raise SnapshotUnreadableError(f"snapshot {self.snapshot_id}: table {name!r} is damaged "
                                           f"({type(exc).__name__})") from None
 
-    def damaged_tables(self) -> list[str]:
-        """The manifest's tables whose file is missing or cut short (its Parquet footer unreadable): a snapshot
-        damaged after it was published. Reads only the footers."""
+    def check_tables(self) -> None:
+        """SnapshotUnreadableError naming the manifest's tables whose file is missing or cut short (its Parquet
+        footer unreadable): a snapshot damaged after it was published. Reads only the footers."""
         damaged = []
         for name in self.table_names:
             try:
                 pq.read_metadata(self.path / f"{name}.parquet")
             except (OSError, pa.ArrowException):
                 damaged.append(name)
-        return damaged
+        if damaged:
+            raise SnapshotUnreadableError(f"snapshot {self.snapshot_id}: table(s) {', '.join(damaged)} missing or "
+                                          "damaged")
 
     def table(self, name: str) -> pd.DataFrame:
         """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""
@@ -306,8 +308,8 @@ class SnapshotReader:
                 self._snapshot = snapshot
                 self.reloads += 1
                 return snapshot
-        if not current_snapshot_dir(self.root).is_dir():    # the pointer names a folder deleted by hand
-            raise SnapshotUnreadableError(f"the current snapshot {current_snapshot_dir(self.root).name} is gone")
+        if not (path := current_snapshot_dir(self.root)).is_dir():    # the pointer names a folder deleted by hand
+            raise SnapshotUnreadableError(f"the current snapshot {path.name} is gone")
         raise SnapshotNotFoundError(f"could not read the current snapshot under {self.root}")
 
     def manifest(self) -> dict:

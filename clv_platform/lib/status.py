@@ -123,6 +123,11 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
     return [f for f in files if start <= f.day <= today]
 
 
+def _published(settings: Settings) -> bool:
+    """Whether a snapshot was ever published (its pointer is there, whatever state it is in)."""
+    return (settings.snapshot_root / snapshot.CURRENT).is_symlink()
+
+
 def _unreadable_warehouse(st: Status, path: Path, exc: Exception, rebuild: str) -> None:
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     st.warehouse = {"path": str(path), "state": f"unreadable ({first_line})"}
@@ -136,7 +141,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                "history, `clv materialize score` publishes")
     if not path.exists():
         st.warehouse = {"path": str(path), "state": "not created yet (run `make run` or `clv materialize ingest`)"}
-        if (settings.snapshot_root / snapshot.CURRENT).is_symlink():
+        if _published(settings):
             st.attention.append(f"no warehouse at {path}, though a snapshot was published from one (deleted or "
                                 f"moved?): restore it from a backup, or rebuild it: {rebuild}")
         return {}       # every landing file is waiting
@@ -212,10 +217,9 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
 
 
 def _models(settings: Settings, st: Status) -> None:
-    # (an empty file too: MLflow would create its tables in it, and status would report a fresh, empty store)
-    if not settings.mlflow_db.exists() or not settings.mlflow_db.stat().st_size:
+    if not settings.mlflow_store_exists:
         st.models = {spec.name: {"registered": False} for spec in registry.MODELS.values()}
-        if (settings.snapshot_root / snapshot.CURRENT).is_symlink():
+        if _published(settings):
             st.attention.append(f"no MLflow store at {settings.mlflow_db}, though a snapshot was scored with "
                                 "registered models (deleted or moved?): restore it from a backup; else train and "
                                 "promote anew (`clv materialize train`, `clv promote clv`, `clv promote segment`)")
@@ -266,6 +270,7 @@ def _registered_models(settings: Settings, st: Status) -> None:
 def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     try:
         snap = snapshot.SnapshotReader(settings.snapshot_root).get()
+        snap.check_tables()
     except snapshot.SnapshotNotFoundError:
         st.snapshot = {"root": str(settings.snapshot_root), "published": False}
         st.attention.append("no serving snapshot yet: score (`clv materialize score`)")
@@ -278,9 +283,6 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     if counts.get("customer_scores") and "segment_history" in counts and not counts["segment_history"]:
         st.attention.append(f"the snapshot {snap.snapshot_id} has no segment history (a rebuilt warehouse?): "
                             "`clv materialize history`, then `clv materialize score`")
-    if damaged := snap.damaged_tables():
-        st.attention.append(f"the serving snapshot {snap.snapshot_id}: table(s) {', '.join(damaged)} missing or "
-                            f"damaged: {snapshot.SnapshotUnreadableError.REMEDY}")
     published = snap.manifest.get("published_at")
     age = (now - dt.datetime.fromisoformat(published)).total_seconds() / 3600 if published else None
     st.snapshot = {"root": str(settings.snapshot_root), "published": True, "id": snap.snapshot_id,
