@@ -27,6 +27,8 @@ from clv_platform.lib import warehouse
 from clv_platform.lib.ingest import (
     MAX_LINE_BYTES,
     LandingFileError,
+    carriage_return_problem,
+    column_problems,
     csv_row_lines,
     duckdb_problem,
     header_problem,
@@ -81,15 +83,9 @@ def _read(con: duckdb.DuckDBPyConnection, source: Path, today: date) -> tuple[st
         columns = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
     except duckdb.Error as exc:
         raise HistoryImportError(f"{source}: unreadable ({duckdb_problem(exc)})") from None
-    missing = [c for c in LANDING_COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in LANDING_COLUMNS]
-    if missing or extra:
-        problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
-        if any(c.startswith("__index_level_") for c in extra):
-            problems.append("__index_level_* is a pandas index: write the file with index=False")
-        raise HistoryImportError(f"{source}: {'; '.join(problems)} (expected {', '.join(LANDING_COLUMNS)})")
-    if fmt == "parquet":    # the daily files keep the export's types: refuse what the loader would refuse
+    if fmt == "parquet":    # (a CSV's header is checked already) the daily files keep the export's types:
+        if problems := column_problems(columns):        # refuse what the loader would refuse
+            raise HistoryImportError(f"{source}: {'; '.join(problems)} (expected {', '.join(LANDING_COLUMNS)})")
         for column in LANDING_COLUMNS:
             if type_problem := parquet_type_problem(column, columns[column]):
                 raise HistoryImportError(f"{source}: {type_problem}; nothing written")
@@ -121,9 +117,7 @@ def _csv_header(source: Path) -> list[str]:
     line = line.removeprefix(b"\xef\xbb\xbf")       # spreadsheet exports start with a BOM; the daily files won't
     if not line:
         raise HistoryImportError(f"{source}: empty file (0 bytes); an export needs the header line")
-    if b"\r" in line.rstrip(b"\r\n"):
-        problem = ("line endings are CR only (classic Mac OS); save it with LF or CRLF line endings"
-                   if not line.endswith(b"\n") else "line 1 has a carriage return (CR) inside it")
+    if problem := carriage_return_problem(line.removesuffix(b"\n"), line.endswith(b"\n")):
         raise HistoryImportError(f"{source}: {problem}; nothing written")
     try:
         first = line.decode("utf-8").rstrip("\r\n")

@@ -187,9 +187,30 @@ def _read_bytes(path: Path) -> bytes:
         raise LandingFileError(path, f"unreadable ({exc.strerror or exc})") from None
 
 
-_CR_ONLY = ("line endings are CR only (classic Mac OS): no line feed in the file; save it with LF or CRLF "
-            "line endings")
 _DATA_LIKE = re.compile(r"^[+-]?[\d.,]+$|^\d{4}-\d{2}-\d{2}")   # a number or a date: a value, not a column name
+
+
+def carriage_return_problem(first_line: bytes, line_feed_follows: bool) -> str | None:
+    """A carriage return inside the first line (without its line end), the sign of CR-only line endings when no
+    line feed follows it. Shared by the loader and `clv import-history`."""
+    if b"\r" not in first_line.rstrip(b"\r"):
+        return None
+    if not line_feed_follows:
+        return ("line endings are CR only (classic Mac OS): no line feed in the file; save it with LF or CRLF "
+                "line endings")
+    return "line 1 has a carriage return (CR) inside it"
+
+
+def column_problems(columns) -> list[str]:
+    """The missing and unexpected landing columns among `columns` (a Parquet file's), with the fix for a pandas
+    index written as a column. Shared by the loader and `clv import-history`."""
+    missing = [c for c in schema.LANDING_COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in schema.LANDING_COLUMNS]
+    parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+        [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
+    if any(c.startswith("__index_level_") for c in extra):
+        parts.append("__index_level_* is a pandas index: write the file with index=False")
+    return parts
 
 
 def header_problem(first: str) -> str | None:
@@ -210,7 +231,7 @@ def header_problem(first: str) -> str | None:
     stripped = [c.strip() for c in header]
     if [c.lower() for c in stripped] == expected:       # the right names, spelled otherwise
         wrong = (["with spaces around them"] if stripped != header else []) + (
-            ["not in lower case"] if [c.lower() for c in stripped] != stripped else [])
+            ["not in lower case"] if expected != stripped else [])
         return f"wrong header: column names {' and '.join(wrong)} ({first[:80]!r}); {wanted} (lower case, no spaces)"
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
@@ -247,9 +268,10 @@ def _check_csv_bytes(path: Path, data: bytes) -> None:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise LandingFileError(path, f"bad encoding: NUL byte on line {line}")
     newline = data.find(b"\n")          # (split would copy the whole rest of the file)
-    if b"\r" in (data if newline < 0 else data[:newline]).rstrip(b"\r"):
-        raise LandingFileError(path, _CR_ONLY if newline < 0 else "line 1 has a carriage return (CR) inside it")
-    first = (data if newline < 0 else data[:newline]).decode("utf-8").rstrip("\r")
+    head = data if newline < 0 else data[:newline]
+    if problem := carriage_return_problem(head, newline >= 0):
+        raise LandingFileError(path, problem)
+    first = head.decode("utf-8").rstrip("\r")
     if problem := header_problem(first):
         raise LandingFileError(path, problem)
     if not data.endswith(b"\n") and b"\n" in data:
@@ -440,14 +462,7 @@ def _stage_parsed(
         if rows > MAX_FILE_ROWS:     # refused from its metadata, before its data is expanded in memory
             raise LandingFileError(path, f"{rows:,} rows, more than the {MAX_FILE_ROWS:,}{_ONE_DAY}")
         types = {name: typ for name, typ, *_ in described}
-        missing = [c for c in schema.LANDING_COLUMNS if c not in types]
-        extra = [c for c in types if c not in schema.LANDING_COLUMNS]
-        if missing or extra:
-            parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-                [f"unexpected column(s) {', '.join(extra)}"] if extra else []
-            )
-            if any(c.startswith("__index_level_") for c in extra):
-                parts.append("__index_level_* is a pandas index: write the file with index=False")
+        if parts := column_problems(types):
             raise LandingFileError(path, "Parquet schema mismatch: " + "; ".join(parts))
         for col in schema.LANDING_COLUMNS:
             if type_problem := parquet_type_problem(col, types[col]):
