@@ -536,6 +536,9 @@ def status_command() -> None:
         age = f"{sn['age_hours']:.1f} h ago" if sn["age_hours"] is not None else "age unknown"
         click.echo(f"snapshot      {sn['id']} as of {sn['as_of']}, published {age}, {sn['customers']:,} customers, "
                    + ", ".join(f"{k} v{v}" for k, v in sn["model_versions"].items()))
+        if sn["newer_kept"]:
+            click.echo(f"              an earlier snapshot served again (`clv snapshot use`): {len(sn['newer_kept'])} "
+                       f"newer one(s) kept, the newest {sn['newer_kept'][-1]} (`clv snapshot list`)")
         if sn["psi"]:
             name, value = max(sn["psi"].items(), key=lambda kv: kv[1])
             click.echo(f"              since the previous scoring: largest PSI {value:.3f} ({name})")
@@ -559,6 +562,74 @@ def rollback_command(model: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(result.message)
     _rescore_hint(result.name, result.to_version)
+
+
+# --- serving: snapshot list / use ------------------------------------------------------------------
+
+
+@cli.group("snapshot")
+def snapshot_group() -> None:
+    """The published snapshots the API and dashboard read: list the kept ones, serve an earlier one again."""
+
+
+@snapshot_group.command("list")
+def snapshot_list_command() -> None:
+    """The kept snapshots, oldest first; `*` marks the one served now."""
+    from clv_platform.lib import snapshot
+    from clv_platform.lib.settings import get_settings
+
+    root = get_settings().snapshot_root
+    try:
+        current = snapshot.current_snapshot_dir(root).name
+    except snapshot.SnapshotNotFoundError:
+        current = None
+    kept = snapshot.list_snapshots(root)
+    if not kept:
+        click.echo(f"no snapshot published yet under {root}: `clv materialize score` publishes one")
+        return
+    click.echo(f"{len(kept)} kept under {root} (the newest {len(kept)} of those published; oldest first):")
+    for snapshot_id in kept:
+        mark = "*" if snapshot_id == current else " "
+        try:
+            snap = snapshot.read_snapshot(Path(root) / snapshot.SNAPSHOTS / snapshot_id)
+            snap.check_tables()
+        except (snapshot.SnapshotNotFoundError, snapshot.SnapshotUnreadableError) as exc:
+            click.echo(f"{mark} {snapshot_id}  UNREADABLE: {exc}")
+            continue
+        versions = ", ".join(f"{k} v{v}" for k, v in snap.model_versions.items()) or "no model versions"
+        customers = snap.manifest.get("row_counts", {}).get("customer_scores")
+        count = f"{customers:,} customers, " if customers is not None else ""
+        click.echo(f"{mark} {snapshot_id}  as of {snap.as_of_date}, published "
+                   f"{str(snap.manifest.get('published_at'))[:19]} UTC, {count}{versions}")
+    if current is not None and current not in kept:
+        click.echo(f"the pointer names {current}, which is not kept any more: `clv snapshot use ID` or "
+                   "`clv materialize score`")
+
+
+@snapshot_group.command("use")
+@click.argument("snapshot_id")
+def snapshot_use_command(snapshot_id: str) -> None:
+    """Serve the kept snapshot SNAPSHOT_ID again (atomic swap; the API and dashboard follow at their next request).
+    The next scoring publishes a new snapshot and serves that: pause rescoring to keep this one."""
+    from clv_platform.lib import snapshot
+    from clv_platform.lib.settings import get_settings
+
+    root = get_settings().snapshot_root
+    try:
+        before = snapshot.current_snapshot_dir(root).name
+    except snapshot.SnapshotNotFoundError:
+        before = None
+    try:
+        chosen = snapshot.use(root, snapshot_id)
+    except (snapshot.SnapshotNotFoundError, snapshot.SnapshotUnreadableError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if before == snapshot_id:
+        click.echo(f"{snapshot_id} is already the snapshot served")
+        return
+    click.echo(f"serving {snapshot_id} (as of {chosen.as_of_date}) instead of {before or 'none'}")
+    click.echo("the next scoring (`clv materialize score`, or rescore_after_ingestion_sensor after a load or a "
+               "promotion) publishes a new snapshot and serves it: switch that sensor off in the Dagster UI "
+               "(Automation) to keep serving this one")
 
 
 # --- pipeline: run / materialize ----------------------------------------------------------------

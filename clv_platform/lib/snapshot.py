@@ -116,8 +116,13 @@ def publish(
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise
     _fsync_dir(snapshots)
+    _point_current_at(root, snapshot_id)
+    prune(root, keep=keep)
+    return final_dir
 
-    # Atomic pointer swap: a fresh symlink under a temporary name, renamed over `current`.
+
+def _point_current_at(root: Path, snapshot_id: str) -> None:
+    """Atomic pointer swap: a fresh symlink under a temporary name, renamed over `current`."""
     pointer_tmp = root / f".{CURRENT}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     os.symlink(Path(SNAPSHOTS) / snapshot_id, pointer_tmp)
     try:
@@ -126,8 +131,22 @@ def publish(
         pointer_tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(root)
-    prune(root, keep=keep)
-    return final_dir
+
+
+def use(root: str | Path, snapshot_id: str) -> "Snapshot":
+    """Serve the kept snapshot ``snapshot_id`` again (`clv snapshot use`): after a scoring that should not have
+    been published, readers go back to an earlier one without a rescore. Checked whole before the swap (a
+    damaged one raises SnapshotUnreadableError, an unknown id SnapshotNotFoundError listing the kept ones).
+    The next publish moves the pointer on as usual."""
+    root = Path(root).resolve()
+    kept = list_snapshots(root)
+    if snapshot_id not in kept:
+        raise SnapshotNotFoundError(f"no kept snapshot {snapshot_id!r} under {root} (kept, oldest first: "
+                                    f"{', '.join(kept) or 'none'})")
+    chosen = read_snapshot(root / SNAPSHOTS / snapshot_id)
+    chosen.check_tables()
+    _point_current_at(root, snapshot_id)
+    return chosen
 
 
 def _fsync_dir(path: Path) -> None:

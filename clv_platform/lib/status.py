@@ -288,7 +288,9 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     st.snapshot = {"root": str(settings.snapshot_root), "published": True, "id": snap.snapshot_id,
                    "as_of": snap.as_of_date, "published_at": published, "age_hours": age,
                    "customers": snap.manifest.get("row_counts", {}).get("customer_scores"),
-                   "model_versions": snap.model_versions}
+                   "model_versions": snap.model_versions,
+                   # set back by `clv snapshot use`: a note, not attention (the next scoring serves a new one)
+                   "newer_kept": [i for i in snapshot.list_snapshots(settings.snapshot_root) if i > snap.path.name]}
     psi = psi_metrics(snap.manifest.get("metrics"))
     st.snapshot["psi"] = psi
     moved = {k: v for k, v in psi.items() if v > PSI_LARGE}

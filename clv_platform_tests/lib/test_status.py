@@ -392,3 +392,39 @@ def test_a_snapshot_table_cut_short_needs_a_look(tmp_path, monkeypatch):
     (path / "segment_summary.parquet").write_bytes((path / "segment_summary.parquet").read_bytes()[:300])
     assert any("table(s) segment_summary missing or damaged" in a and "`clv materialize score`" in a
                for a in status.collect(get_settings()).attention)
+
+
+def test_an_earlier_snapshot_can_be_served_again_and_status_says_so(tmp_path, monkeypatch):
+    """`clv snapshot use ID` swaps the pointer to a kept snapshot (readers follow at once); `clv snapshot list`
+    marks it; status notes the newer ones without asking for attention; an unknown or damaged one is refused
+    and the pointer stays; the next publish serves the new one."""
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    root = get_settings().snapshot_root
+    first, second, third = (publish_fake(root, token).name for token in ("1", "2", "3"))
+    reader = snapshot.SnapshotReader(root)
+    assert reader.get().snapshot_id == third
+
+    out = CliRunner().invoke(cli, ["snapshot", "use", first])
+    assert out.exit_code == 0, out.output
+    assert f"serving {first} (as of 2024-12-31) instead of {third}" in out.output
+    assert reader.get().snapshot_id == first
+    assert reader.table("customer_scores")["clv_model_version"].iloc[0] == "1"
+    listing = CliRunner().invoke(cli, ["snapshot", "list"]).output
+    assert f"* {first}  as of 2024-12-31" in listing and f"  {third}  as of 2024-12-31" in listing
+    assert "50 customers, clv_model v1" in listing
+    st = status.collect(get_settings())
+    assert st.snapshot["id"] == first and st.snapshot["newer_kept"] == [second, third]
+    assert not any("newer" in a or "snapshot use" in a for a in st.attention), st.attention
+    assert f"2 newer one(s) kept, the newest {third}" in CliRunner().invoke(cli, ["status"]).output
+    assert "already the snapshot served" in CliRunner().invoke(cli, ["snapshot", "use", first]).output
+
+    out = CliRunner().invoke(cli, ["snapshot", "use", "20240101T000000000000Z-abcdef"])
+    assert out.exit_code == 1 and f"kept, oldest first: {first}, {second}, {third}" in out.output
+    (root / "snapshots" / second / "customer_scores.parquet").write_bytes(b"PAR1 cut short")
+    out = CliRunner().invoke(cli, ["snapshot", "use", second])
+    assert out.exit_code == 1 and "customer_scores missing or damaged" in out.output
+    assert f"  {second}  UNREADABLE" in CliRunner().invoke(cli, ["snapshot", "list"]).output
+    assert reader.get().snapshot_id == first
+
+    fourth = publish_fake(root, "4").name
+    assert reader.get().snapshot_id == fourth and status.collect(get_settings()).snapshot["newer_kept"] == []
