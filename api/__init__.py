@@ -18,7 +18,8 @@ from api.routes import bp
 from api.store import SnapshotStore
 
 DEFAULT_MAX_IDS = 10_000
-# Largest request body (413 above it): 10,000 ids of 200 characters and their JSON punctuation fit twice over.
+# Largest request body (413 above it): 10,000 ids of 200 ASCII characters and their JSON punctuation fit twice
+# over; ids of non-ASCII characters take 2-4 bytes each (6-12 as \u escapes), so fewer of them fit.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -38,7 +39,8 @@ def create_app(
     app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     app.config["MAX_IDS"] = int(max_ids)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["BODY_LIMIT"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1     # one more: a chunked body of exactly the limit passes
     app.config["SNAPSHOT_ROOT"] = str(snapshot_root)
     app.extensions["clv_snapshot"] = SnapshotStore(snapshot_root)
     if token:

@@ -65,9 +65,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        return error_response(413, "body_too_large", f"the request body is over {limit:,} bytes; send at most "
-                              f"{app.config['MAX_IDS']:,} ids per request", {"limit_bytes": limit})
+        limit = app.config["BODY_LIMIT"]
+        return error_response(413, "body_too_large", f"the request body is over {limit:,} bytes; send fewer ids "
+                              f"per request (at most {app.config['MAX_IDS']:,}, and at most {limit:,} bytes of JSON)",
+                              {"limit_bytes": limit})
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -22,10 +22,16 @@ def _store() -> SnapshotStore:
 
 
 def _about(snap: Snapshot) -> dict:
+    """What every answer is about: the snapshot, its as-of date, the model versions, and the periods the two CLV
+    figures cover (predicted_clv: spend over clv_horizon_days after the as-of date, undiscounted; btyd_clv:
+    over btyd_clv_horizon_days, discounted), so that a client never puts a 200-day figure next to a 365-day
+    one unawares. (Snapshots published before they were recorded give null.)"""
     return {
         "snapshot_id": snap.snapshot_id,
         "as_of_date": snap.as_of_date,
         "model_versions": snap.model_versions,
+        "clv_horizon_days": snap.manifest.get("clv_horizon_days"),
+        "btyd_clv_horizon_days": snap.manifest.get("btyd_clv_horizon_days"),
     }
 
 
@@ -107,13 +113,23 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 def _body() -> bytes:
-    """The request body; 413 when it is over MAX_CONTENT_LENGTH, also when it comes chunked (no
-    Content-Length): werkzeug then cuts the stream at the limit without saying so."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    data = request.get_data()  # (a declared Content-Length over the limit: 413 here)
-    if request.content_length is None and len(data) >= limit:
+    """The request body; 413 when it is over BODY_LIMIT, also when it comes chunked (no Content-Length):
+    werkzeug then cuts the stream at MAX_CONTENT_LENGTH (one byte more) without saying so, so a body of
+    exactly the limit passes either way."""
+    data = request.get_data()  # (a declared Content-Length over MAX_CONTENT_LENGTH: 413 here)
+    if len(data) > current_app.config["BODY_LIMIT"]:
         raise RequestEntityTooLarge()
     return data
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    """json.loads hook: a key given twice in one object is a 400 (else the last one would win silently)."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ApiError(400, "repeated_field", f"field(s) {', '.join(map(_short, repeated))} given more than once "
+                       "in one JSON object; give each once", {"fields": repeated[:20]})
+    return dict(pairs)
 
 
 def _customer_ids() -> list[str]:
@@ -122,7 +138,7 @@ def _customer_ids() -> list[str]:
                        f"{_example()}")
     data = _body()
     try:
-        body = json.loads(data)
+        body = json.loads(data, object_pairs_hook=_no_repeated_keys)
     except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         raise ApiError(400, "invalid_json", f"the request body is not JSON; {_example()}") from None
     if not isinstance(body, dict):
@@ -153,7 +169,9 @@ def _customer_ids() -> list[str]:
             f"Unicode; {len(bad)} are not (first at index {first}: {why}, {_short(ids[first])})",
             {"indexes": [i for i, _ in bad[:20]]},
         )
-    return ids
+    # surrounding whitespace is never part of an id (ingestion quarantines such ids as id_with_spaces): a
+    # padded id from a CRM export is looked up without it, as the dashboard does
+    return [i.strip() for i in ids]
 
 
 @bp.post("/predict")
@@ -189,6 +207,8 @@ def _number(name: str, text: str, integer: bool = False, minimum: float | None =
     try:
         value = int(text) if integer else float(text)
     except ValueError:  # an integer of thousands of digits
+        value = math.inf
+    if integer and abs(value) > MAX_OFFSET:  # (a Python int of 309+ digits overflows math.isfinite)
         value = math.inf
     if not math.isfinite(value) or (maximum is not None and value > maximum):
         raise invalid(f"is too large (at most {maximum})" if maximum is not None else "is too large")
@@ -231,7 +251,7 @@ def customers():
                        {"parameter": "sort", "columns": list(view.scores.columns)})
     limit = int(_number("limit", args.get("limit", str(DEFAULT_PAGE)), integer=True, minimum=1))
     if limit > current_app.config["MAX_IDS"]:
-        raise ApiError(400, "invalid_parameter", f"limit={limit}: at most {current_app.config['MAX_IDS']} per page",
+        raise ApiError(400, "invalid_parameter", f"limit={_short(limit)}: at most {current_app.config['MAX_IDS']} per page",
                        {"parameter": "limit"})
     offset = int(_number("offset", args.get("offset", "0"), integer=True, minimum=0, maximum=MAX_OFFSET))
     fmt = args.get("format", "json")
@@ -249,25 +269,34 @@ def customers():
                     "returned": len(page), "customers": records(page)})
 
 
-@bp.get("/customers/<customer_id>")
+def _path_id(customer_id: str) -> str:
+    """The id in a /customers/<id> path: any characters, '/' included (percent-encoded as %2F or not), without
+    surrounding whitespace (as in /predict)."""
+    return customer_id.strip()
+
+
+# `path`: an id may hold '/' (werkzeug decodes %2F before routing)
+@bp.get("/customers/<path:customer_id>")
 def customer(customer_id: str):
     _check_query(())
+    customer_id = _path_id(customer_id)
     view = _store().view()
     found, _ = view.lookup([customer_id])
     if not found:
-        raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
+        raise ApiError(404, "unknown_customer", f"customer {_short(customer_id)} is not in snapshot "
                        f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
     return jsonify({**_about(view.snapshot), "customer": found[0]})
 
 
-@bp.get("/customers/<customer_id>/history")
+@bp.get("/customers/<path:customer_id>/history")
 def customer_history(customer_id: str):
     """The customer's month-end segment and scores (serving/segment_history), oldest first."""
     _check_query(())
+    customer_id = _path_id(customer_id)
     view = _store().view()
     rows = view.history(customer_id)
     if rows.empty and customer_id not in view.scores.index:
-        raise ApiError(404, "unknown_customer", f"customer {customer_id!r} is not in snapshot "
+        raise ApiError(404, "unknown_customer", f"customer {_short(customer_id)} is not in snapshot "
                        f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
     return jsonify({**_about(view.snapshot), "customer_id": customer_id,
                     "history": records(rows)})

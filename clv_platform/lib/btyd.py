@@ -33,6 +33,8 @@ from clv_platform.lib import warehouse
 
 WEEK_DAYS = 7.0
 DAYS_PER_YEAR = 365.25
+CLV_HORIZON_DAYS = 365          # btyd_clv's horizon and annual discount rate unless a caller says otherwise
+CLV_DISCOUNT_RATE_ANNUAL = 0.10
 PREDICTION_COLUMNS = [
     "customer_id",
     "p_alive",
@@ -494,8 +496,8 @@ def gamma_gamma_expected_value(params, x, m) -> np.ndarray:
 def predict(
     models: BtydModels,
     features_df: pd.DataFrame,
-    horizon_days: float = 365,
-    discount_rate_annual: float = 0.10,
+    horizon_days: float = CLV_HORIZON_DAYS,
+    discount_rate_annual: float = CLV_DISCOUNT_RATE_ANNUAL,
     input_unit_days: float = 1.0,
     step_days: float = DAYS_PER_YEAR / 12,
 ) -> pd.DataFrame:

@@ -93,6 +93,8 @@ def test_health_predict_customer_segments(client, tmp_path):
         ({"json": {"customer_ids": ["00001"], "horizon_days": 90}}, "unknown_field",
          "unknown field(s) 'horizon_days': /predict takes only 'customer_ids'"),
         ({"json": {"ids": ["00001"]}}, "missing_field", 'like {"customer_ids": ["00001", "00002"]}'),  # its ids
+        ({"data": '{"customer_ids": ["00001"], "customer_ids": ["nope"]}', "content_type": "application/json"},
+         "repeated_field", "'customer_ids' given more than once"),     # not the last one silently
     ],
 )
 def test_predict_validation_errors_are_400_with_clear_json(client, tmp_path, kwargs, code, text):
@@ -271,6 +273,8 @@ def test_customer_list_as_csv(client, tmp_path):
     ("offset=99999999999999999999999999&limit=1", "invalid_parameter",
      "offset='99999999999999999999999999' is too large (at most 9007199254740991)"),
     ("offset=" + "9" * 5000, "invalid_parameter", "is too large"),
+    ("limit=" + "9" * 309, "invalid_parameter", "is too large"),        # (309-4,300 digits overflowed: a 500)
+    ("offset=" + "9" * 400, "invalid_parameter", "is too large"),
     ("min_predicted_clv=nan", "invalid_parameter", "NaN and infinity are not allowed"),
     ("max_p_alive=-inf", "invalid_parameter", "NaN and infinity are not allowed"),
     ("min_predicted_clv=1e999", "invalid_parameter", "min_predicted_clv='1e999' is too large"),
@@ -398,3 +402,52 @@ def test_a_damaged_snapshot_is_a_503_naming_it_not_a_500_or_no_snapshot(client, 
     resp = client.post("/predict", json={"customer_ids": ["00001"]})
     assert resp.status_code == 503 and resp.json["error"] == "snapshot_unreadable"
     assert "manifest.json is damaged" in resp.json["message"] and str(tmp_path) not in resp.json["message"]
+
+
+def test_a_body_of_exactly_the_limit_passes_chunked_or_not(client, tmp_path):
+    from api import MAX_BODY_BYTES
+
+    publish_fake(tmp_path / "serving", "1")
+    head = b'{"customer_ids": ["00001"]}'
+    body = head + b" " * (MAX_BODY_BYTES - len(head))
+    plain = client.post("/predict", data=body, content_type="application/json")
+    chunked = client.post("/predict", input_stream=io.BytesIO(body), content_type="application/json",
+                          headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert plain.status_code == chunked.status_code == 200 and chunked.json["found"] == 1
+    over = client.post("/predict", input_stream=io.BytesIO(body + b" "), content_type="application/json",
+                       headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert over.status_code == 413 and "send fewer ids per request (at most 100, and at most 4,194,304 bytes" \
+        in over.json["message"]
+    assert client.post("/predict", data=body + b" ", content_type="application/json").status_code == 413
+
+
+def test_ids_with_a_slash_or_padding_and_what_the_figures_cover(client, tmp_path):
+    """An id holding '/' is served by /customers/<id> and its history (percent-encoded or not); ids with
+    surrounding whitespace are looked up without it, as in the dashboard; every answer says the periods the two
+    CLV figures cover; a long unknown id is not echoed whole."""
+    path = publish_fake(tmp_path / "serving", "1")
+    tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
+    tables["customer_scores"].loc[0, "customer_id"] = "ACME/42"
+    tables["segment_history"] = pd.DataFrame({"month": ["2024-11"], "customer_id": ["ACME/42"],
+                                              "segment_name": ["champions"], "predicted_clv": [3.0]})
+    manifest = {**json.loads((path / "manifest.json").read_text()), "clv_horizon_days": 200,
+                "btyd_clv_horizon_days": 365}
+    snapshot.publish(tmp_path / "serving", tables, manifest)
+
+    for url in ("/customers/ACME%2F42", "/customers/ACME/42", "/customers/%20ACME%2F42%20"):
+        resp = client.get(url)
+        assert resp.status_code == 200 and resp.json["customer"]["customer_id"] == "ACME/42", (url, resp.json)
+    history = client.get("/customers/ACME%2F42/history")
+    assert history.status_code == 200 and history.json["customer_id"] == "ACME/42"
+    assert [h["month"] for h in history.json["history"]] == ["2024-11"]
+    assert client.get("/customers/ACME/43/history").json["error"] == "unknown_customer"
+
+    resp = client.post("/predict", json={"customer_ids": [" ACME/42 ", "00002\t", "ACME/42"]})
+    assert [p["customer_id"] for p in resp.json["predictions"]] == ["ACME/42", "00002"]
+    assert (resp.json["requested"], resp.json["duplicates"]) == (2, 1)
+
+    for url in ("/health", "/customers/00002", "/segments"):
+        body = client.get(url).json
+        assert (body["clv_horizon_days"], body["btyd_clv_horizon_days"]) == (200, 365), url
+    missing = client.get("/customers/" + "x" * 4000)
+    assert missing.status_code == 404 and len(missing.get_data()) < 1000

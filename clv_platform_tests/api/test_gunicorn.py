@@ -87,6 +87,11 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     deep = requests.post(f"{base}/predict", data=b"[" * 100_000 + b"]" * 100_000, timeout=30,
                          headers={"Content-Type": "application/json"})
     assert deep.status_code == 400 and deep.json()["error"] == "invalid_json"
+    # A long id in the path reaches the app up to gunicorn.conf.py's request line (8,190 bytes, not 4,094)
+    long_id = requests.get(f"{base}/customers/{'x' * 6000}", timeout=30)
+    assert long_id.status_code == 404 and long_id.json()["error"] == "unknown_customer"
+    too_long = requests.get(f"{base}/customers/{'x' * 9000}", timeout=30)
+    assert too_long.status_code == 400 and "Request Line is too large" in too_long.text    # gunicorn's, documented
 
     # Swap while serving: every later request, whichever worker takes it, sees the new manifest.
     second = publish_fake(root, "2", n=80, clv_factor=10.0)

@@ -126,6 +126,9 @@ def customer_scores(
         "dagster_run_id": context.run_id,
         # predicted_clv = spend expected over the CLV model's horizon after as_of_date (undiscounted)
         "clv_horizon_days": getattr(clv.native, "horizon_days", None),
+        # btyd_clv = BTYD spend over this horizon, discounted (scoring's btyd.predict defaults)
+        "btyd_clv_horizon_days": btyd.CLV_HORIZON_DAYS,
+        "btyd_clv_discount_rate_annual": btyd.CLV_DISCOUNT_RATE_ANNUAL,
         "data_quality": {"days": scoring.DQ_DAYS, "partitions_validated": validated},
     }
     path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots)
