@@ -199,7 +199,8 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
     drift = {"psi.predicted_clv": 0.021, "psi.p_alive": 0.008, "psi.expected_purchases_365d": 0.012,
              "psi.btyd_clv": 0.018, "psi.segment_name": 0.004}
     manifest = {"as_of_date": as_of.isoformat(), "model_versions": dict(MODEL_VERSIONS),
-                "metrics": {**metric_values["clv_model"], **drift}, "clv_horizon_days": 365,
+                "metrics": {**metric_values["clv_model"], **drift}, "clv_horizon_days": 200,
+                "btyd_clv_horizon_days": 365, "btyd_clv_discount_rate_annual": 0.1,
                 "data_quality": {"days": DQ_DAYS, "partitions_validated": 730}}
     return tables, manifest
 

@@ -59,6 +59,10 @@ def test_customer_lookup_known_unknown_and_suggestions(root):
     assert at.subheader[0].value == f"Customer {row['customer_id']}"
     assert at.metric[0].value == data.fmt_money(row["predicted_clv"], 2)
     assert at.metric[3].value == row["segment_name"]
+    # the two CLV figures cover different periods, and say so (they were read as one)
+    assert at.metric[0].proto.label == "Predicted CLV, 200 d (80% interval)"
+    assert at.metric[1].proto.label == "BTYD CLV, 365 d, discounted"
+    assert "discounted at 10% a year; not the same period as the predicted CLV" in at.metric[1].proto.help
 
     features = at.table[0].value["value"]
     assert features["orders"] == f"{row['orders']:,}" and features["frequency (repeat purchase days)"] == str(
@@ -175,8 +179,8 @@ def test_overview_states_the_clv_horizon(root):
     tables, manifest = build_tables()
     snapshot.publish(root, tables, manifest)
     total = run_page("overview.py").metric[1]
-    assert total.proto.label == "Predicted CLV, 365 days"      # short enough for a quarter of a wide page
-    assert "Total spend expected from these customers over the 365 days after the as-of date" in total.proto.help
+    assert total.proto.label == "Predicted CLV, 200 days"      # short enough for a quarter of a wide page
+    assert "Total spend expected from these customers over the 200 days after the as-of date" in total.proto.help
     snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "clv_horizon_days"})
     total = run_page("overview.py").metric[1]
     assert total.proto.label == "Predicted CLV" and "not recorded in this snapshot" in total.proto.help

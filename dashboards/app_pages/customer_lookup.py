@@ -50,6 +50,11 @@ if row is None:
 
 
 TICK_COLORS = {"predicted CLV": "#1f3b73", "median forecast": "#b279a2", "BTYD CLV": "#f58518"}
+# the periods the two CLV figures cover (snapshots published before they were recorded: unknown)
+clv_days = snap.manifest.get("clv_horizon_days")
+btyd_days = snap.manifest.get("btyd_clv_horizon_days")
+clv_period = f"{clv_days:,} d" if clv_days else "model horizon"
+btyd_period = f"{btyd_days:,} d, discounted" if btyd_days else "discounted"
 
 
 def _get(name: str):
@@ -60,12 +65,17 @@ st.subheader(f"Customer {data.md_escape(row['customer_id'])}")
 interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
 c1, c2, c3, c4 = st.columns(4)
 median = _get("predicted_clv_p50")
-c1.metric("Predicted CLV (80% interval)", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
+c1.metric(f"Predicted CLV, {clv_period} (80% interval)", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
           delta_arrow="off", delta_color="off", border=True,
-          help="Expected spend over the model's horizon (the mean, what adds up over customers)"
+          help=(f"Expected spend over the {clv_days:,} days after the as-of date" if clv_days else
+                "Expected spend over the model's horizon") + " (the mean, what adds up over customers)"
           + (f"; median forecast {data.fmt_money(median, 2)}, the most typical outcome"
              if median is not None and pd.notna(median) else ""))
-c2.metric("BTYD CLV", data.fmt_money(_get("btyd_clv"), 2), border=True, help="BG/NBD x Gamma-Gamma baseline")
+c2.metric(f"BTYD CLV, {btyd_period}", data.fmt_money(_get("btyd_clv"), 2), border=True,
+          help="BG/NBD x Gamma-Gamma baseline" + (f": spend over the next {btyd_days:,} days, discounted at "
+                                                  f"{snap.manifest.get('btyd_clv_discount_rate_annual', 0.1):.0%} a "
+                                                  "year; not the same period as the predicted CLV" if btyd_days
+                                                  else ""))
 c3.metric("P(alive)", data.fmt_prob(_get("p_alive")), border=True,
           help="Probability that the customer is still active (BG/NBD)"
           + ("; this customer bought on one day only, which BG/NBD counts as alive until they buy again: "
@@ -83,12 +93,12 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
     seg_mean = None
     if segment is not None:
         seg_mean = float(scores.loc[scores["segment_name"] == segment, "predicted_clv"].mean())
-    points = [("predicted CLV", _get("predicted_clv")), ("median forecast", median), ("BTYD CLV", _get("btyd_clv")),
-              (f"mean of {segment}", seg_mean)]
+    points = [(f"predicted CLV ({clv_period})", _get("predicted_clv")), ("median forecast", median),
+              (f"BTYD CLV ({btyd_period})", _get("btyd_clv")), (f"mean of {segment}", seg_mean)]
     marks = pd.DataFrame([{"what": w, "value": float(v)} for w, v in points if v is not None and pd.notna(v)])
     band = pd.DataFrame({"lo": [float(_get("predicted_clv_p10"))], "hi": [float(_get("predicted_clv_p90"))]})
     top = max([band["hi"].iloc[0], *marks["value"]]) * 1.05 if len(marks) else band["hi"].iloc[0] * 1.05
-    x = alt.X("lo:Q", title="Predicted CLV ($)", scale=alt.Scale(domain=[0, top]))
+    x = alt.X("lo:Q", title="Spend ($)", scale=alt.Scale(domain=[0, top]))
     chart = (
         alt.Chart(band).mark_bar(height=20, opacity=0.35, color="#4c78a8")
         .encode(x=x, x2="hi:Q",
@@ -98,7 +108,7 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
         .encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, top])),
                 color=alt.Color("what:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"),
                                 scale=alt.Scale(domain=list(marks["what"]),
-                                                range=[TICK_COLORS.get(w, "#54a24b") for w in marks["what"]])),
+                                                range=[TICK_COLORS.get(w.split(" (")[0], "#54a24b") for w in marks["what"]])),
                 tooltip=["what:N", alt.Tooltip("value:Q", format=",.2f")])
     ).properties(height=130)
     st.caption("80% prediction interval (band) and point predictions (ticks)")

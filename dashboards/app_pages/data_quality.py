@@ -40,6 +40,20 @@ else:
 in_range = dq[(dq["partition_date"] >= start) & (dq["partition_date"] <= end)]
 parts_in = parts[(parts["partition_date"] >= start) & (parts["partition_date"] <= end)]
 
+
+
+def day_axis(title: str = "Partition") -> alt.X:
+    """The partitions' days from `start` to `end`, one band each, labelled at whole days (vega's own ticks put
+    a single partition at repeated and wrong days)."""
+    span = pd.date_range(start, end, freq="D")
+    step = max(1, -(-len(span) // 12))         # at most about 12 labels
+    ticks = [alt.DateTime(year=d.year, month=d.month, date=d.day) for d in span[::step]]
+    last = end + pd.Timedelta(days=1)
+    domain = [alt.DateTime(year=d.year, month=d.month, date=d.day) for d in (pd.Timestamp(start), pd.Timestamp(last))]
+    return alt.X("yearmonthdate(day):T", title=title, scale=alt.Scale(domain=domain),
+                 axis=alt.Axis(format="%b %d", values=ticks, labelOverlap=True))
+
+
 st.subheader("Pass / fail per expectation")
 grid = in_range.assign(result=in_range["success"].map({True: "pass", False: "fail"}),
                        day=pd.to_datetime(in_range["partition_date"]))
@@ -53,7 +67,7 @@ heat = (
     alt.Chart(grid)
     .mark_rect(stroke="white", strokeWidth=0.5)
     .encode(
-        x=alt.X("yearmonthdate(day):T", title="Partition", axis=alt.Axis(format="%b %d", labelOverlap=True)),
+        x=day_axis(),
         y=alt.Y("check:N", title=None, axis=alt.Axis(labelLimit=380)),
         color=alt.Color("result:N", scale=alt.Scale(domain=["pass", "fail"], range=["#59a14f", "#e15759"]),
                         title=None),
@@ -76,7 +90,7 @@ elif "rejected_rows" in parts_in:
     bars = (
         alt.Chart(chart_df)
         .mark_bar(color="#e15759")
-        .encode(x=alt.X("yearmonthdate(day):T", title="Partition", axis=alt.Axis(format="%b %d")),
+        .encode(x=day_axis(),
                 y=alt.Y("rejected_rows:Q", title="Rejected rows"),
                 tooltip=enc)
         .properties(height=220)

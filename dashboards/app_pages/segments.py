@@ -70,13 +70,18 @@ st.subheader("Predicted CLV vs P(alive)")
 sample = common.scatter_sample(snap.snapshot_id, scores, SCATTER_MAX)
 if len(scores) > SCATTER_MAX:
     st.caption(f"A random sample of {SCATTER_MAX:,} of {len(scores):,} customers.")
+clv_axis = sample["predicted_clv"].clip(lower=1.0)
+# the x domain fits the data (a nice log domain ran to the next power of ten), and P(alive) has room around
+# [0, 1]: one-time buyers all sit at exactly 1, and were drawn as a clipped line on the top edge
+x_top = float(clv_axis.max()) * 1.15 if len(sample) else 10.0
 scatter = (
-    alt.Chart(sample.assign(clv_axis=sample["predicted_clv"].clip(lower=1.0)))
-    .mark_circle(size=28, opacity=0.7)
+    alt.Chart(sample.assign(clv_axis=clv_axis))
+    .mark_circle(size=28, opacity=0.55)
     .encode(
         x=alt.X("clv_axis:Q", title="Predicted CLV ($, log scale; below $1 shown at $1)",
-                scale=alt.Scale(type="log")),
-        y=alt.Y("p_alive:Q", title="P(alive)", scale=alt.Scale(domain=[0, 1])),
+                scale=alt.Scale(type="log", domain=[1.0, max(x_top, 2.0)], nice=False)),
+        y=alt.Y("p_alive:Q", title="P(alive)", scale=alt.Scale(domain=[-0.04, 1.04], nice=False),
+                axis=alt.Axis(values=[0, 0.2, 0.4, 0.6, 0.8, 1.0])),
         color=alt.Color("segment_name:N", scale=colors, title="Segment"),
         tooltip=["customer_id:N", "segment_name:N", alt.Tooltip("predicted_clv:Q", format=",.2f"),
                  alt.Tooltip("p_alive:Q", format=".2f")],
@@ -85,6 +90,10 @@ scatter = (
     .interactive()
 )
 st.altair_chart(scatter, width="stretch")
+if len(scores) and "frequency" in scores:
+    st.caption(f"{(scores['frequency'] == 0).mean():.0%} of the customers bought on one day only: BG/NBD counts "
+               "them alive (P(alive) = 1) until they buy again, so they form the row at the top; read their days "
+               "since last order instead (at-risk page).")
 
 history = common.table(snap, "segment_history")
 mig, month_from, month_to = common.migration(snap.snapshot_id, common.table(snap, "segment_migration"), history)
