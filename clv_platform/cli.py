@@ -338,7 +338,8 @@ def _check_writable_folder(folder: Path, option: str) -> None:
               help="Holdout length. Default: 273 (39 weeks) for CDNOW; for the warehouse 365, or half the history "
                    "when it is shorter (as training).")
 @click.option("--folds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="K-fold CV over customers (1 = fit and predict on every customer).")
+              help="K-fold CV over customers (1 = fit and predict on every customer: BTYD only, since the CLV "
+                   "model learns from the holdout and needs held-out customers).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Per-customer rows (.parquet or .csv).")
 @click.option("--no-pareto", is_flag=True, help="Skip the Pareto/NBD comparison.")
@@ -359,10 +360,16 @@ def backtest_command(dataset, cutoff, horizon_days, folds, seed, out, no_pareto)
                                                               horizon_days)
     except (FileNotFoundError, ValueError, warehouse.WarehouseBusyError) as exc:
         raise click.ClickException(str(exc)) from exc
+    # The CLV model is trained on the holdout spend: evaluated on the customers it learnt from (folds=1), its
+    # figures would be in-sample (they looked better than out of fold) and are not computed.
+    in_sample = folds == 1
+    if in_sample:
+        click.echo("--folds 1: the CLV model is left out (it learns from the holdout spend, so it needs held-out "
+                   "customers: --folds 2 or more); BTYD is fitted and scored on every customer", err=True)
     try:
         with tqdm(total=folds, desc="folds", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
             result, rows = backtest.run_backtest(cal, horizon, folds=folds, seed=seed,
-                                                 fold_models=backtest.default_fold_models(),
+                                                 fold_models=[] if in_sample else backtest.default_fold_models(),
                                                  include_pareto=not no_pareto, progress=bar.update)
     except (ValueError, btyd.BtydFitError) as exc:     # e.g. too few customers or buyers at this cutoff
         raise click.ClickException(f"backtest at cutoff {cut} failed: {exc}") from exc
@@ -445,6 +452,8 @@ def promote_command(model: str, force: bool) -> None:
     click.echo(f"  production  {production if result.production_version else 'none'}")
     click.echo(result.message)
     if result.promoted:
+        for problem in registry.pairing_problems():     # the segment model fitted on the new CLV model comes next
+            click.echo(f"next: {problem}")
         _rescore_hint(spec.name, result.staging_version)
     already = result.production_version == result.staging_version
     if not result.promoted and not already:
@@ -470,6 +479,8 @@ def models_command() -> None:
             click.echo(f"  {alias:<20} v{version:<4} {spec.metric} = {registry.format_metric(value)}{note}")
         if info["unlogged_move"]:
             click.echo(f"  note: {info['unlogged_move']}")
+        for problem in registry.pairing_problems() if spec.fitted_on else ():
+            click.echo(f"  attention: {problem}")
         if info["events"]:
             shown = info["events"][-10:]
             click.echo(f"  production log (last {len(shown)} of {len(info['events'])}, oldest first):")
@@ -557,11 +568,17 @@ def rollback_command(model: str) -> None:
     from clv_platform.lib import registry
 
     try:
-        result = registry.rollback(registry.MODELS[model].name)
+        results = registry.rollback_with_dependents(registry.MODELS[model].name)
     except registry.RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(result.message)
-    _rescore_hint(result.name, result.to_version)
+    for result in results:
+        click.echo(result.message + ("" if result is results[0] else
+                                     f" (fitted on {results[0].name} v{results[0].from_version}, which left "
+                                     "production)"))
+    for problem in registry.pairing_problems():
+        click.echo(f"attention: {problem}")
+    for result in results:
+        _rescore_hint(result.name, result.to_version)
 
 
 # --- serving: snapshot list / use ------------------------------------------------------------------

@@ -372,17 +372,20 @@ def waiting_model_lines(tracking_uri: str) -> list[str]:
 
     lines = []
     for key, spec in registry.MODELS.items():
-        aliases = registry.status(spec.name, tracking_uri).get("aliases", {})
+        info = registry.status(spec.name, tracking_uri)
+        aliases = info.get("aliases", {})
         staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
         if staging is None or staging == production:
             continue
         new = registry.version_metric(spec.name, staging, spec.metric, tracking_uri)
         old = registry.version_metric(spec.name, production, spec.metric, tracking_uri) if production else None
+        # (a version the gate has judged: why it waits, not an invitation the gate would refuse)
+        then = registry.staging_note(key, spec, info) or (f"`clv promote {key}` uses it if at least as good "
+                                                          "(`clv models` has the rest)")
         lines.append(f"waiting     {spec.name} v{staging} is staging, not production: {spec.metric} "
                      f"{registry.format_metric(new)} vs production"
-                     f"{f' v{production}' if production else ''} {registry.format_metric(old)}; "
-                     f"`clv promote {key}` uses it if at least as good (`clv models` has the rest)")
-    return lines
+                     f"{f' v{production}' if production else ''} {registry.format_metric(old)}; {then}")
+    return lines + [f"attention   {problem}" for problem in registry.pairing_problems(tracking_uri)]
 
 
 def snapshot_lines(snapshot_root: Path) -> list[str]:
@@ -400,8 +403,11 @@ def snapshot_lines(snapshot_root: Path) -> list[str]:
         for registered_model, block in wide.groupby(level=0):
             block = block.droplevel(0).dropna(axis=1, how="all")
             version = snapshot.model_versions.get(registered_model)
-            lines.append(f"{registered_model}{f' v{version}' if version else ''} (scored this snapshot) metrics on "
-                         "held-out customers:")
+            # the CLV model is judged on customers held out of its training; the segments are fitted and judged
+            # on every customer (silhouette, stability, BIC describe the fit, there is nothing to hold out)
+            judged = "on held-out customers" if registered_model == "clv_model" else "of the fit on every customer"
+            lines.append(f"{registered_model}{f' v{version}' if version else ''} (scored this snapshot) metrics "
+                         f"{judged}:")
             lines.extend("  " + line for line in block.to_string(float_format="{:.3f}".format).splitlines())
     segments = tables.get("segment_summary")
     if segments is not None and len(segments):

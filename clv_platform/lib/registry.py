@@ -429,12 +429,9 @@ class RollbackResult:
     message: str
 
 
-def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
-    """Put ``production`` back on the version that was production before the current one."""
-    c = client(tracking_uri)
-    production = alias_version(name, PRODUCTION, tracking_uri)
-    if production is None:
-        raise RegistryError(f"{name} has no production version to roll back")
+def _rollback_target(c, name: str, production: str, tracking_uri: str | None) -> tuple[list[str], list[str]]:
+    """(the rollback history without production, ending at the version to go back to; versions skipped because
+    they were deleted from the registry). The history is empty when there is nothing to go back to."""
     hist = history(name, tracking_uri)
     if not hist or hist[-1] != production:
         hist.append(production)
@@ -442,10 +439,22 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
     gone = []
     while hist and not _version_exists(c, name, hist[-1]):    # deleted in the MLflow UI since
         gone.append(hist.pop())
+    return hist, gone
+
+
+def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
+    """Put ``production`` back on the version that was production before the current one."""
+    c = client(tracking_uri)
+    production = alias_version(name, PRODUCTION, tracking_uri)
+    if production is None:
+        raise RegistryError(f"{name} has no production version to roll back")
+    hist, gone = _rollback_target(c, name, production, tracking_uri)
     if not hist:
-        deleted = f" (earlier production version(s) v{', v'.join(gone)} were deleted from the registry)" if gone else ""
-        raise RegistryError(f"{name} v{production} is the only production version so far: nothing to roll back "
-                            f"to{deleted}")
+        left = sorted({str(e["to"]) for e in events(name, tracking_uri)} - {production, *gone}, key=int)
+        why = "; ".join([*([f"deleted from the registry: v{', v'.join(gone)}"] if gone else []),
+                         *([f"rolled back out of production earlier: v{', v'.join(left)}"] if left else [])])
+        raise RegistryError(f"{name} v{production} is the earliest production version left to go back to: nothing "
+                            f"to roll back to" + (f" (earlier production versions {why})" if why else ""))
     target = hist[-1]
     c.set_registered_model_alias(name, PRODUCTION, target)
     if len(hist) >= 2:
@@ -462,6 +471,69 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
     skipped = f" (skipped v{', v'.join(gone)}: deleted from the registry)" if gone else ""
     return RollbackResult(name, production, target,
                           f"rolled back {name}: production v{production} -> v{target}{skipped}")
+
+
+def rollback_with_dependents(name: str, tracking_uri: str | None = None) -> list[RollbackResult]:
+    """`clv rollback`: roll ``name`` back, and each model fitted on it (MODELS' fitted_on) whose production
+    version was fitted on the version that left, when its previous production version was fitted on the one
+    that returns: rolled back alone, the CLV model left the segment model of the newer one in production, so the
+    pair mismatched (pairing_problems says when it still does)."""
+    results = [rollback(name, tracking_uri)]
+    c = client(tracking_uri)
+    for spec in MODELS.values():
+        production = alias_version(spec.name, PRODUCTION, tracking_uri) if spec.fitted_on == name else None
+        if production is None or _fitted_on(c, spec, production) != results[0].from_version:
+            continue
+        hist, _ = _rollback_target(c, spec.name, production, tracking_uri)
+        if hist and _fitted_on(c, spec, hist[-1]) == results[0].to_version:
+            results.append(rollback(spec.name, tracking_uri))
+    return results
+
+
+def _fitted_on(c, spec: ModelSpec, version: str) -> str | None:
+    """The version of spec.fitted_on whose predictions this version was fitted on (its version tag)."""
+    return c.get_model_version(spec.name, version).tags.get(f"{spec.fitted_on}_version") if spec.fitted_on else None
+
+
+def pairing_problems(tracking_uri: str | None = None) -> list[str]:
+    """Production versions fitted on another version of their base model than the one in production (a CLV
+    model promoted, rolled back or moved by hand without its segment model), each with what to run."""
+    c = client(tracking_uri)
+    problems = []
+    for key, spec in MODELS.items():
+        production = alias_version(spec.name, PRODUCTION, tracking_uri) if spec.fitted_on else None
+        base = alias_version(spec.fitted_on, PRODUCTION, tracking_uri) if production else None
+        on = _fitted_on(c, spec, production) if base else None
+        if on is None or on == base:
+            continue
+        staging = alias_version(spec.name, STAGING, tracking_uri)
+        hist, _ = _rollback_target(c, spec.name, production, tracking_uri)
+        if staging and staging != production and _fitted_on(c, spec, staging) == base:
+            fix = f"`clv promote {key}` (staging v{staging} was fitted on it)"
+        elif hist and _fitted_on(c, spec, hist[-1]) == base:
+            fix = f"`clv rollback {key}` (back to v{hist[-1]}, fitted on it)"
+        else:
+            fix = "train again (`clv materialize train`), then promote"
+        problems.append(f"production {spec.name} v{production} was fitted on {spec.fitted_on} v{on}'s predictions, "
+                        f"but production {spec.fitted_on} is v{base}: scoring pairs them meanwhile; {fix}")
+    return problems
+
+
+def staging_note(key: str, spec: ModelSpec, info: dict) -> str | None:
+    """Why a staging version that is not production waits, when the gate has judged it (rolled back, refused):
+    from `status(name)`'s info; None when it simply waits for `clv promote`."""
+    aliases = info.get("aliases", {})
+    staging, production = aliases.get(STAGING), aliases.get(PRODUCTION)
+    if not staging or staging == production:
+        return None
+    if rolled_back_at := info.get("rolled_back", {}).get(staging):
+        return (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)}: the gate "
+                f"will not promote it again (a new training run registers a new staging version; `clv promote "
+                f"{key} --force` overrides)")
+    if refused := info.get("refused", {}).get(staging):
+        when, _, why = refused.partition(": ")
+        return f"the gate refused staging v{staging} at {format_time(when)}: {why} (`clv promote {key} --force` overrides)"
+    return None
 
 
 def _version_exists(c, name: str, version: str) -> bool:

@@ -248,23 +248,16 @@ def _registered_models(settings: Settings, st: Status) -> None:
                            for alias, v in aliases.items() if alias in (registry.PRODUCTION, registry.STAGING)}
         st.models[spec.name] = info
         staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
-        rolled_back_at = info.get("rolled_back", {}).get(staging)
-        refused = info.get("refused", {}).get(staging)
         # A staging version the gate has judged (refused, or rolled back) needs nobody: a note, not attention.
-        if staging and staging != production and rolled_back_at:
-            info["note"] = (f"staging v{staging} was rolled back out of production at "
-                            f"{registry.format_time(rolled_back_at)}: the gate will not promote it again (a new "
-                            f"training run registers a new staging version; `clv promote {key} --force` overrides)")
-        elif staging and staging != production and refused:
-            when, _, why = refused.partition(": ")
-            info["note"] = (f"the gate refused staging v{staging} at {registry.format_time(when)}: {why} "
-                            f"(`clv promote {key} --force` overrides)")
+        if note := registry.staging_note(key, spec, info):
+            info["note"] = note
         if info.get("unlogged_move"):
             st.attention.append(f"{spec.name}: {info['unlogged_move']}")
         if info.get("registered") and production is None:
             st.attention.append(f"{spec.name} has no production version: `clv promote {key}`")
         elif staging and staging != production and not info.get("note"):
             st.attention.append(f"{spec.name} v{staging} waits in staging (promotion gate: `clv promote {key}`)")
+    st.attention += registry.pairing_problems(settings.mlflow_uri)
 
 
 def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:

@@ -153,6 +153,13 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     # each month its own figures: customers of that month, or why it has none
     assert "customers" not in by_month["2025-01-01"] and "nothing written" in by_month["2025-01-01"]["skipped"].value
     assert 0 < by_month["2024-11-01"]["customers"].value < by_month["2024-11-01"]["run_customers"].value
+    # the MLflow run of each backfill names its partition range and what it wrote
+    c = registry.client(resources["mlflow"].tracking_uri)
+    runs = c.search_runs([e.experiment_id for e in c.search_experiments()],
+                         filter_string="tags.dagster_asset = 'serving/segment_history'", order_by=["start_time"])
+    assert [r.data.tags["dagster_partition"] for r in runs] == ["2024-09-01..2024-10-01", "2024-11-01..2025-01-01"]
+    assert runs[1].data.params["months_written"] == "2024-11,2024-12" and runs[1].data.params["months_skipped"] == "2025-01"
+    assert runs[1].data.metrics["customers_written"] == by_month["2024-11-01"]["run_customers"].value
     with warehouse.connect(con_path) as con:
         months = con.execute(
             "SELECT month, min(as_of_date), count(*) FROM serving.segment_history GROUP BY month ORDER BY month"

@@ -106,3 +106,14 @@ def test_cli_refuses_what_would_mislead_or_fail_late_in_one_line(args, message):
     res = CliRunner().invoke(cli, ["backtest", "--dataset", "cdnow-sample", "--no-pareto", *args])
     assert res.exit_code != 0 and message in res.output, res.output
     assert isinstance(res.exception, SystemExit)       # a one-line error, not an exception
+
+
+def test_one_fold_leaves_the_clv_model_out_and_says_why(monkeypatch):
+    """With --folds 1 every customer is both fitted and scored: fine for BTYD (it never sees the holdout), but
+    the CLV model learns from the holdout spend, so its figures would be in-sample: not computed, and said."""
+    asked = []
+    monkeypatch.setattr(backtest, "default_fold_models", lambda: asked.append(1) or [])
+    res = CliRunner().invoke(cli, ["backtest", "--dataset", "cdnow-sample", "--folds", "1", "--no-pareto"])
+    assert res.exit_code == 0, res.output
+    assert not asked and "--folds 1: the CLV model is left out" in res.stderr
+    assert set(json.loads(res.stdout.strip())["metrics"]) == {"btyd"}

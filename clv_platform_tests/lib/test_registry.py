@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from sklearn.dummy import DummyRegressor
 
 from clv_platform.cli import cli
-from clv_platform.lib import registry
+from clv_platform.lib import registry, status
+from clv_platform.lib.settings import get_settings
 from clv_platform_tests.lib.mlflow_store import new_store
 
 CLV = registry.MODELS["clv"]
@@ -209,8 +210,9 @@ def test_registry_edits_in_the_mlflow_ui_do_not_fool_the_gate_or_break_rollback(
     c.set_registered_model_alias(CLV.name, "production", "2")
     assert registry.status(CLV.name, uri)["unlogged_move"] is None
     c.delete_model_version(CLV.name, "1")                                # the version to roll back to
-    with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(earlier production version"
-                                                     r"\(s\) v1 were deleted from the registry\)"):
+    with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(earlier production versions "
+                                                     r"deleted from the registry: v1; rolled back out of production "
+                                                     r"earlier: v3\)"):
         registry.rollback(CLV.name, uri)
 
 
@@ -268,8 +270,48 @@ def test_a_segment_model_is_promoted_only_next_to_the_clv_model_it_was_fitted_on
         "clv_model is v1: promote clv_model v2 first, or train again" in refused.message
     out = CliRunner().invoke(cli, ["promote", "segment"])
     assert out.exit_code == 1 and "fitted on clv_model v2" in out.output
-    assert registry.promote_spec(CLV, force=True, tracking_uri=uri).promoted   # its CLV model goes first...
-    assert registry.promote_spec(segment, tracking_uri=uri).promoted           # ...then it may follow
+    out = CliRunner().invoke(cli, ["promote", "clv", "--force"])                # its CLV model goes first...
+    assert out.exit_code == 0 and "next: production segment_model v1 was fitted on clv_model v1's predictions, " \
+        "but production clv_model is v2: scoring pairs them meanwhile; `clv promote segment` (staging v2 was " \
+        "fitted on it)" in out.output, out.output
+    assert registry.pairing_problems(uri) and registry.promote_spec(segment, tracking_uri=uri).promoted  # ...then
+    assert registry.pairing_problems(uri) == []
+
+    # Rolling the CLV model back takes the segment model fitted on it along (alone, it left v1 + v2 in production)
+    out = CliRunner().invoke(cli, ["rollback", "clv"])
+    assert out.exit_code == 0, out.output
+    assert "rolled back clv_model: production v2 -> v1" in out.output
+    assert "rolled back segment_model: production v2 -> v1 (fitted on clv_model v2, which left production)" in out.output
+    assert [registry.alias_version(m, "production", uri) for m in ("clv_model", "segment_model")] == ["1", "1"]
+    assert registry.pairing_problems(uri) == [] and "attention" not in out.output
+
+    # Moved by hand (or a pair with no earlier match): status, `clv models` and the run summary say so.
+    registry.client(uri).set_registered_model_alias(CLV.name, "production", "2")
+    (problem,) = registry.pairing_problems(uri)
+    assert problem.startswith("production segment_model v1 was fitted on clv_model v1's predictions, but production "
+                              "clv_model is v2")
+    assert problem in status.collect(get_settings()).attention
+    assert f"attention: {problem}" in CliRunner().invoke(cli, ["models"]).output
+    from clv_platform import orchestrate
+
+    lines = orchestrate.waiting_model_lines(uri)
+    assert f"attention   {problem}" in lines
+    # a rolled-back staging version waits for a reason the summary now gives (it used to invite `clv promote`)
+    assert any(line.startswith("waiting     segment_model v2 is staging") and "was rolled back out of production"
+               in line for line in lines), lines
+
+
+def test_a_rollback_with_nothing_left_names_the_versions_rolled_back(tmp_path):
+    uri = new_store(tmp_path)
+    for value in (0.6, 0.7, 0.8):
+        registry.register(_log(uri, tmp_path, CLV.metric, value, value), "model", CLV.name, tracking_uri=uri)
+        registry.promote_spec(CLV, force=True, tracking_uri=uri)
+        if value > 0.6:
+            registry.rollback(CLV.name, uri)
+    with pytest.raises(registry.RegistryError, match=r"clv_model v1 is the earliest production version left to go "
+                       r"back to: nothing to roll back to \(earlier production versions rolled back out of "
+                       r"production earlier: v2, v3\)"):
+        registry.rollback(CLV.name, uri)
 
 
 def test_loading_from_a_data_dir_without_a_store_says_so_and_creates_nothing(tmp_path):

@@ -200,6 +200,14 @@ def segment_history(
             written[month] = scoring.write_history_month(con, month, scores)
             context.log.info(f"{month}: {written[month]} customers as of {as_of}")
         migration = scoring.refresh_migrations(con, list(written))
+    # an MLflow run too, tagged with the partition (range): which production versions wrote which months
+    with mlflow.start_run(context, run_name="segment_history"):
+        import mlflow as mlf
+
+        mlf.log_params({"clv_model_version": clv.version, "segment_model_version": seg.version,
+                        "months_written": ",".join(written) or "-", "months_skipped": ",".join(skipped) or "-"})
+        mlf.log_metrics({"customers_written": sum(written.values()), "months_written": len(written),
+                         "months_skipped": len(skipped), "migration_rows": len(migration)})
     # each month's own figures (a ranged run materialises all its months at once), next to the run's totals
     keys = {key[:7]: key for key in context.partition_keys}
     for month, customers in written.items():
