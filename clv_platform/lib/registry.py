@@ -38,6 +38,10 @@ EVENTS_LIMIT = 50
 EVENTS_MAX_CHARS = 5000  # MLflow's registered-model tag values are VARCHAR(5000)
 ROLLED_BACK_TAG = "rolled_back_at"
 REFUSED_TAG = "promotion_refused"    # on a version the gate refused: "<time>: <why>"
+# Production's figure on the staging version's own held-out customers, measured when the staging version was
+# trained (metric `<metric>` + suffix in its run; the version tag says which production version it was)
+SAME_CUSTOMERS_SUFFIX = "_production_same_customers"
+COMPARED_TAG = "compared_with_production"
 
 
 @dataclass(frozen=True)
@@ -348,8 +352,16 @@ def promote(
     production = alias_version(name, PRODUCTION, tracking_uri)
     s_val = version_metric(name, staging, metric, tracking_uri)
     p_val = version_metric(name, production, metric, tracking_uri) if production else None
+    own = ""
+    # Judged on the same customers when the staging run scored the current production model on its held-out
+    # customers: each version's own figure comes from its own held-out sample and data
+    if production and c.get_model_version(name, staging).tags.get(COMPARED_TAG) == production:
+        same = version_metric(name, staging, metric + SAME_CUSTOMERS_SUFFIX, tracking_uri)
+        if same is not None and math.isfinite(same):
+            own = f" on the same held-out customers (production's own evaluation: {format_metric(p_val)})"
+            p_val = same
     figures = f"{metric}: staging v{staging} = {format_metric(s_val)}, production " + (
-        f"v{production} = {format_metric(p_val)}" if production else "none"
+        f"v{production} = {format_metric(p_val)}{own}" if production else "none"
     )
 
     def result(promoted: bool, message: str) -> PromotionResult:

@@ -43,12 +43,13 @@ def btyd_horizon_spend(models: btyd.BtydModels, frame: pd.DataFrame, horizon_day
     return np.asarray(purchases, dtype="float64") * np.asarray(aov, dtype="float64")
 
 
-def split_customers(n: int, test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of test rows (customers), at random."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(n, dtype=bool)
-    test[rng.permutation(n)[: int(round(n * test_fraction))]] = True
-    return test
+def held_out(customer_ids: pd.Series, test_fraction: float) -> np.ndarray:
+    """Boolean mask of the held-out customers: those whose id hashes below `test_fraction` (a fixed hash, no
+    seed). The same customers are held out at every retrain, so no version ever learnt from them, and the
+    promotion gate can judge the staging and production models on the same customers (a random split per run
+    made their figures differ by the split alone: normalized Gini sd 0.05 on 500 customers)."""
+    hashes = pd.util.hash_pandas_object(customer_ids.astype(str), index=False).to_numpy()
+    return hashes < np.uint64(round(float(test_fraction) * 2.0**64)) if test_fraction < 1 else np.ones(len(hashes), bool)
 
 
 def auto_horizon(con: duckdb.DuckDBPyConnection, source: str = "staging.transactions", preferred: int = 365) -> int:
@@ -77,13 +78,13 @@ def warehouse_training_set(
     cutoff=None,
     source: str = "staging.transactions",
     test_fraction: float = 0.2,
-    seed: int = 0,
     btyd_time_unit_days: float = btyd.WEEK_DAYS,
 ) -> dict:
     """Train/test customers as of `cutoff` (default latest order day − horizon) with BTYD features.
     `horizon_days=None`: `auto_horizon` (365 days, or half the history when that is shorter than two years).
 
-    Returns {"cutoff", "horizon_days", "train", "test", "btyd_models"}; BTYD is fitted on train customers only.
+    Returns {"cutoff", "horizon_days", "train", "test", "btyd_models"}; BTYD is fitted on train customers only;
+    the test customers are `held_out`'s (the same at every retrain).
     """
     if horizon_days is None:
         horizon_days = auto_horizon(con, source)
@@ -91,7 +92,7 @@ def warehouse_training_set(
     cal = features.calibration_holdout(con, cutoff, int(horizon_days), source=source, time_unit_days=1.0)
     if len(cal) < 100:
         raise ValueError(f"only {len(cal)} customers first seen on or before the cutoff {cutoff}: too few to train")
-    test_mask = split_customers(len(cal), test_fraction, seed)
+    test_mask = held_out(cal["customer_id"], test_fraction)
     train_cal, test_cal = cal[~test_mask].reset_index(drop=True), cal[test_mask].reset_index(drop=True)
     models = btyd.fit_btyd(train_cal, time_unit_days=btyd_time_unit_days, input_unit_days=1.0)
     return {

@@ -139,3 +139,27 @@ def test_segment_model_asset_registry_and_names_carried_over(env):
     assert (a["segment_name"] == b["segment_name"]).mean() > 0.9
     assert isinstance(a, pd.DataFrame) and len(a) == len(frame)
     _no_running_mlflow_runs(uri)
+
+
+def test_a_retrain_measures_production_on_its_own_held_out_customers(env):
+    """The held-out customers are the same at every retrain (by id hash, whatever the seed): a retrain scores the
+    production model on them, so the gate compares like with like; on unchanged data production's figure there
+    is exactly its own."""
+    from clv_platform.defs.models.assets import ClvModelConfig
+
+    uri, resources = env["uri"], env["resources"]
+    if registry.alias_version("clv_model", "production", uri) is None:
+        assert registry.promote_spec(registry.MODELS["clv"], tracking_uri=uri).promoted
+    production = registry.alias_version("clv_model", "production", uri)
+    again = dg.materialize([clv_model_asset], resources=resources,
+                           run_config=dg.RunConfig({"models__clv_model": ClvModelConfig(seed=7)}))
+    assert again.success
+    staging = registry.alias_version("clv_model", "staging", uri)
+    info = registry.version_info("clv_model", "staging", uri)
+    tags = registry.client(uri).get_model_version("clv_model", staging).tags
+    assert staging != production and tags[registry.COMPARED_TAG] == production
+    same = info["metrics"]["holdout_normalized_gini" + registry.SAME_CUSTOMERS_SUFFIX]
+    assert same == pytest.approx(registry.version_metric("clv_model", production, "holdout_normalized_gini", uri))
+    result = registry.promote_spec(registry.MODELS["clv"], tracking_uri=uri)
+    assert "on the same held-out customers" in result.message
+    _no_running_mlflow_runs(uri)

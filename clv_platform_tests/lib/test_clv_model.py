@@ -19,7 +19,7 @@ HORIZON = 365
 def trained():
     con = duckdb.connect()
     source = load_source(con, simulate_lines(3000, seed=0))
-    ts = training.warehouse_training_set(con, horizon_days=HORIZON, source=source, seed=0)
+    ts = training.warehouse_training_set(con, horizon_days=HORIZON, source=source)
     con.close()
     model = clv_model.train(ts["train"], horizon_days=HORIZON, seed=0)
     table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], HORIZON)

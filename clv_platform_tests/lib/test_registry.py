@@ -363,3 +363,27 @@ def test_the_run_summary_names_a_trained_version_that_is_not_production(tmp_path
     (line,) = orchestrate.waiting_model_lines(uri)
     assert line.startswith("waiting     clv_model v2 is staging, not production: holdout_normalized_gini 0.6900 "
                            "vs production v1 0.5600; `clv promote clv`"), line
+
+
+def test_the_gate_compares_with_production_on_the_same_held_out_customers(tmp_path):
+    """Each version's own figure comes from its own held-out sample; when the staging run scored the production
+    model on its held-out customers, the gate compares those two figures (and says so)."""
+    uri = new_store(tmp_path)
+
+    def version(value, same=None, compared=None):
+        run_id = _log(uri, tmp_path, CLV.metric, value, value)
+        if same is not None:
+            registry.client(uri).log_metric(run_id, CLV.metric + registry.SAME_CUSTOMERS_SUFFIX, same)
+        tags = {registry.COMPARED_TAG: compared} if compared else None
+        return registry.register(run_id, "model", CLV.name, tags=tags, tracking_uri=uri)
+
+    version(0.60)
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted
+    version(0.55, same=0.50, compared="1")       # below production's own 0.60, above it on the same customers
+    result = registry.promote_spec(CLV, tracking_uri=uri)
+    assert result.promoted and result.production_metric == 0.50
+    assert "production v1 = 0.5000 on the same held-out customers (production's own evaluation: 0.6000)" \
+        in result.message
+    version(0.52, same=0.40, compared="1")       # measured against v1, but production is v2 now: its own figure
+    refused = registry.promote_spec(CLV, tracking_uri=uri)
+    assert not refused.promoted and refused.production_metric == 0.55 and "same held-out" not in refused.message

@@ -14,7 +14,7 @@ import pandas as pd
 
 from clv_platform.defs.metadata import png_markdown
 from clv_platform.defs.resources import MlflowResource, WarehouseResource
-from clv_platform.lib import clv_model, registry, scoring, segmentation, training
+from clv_platform.lib import clv_model, metrics, registry, scoring, segmentation, training
 
 FEATURES = dg.AssetKey(["features", "customer_features"])
 BTYD_PREDICTIONS = dg.AssetKey(["features", "btyd_predictions"])
@@ -27,7 +27,8 @@ class ClvModelConfig(dg.Config):
     # target: spend in the horizon after the cutoff (= latest day - horizon); 0 = 365 days, or half the
     # history when it is shorter than two years
     horizon_days: int = 0
-    test_fraction: float = 0.2   # held-out customers for the comparison with BTYD and the naive baseline
+    test_fraction: float = 0.2   # held-out customers (the same at every retrain, by id hash): the comparison
+    #                              with BTYD, the naive baseline and the production model
     inner_folds: int = 4         # CV folds inside the training customers (early stopping + calibration)
     seed: int = 0
 
@@ -59,7 +60,7 @@ def clv_model_asset(
     with warehouse.connect() as con:
         try:
             ts = training.warehouse_training_set(con, horizon_days=config.horizon_days or None,
-                                                 test_fraction=config.test_fraction, seed=config.seed)
+                                                 test_fraction=config.test_fraction)
         except ValueError as exc:  # empty or too short a history
             raise dg.Failure(description=f"cannot train the CLV model: {exc}") from None
     horizon = ts["horizon_days"]
@@ -67,6 +68,7 @@ def clv_model_asset(
     table, rows = training.evaluate(model, ts["test"], ts["btyd_models"], horizon)
     importance = model.feature_importance()
     context.log.info("held-out metrics:\n%s", table.round(4).to_string())
+    production = _production_on_the_same_customers(context, mlflow, ts["test"], rows["actual"])
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -75,7 +77,8 @@ def clv_model_asset(
             "decile_calibration": training.plot_decile_calibration(rows, tmp / "decile_calibration.png"),
             "gain_chart": training.plot_gain_chart(rows, tmp / "gain_chart.png"),
         }
-        version, run_id = _log_clv_model(context, mlflow, model, ts, table, importance, plots, config, tmp)
+        version, run_id = _log_clv_model(context, mlflow, model, ts, table, importance, plots, config, tmp,
+                                         production)
         plot_md = {f"plot_{k}": png_markdown(v) for k, v in plots.items()}
 
     m = table.loc["clv_model"]
@@ -97,6 +100,26 @@ def clv_model_asset(
     })
 
 
+def _production_on_the_same_customers(context, mlflow: MlflowResource, test: pd.DataFrame,
+                                      actual: pd.Series) -> tuple[str, float] | None:
+    """(version, normalized Gini) of the production CLV model on this run's held-out customers, for the
+    promotion gate to compare like with like; None when there is no production model yet or it cannot score
+    these rows (a model from before a feature was added)."""
+    try:
+        production = registry.load(CLV.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
+        predicted = production.predict(test)["predicted_clv"].to_numpy()
+    except registry.RegistryError:
+        return None
+    except Exception as exc:  # noqa: BLE001 (the gate then falls back to production's own figure)
+        context.log.warning(f"production {CLV.name} could not score this run's held-out customers ({exc}); the "
+                            "promotion gate compares with its own held-out figure")
+        return None
+    gini = float(metrics.normalized_gini(actual.to_numpy(), predicted))
+    context.log.info(f"production {CLV.name} v{production.version} on the same held-out customers: {CLV.metric} "
+                     f"{gini:.4f}")
+    return production.version, gini
+
+
 def _booster_params(params: dict) -> dict:
     """The LightGBM parameters the boosters were trained with, as flat MLflow params: count_* and
     order_value_* for the two-part model (its top level holds the unused Tweedie defaults), else lgb_*."""
@@ -106,7 +129,7 @@ def _booster_params(params: dict) -> dict:
 
 
 def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFrame, importance, plots, config,
-                   tmp: Path) -> tuple[str, str]:
+                   tmp: Path, production: tuple[str, float] | None) -> tuple[str, str]:
     """Everything the CLV model sends to MLflow and the registry; returns (registered version, run id)."""
     import mlflow as mlf
 
@@ -117,10 +140,12 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
             "n_test": len(ts["test"]), "n_features": len(model.features), "calibration_scale": round(model.scale, 6),
             "model": model.info["model"], **_booster_params(model.params),
         })
-        metrics = {f"{name}_{metric}": float(v) for name, row in table.iterrows() for metric, v in row.items()
+        logged = {f"{name}_{metric}": float(v) for name, row in table.iterrows() for metric, v in row.items()
                    if pd.notna(v)}
-        metrics[CLV.metric] = float(table.loc["clv_model", "normalized_gini"])  # what promotion compares
-        mlf.log_metrics(metrics)
+        logged[CLV.metric] = float(table.loc["clv_model", "normalized_gini"])  # what promotion compares
+        if production is not None:    # ... with production's figure on the same customers
+            logged[CLV.metric + registry.SAME_CUSTOMERS_SUFFIX] = production[1]
+        mlf.log_metrics(logged)
         for path in plots.values():
             mlf.log_artifact(str(path), artifact_path="plots")
         table.to_csv(tmp / "holdout_metrics.csv")
@@ -131,7 +156,8 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
         info = clv_model.log_to_mlflow(model, ts["train"], name="clv_model")
         run_id = run.info.run_id
     version = registry.register(run_id, "clv_model", CLV.name, model_uri=info.model_uri,
-                                tags={"cutoff": ts["cutoff"], "horizon_days": ts["horizon_days"]},
+                                tags={"cutoff": ts["cutoff"], "horizon_days": ts["horizon_days"],
+                                      **({registry.COMPARED_TAG: production[0]} if production else {})},
                                 tracking_uri=mlflow.tracking_uri)
     return version, run_id
 
