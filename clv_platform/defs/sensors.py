@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from clv_platform.defs.ingestion.assets import STAGING_TRANSACTIONS
-from clv_platform.defs.jobs import ingestion_job, scoring_job, training_job
+from clv_platform.defs.jobs import ingestion_job, scoring_job
 from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
@@ -147,13 +147,22 @@ def rescored_since(instance: dg.DagsterInstance, run_id: str) -> str | None:
 
 
 
+TRAINED_MODELS = (dg.AssetKey(["models", "clv_model"]), dg.AssetKey(["models", "segment_model"]))
+
+
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[training_job],
+    monitor_all_code_locations=True,
     request_job=promotion_job,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def promote_after_training_sensor(context: dg.RunStatusSensorContext):
-    """After a successful training run, the gated promotion: `production` moves only to a model at least as
-    good (as `clv promote`). Stopped by default: promotion stays a deliberate step until you switch it on."""
-    return dg.RunRequest(run_key=context.dagster_run.run_id)
+    """After each successful run that trained a model (training_job, the weekly schedule, or "Materialize" of
+    the model assets in the UI, which runs as __ASSET_JOB), the gated promotion: `production` moves only to a
+    model at least as good (as `clv promote`). Stopped by default: promotion stays a deliberate step until you
+    switch it on. Other runs are passed over (None, as in rescore_after_ingestion_sensor)."""
+    run = context.dagster_run
+    if run.job_name == promotion_job.name or not any(
+            materialized(context.instance, run.run_id, key) for key in TRAINED_MODELS):
+        return None
+    return dg.RunRequest(run_key=run.run_id)

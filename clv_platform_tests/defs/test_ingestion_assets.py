@@ -153,6 +153,24 @@ def test_ranged_backfill_is_one_run_and_a_bad_file_does_not_undo_the_others(env)
     assert checks["transactions_have_keys"].metadata["partitions"].value == 5
 
 
+def test_a_run_with_a_rejected_file_names_the_loaded_days_that_fail_their_checks(env):
+    """The step's checks do not run when a file is rejected (they show "execution failed"): the run's failure
+    names, as they would, a loaded day that fails them, else fixing the rejected file looked like the end of it."""
+    landing, resources, _ = env
+    day_file(landing, "2024-01-01", n_good=20, n_bad=10)                               # a third quarantined
+    (landing / "transactions_2024-01-02.csv").write_text("order_id;line_number\n")    # rejected
+    job = dg.define_asset_job("ingest_range", selection=dg.AssetSelection.assets(transactions_ingestion))
+    defs = dg.Definitions(assets=ASSETS, resources=resources, jobs=[job])
+    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-02"}
+    result = defs.resolve_job_def("ingest_range").execute_in_process(tags=tags, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "transactions_2024-01-02.csv: wrong delimiter" in message
+    assert ("Loaded, but failing their checks (scoring refuses them until reloaded): 2024-01-01 fails "
+            "transactions_quarantine_share_is_acceptable:quarantine_share_at_most_sql (transactions_2024-01-01.csv)") \
+        in message, message
+
+
 def test_failing_blocking_check_stops_downstream(env):
     landing, resources, db = env
     day_file(landing, "2024-01-02", n_good=20, n_bad=10)     # a third of the file quarantined

@@ -58,14 +58,24 @@ def test_gate_promotes_then_refuses_and_rescoring_follows_only_a_promotion(env):
     assert skip is None                                             # passed over (see the sensor's docstring)
 
 
-def test_a_finished_training_run_asks_for_the_gated_promotion(env):
+def test_a_finished_run_that_trained_a_model_asks_for_the_gated_promotion(env):
+    """Whatever started it: a "Materialize" of the model asset in the UI runs as __ASSET_JOB, not training_job."""
     _, _, resources, instance = env
-    training_run = instance.create_run_for_job(dg.GraphDefinition(name="training_job").to_job())
-    # (any success event will do: the sensor reads the run; an empty registry's promotion run gives one)
-    event = promotion_job.execute_in_process(resources=resources, instance=instance).get_run_success_event()
-    request = promote_after_training_sensor(
-        _sensor_context(promote_after_training_sensor, instance, training_run, event))
+
+    @dg.asset(key=["models", "clv_model"])
+    def clv_model_stand_in() -> None:
+        """(stands for the model asset: the sensor reads the run's materializations)"""
+
+    trained = dg.materialize([clv_model_stand_in], instance=instance)
+    training_run = instance.get_run_by_id(trained.run_id)
+    assert training_run.job_name != "training_job"
+    request = promote_after_training_sensor(_sensor_context(
+        promote_after_training_sensor, instance, training_run, trained.get_run_success_event()))
     assert isinstance(request, dg.RunRequest) and request.run_key == training_run.run_id
+    promotion = promotion_job.execute_in_process(resources=resources, instance=instance)     # trains nothing
+    assert promote_after_training_sensor(_sensor_context(
+        promote_after_training_sensor, instance, instance.get_run_by_id(promotion.run_id),
+        promotion.get_run_success_event())) is None
 
 
 def test_the_gate_does_not_promote_a_rolled_back_version_again(env):

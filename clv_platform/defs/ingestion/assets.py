@@ -4,6 +4,7 @@ context.partition_keys; a file-level failure of one day does not undo the other 
 
 import json
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -81,20 +82,33 @@ def transactions_ingestion(
         # Keep what was loaded: report each good partition as materialized, then fail the step. The step's
         # asset checks will not run, so validate the loaded partitions here: staging.validation_results (clv
         # status, the data-quality page) then describes what the warehouse holds now, not the previous load.
+        failing = ""
         if loaded:
+            days_loaded = {r.partition_date for r in loaded}
             with warehouse.connect() as con:
-                run = validation.validate_partitions(con, [r.partition_date for r in loaded], vocabularies=vocabularies)
+                run = validation.validate_partitions(con, sorted(days_loaded), vocabularies=vocabularies)
+                reconciled = validation.reconcile(con, sorted(days_loaded))
+                bad = [row for row in validation.partitions_not_passed(con) if row[0] in days_loaded]
+            # named as the checks would name them: the day, what fails, the file (they show "execution failed")
+            failing = "; ".join(f"{day} {why} ({Path(source).name if source else 'no file'})"
+                                for day, why, source in bad[:5]) + (" ..." if len(bad) > 5 else "")
             context.log.info(f"validated the {len(loaded)} loaded partition(s): "
                              + ("every expectation met" if run.success else
-                                f"{sum(not o.success for o in run.outcomes)} expectation(s) failed"))
+                                f"{sum(not o.success for o in run.outcomes)} expectation(s) failed: {failing}"))
+            if not reconciled["passed"]:
+                context.log.error(f"load audit does not reconcile: {reconciled['problems'][:5]}")
+                failing += f"{'; ' if failing else ''}load audit does not reconcile: {reconciled['problems'][:3]}"
         for result in loaded:
             for key in INGESTION_KEYS:
                 yield dg.AssetMaterialization(asset_key=key, partition=result.partition_date.isoformat(),
                                               metadata=_day_metadata(result))
         raise dg.Failure(
             description=f"{len(failed)} of {len(days)} landing file(s) rejected: "
-            + "; ".join(failed[d] for d in sorted(failed)),
-            metadata={**metadata, "failed_files": dg.MetadataValue.json(failed)},
+            + "; ".join(failed[d] for d in sorted(failed))
+            + (f". Loaded, but failing their checks (scoring refuses them until reloaded): {failing}" if failing
+               else ""),
+            metadata={**metadata, "failed_files": dg.MetadataValue.json(failed),
+                      **({"loaded_days_failing_checks": dg.MetadataValue.text(failing)} if failing else {})},
         )
     # A ranged run materialises every partition of its range at once: each partition gets its own day's figures
     # (or why nothing was loaded), and the run's totals are the run_* entries of all of them.
