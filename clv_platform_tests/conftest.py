@@ -34,6 +34,19 @@ def _default_vocabularies(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_feed_age_check():
+    """Tests load days of 2024 (and CDNOW's of 1997): `clv status` would ask about the feed's age in each one.
+    The test of that check sets CLV_FEED_STALE_DAYS itself."""
+    saved = os.environ.get("CLV_FEED_STALE_DAYS")
+    os.environ["CLV_FEED_STALE_DAYS"] = "0"
+    yield
+    if saved is None:
+        os.environ.pop("CLV_FEED_STALE_DAYS", None)
+    else:
+        os.environ["CLV_FEED_STALE_DAYS"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _open_api():
     """The API tests call without a token unless they set one: a CLV_API_TOKEN of the shell is put aside."""
     saved = os.environ.pop("CLV_API_TOKEN", None)

@@ -73,6 +73,11 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
             st.attention.append(f"{len(gaps)} day(s) between {first} and {last} have no landing file (first "
                                 f"{gaps[0]}): a day without orders still gets a header-only file, so a missing "
                                 "file is a missing day of data")
+    newest = max([*(f.day for f in files), *(loaded or {})], default=None)
+    if newest is not None and settings.feed_stale_days and (now.date() - newest).days > settings.feed_stale_days:
+        st.attention.append(f"no data since {newest} ({(now.date() - newest).days} days before today): the newest "
+                            f"landing file is older than CLV_FEED_STALE_DAYS={settings.feed_stale_days}: is the daily "
+                            "export running? (a history that no longer grows: set CLV_FEED_STALE_DAYS=0)")
     _models(settings, st)
     _snapshot(settings, st, now)
     last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")

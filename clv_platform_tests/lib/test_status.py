@@ -428,3 +428,21 @@ def test_an_earlier_snapshot_can_be_served_again_and_status_says_so(tmp_path, mo
 
     fourth = publish_fake(root, "4").name
     assert reader.get().snapshot_id == fourth and status.collect(get_settings()).snapshot["newer_kept"] == []
+
+
+def test_a_feed_that_stopped_needs_a_look(tmp_path, monkeypatch):
+    """Days missing between loaded days were named, but a daily export that stopped was "all clear"."""
+    settings, landing = _data_dir(tmp_path, monkeypatch)
+    _day(landing, "2024-03-10", ["O1,1,C1,2024-03-10T09:00:00,books,2,12.5,web,US,"])
+    _loaded_warehouse(settings, ["2024-03-10"])
+    monkeypatch.setenv("CLV_FEED_STALE_DAYS", "3")
+    stale = [a for a in status.collect(get_settings(), now=dt.datetime(2024, 3, 14, 8)).attention if "no data" in a]
+    assert stale == ["no data since 2024-03-10 (4 days before today): the newest landing file is older than "
+                     "CLV_FEED_STALE_DAYS=3: is the daily export running? (a history that no longer grows: set "
+                     "CLV_FEED_STALE_DAYS=0)"]
+    assert not any("no data" in a for a in status.collect(get_settings(), now=dt.datetime(2024, 3, 13, 8)).attention)
+    monkeypatch.setenv("CLV_FEED_STALE_DAYS", "0")
+    assert not any("no data" in a for a in status.collect(get_settings(), now=dt.datetime(2025, 1, 1)).attention)
+    monkeypatch.setenv("CLV_FEED_STALE_DAYS", "three")
+    out = CliRunner().invoke(cli, ["status"])
+    assert out.exit_code == 1 and "CLV_FEED_STALE_DAYS='three' is not a whole number of days" in out.output
