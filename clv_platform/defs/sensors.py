@@ -11,7 +11,14 @@ from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
 from clv_platform.lib import ingest
-from clv_platform.lib.landing import changed_files, contiguous_ranges, forget, outside_partitions
+from clv_platform.lib.landing import (
+    changed_files,
+    contiguous_ranges,
+    forget,
+    misnamed_files,
+    name_list,
+    outside_partitions,
+)
 from clv_platform.lib.warehouse import WarehouseBusyError
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -51,6 +58,11 @@ def landing_files_sensor(
              "set CLV_PARTITIONS_START to cover them"),
             (future, "after today (UTC)", "each loads when its day comes"))
         if files)
+    misnamed = misnamed_files(landing.path)         # (`clv status` names them too)
+    if misnamed:
+        waiting += (f"{' ' if waiting else ''}{len(misnamed)} file(s) in the landing folder never load, their names "
+                    f"are not landing file names: {name_list(misnamed)} (expected transactions_YYYY-MM-DD.csv or "
+                    ".parquet).")
     requests = [
         partition_run_request(start.isoformat(), end.isoformat(), run_key=f"{start}:{end}:{cursor_digest(cursor)}")
         for start, end in contiguous_ranges(days)

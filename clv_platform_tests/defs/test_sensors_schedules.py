@@ -121,6 +121,8 @@ def test_files_outside_the_partitions_wait_and_load_once_a_partition_exists(tmp_
            "set CLV_PARTITIONS_START to cover them" in message
     assert f"1 landing file(s) dated after today (UTC) wait, first transactions_{tomorrow}.csv: each loads when " \
            "its day comes" in message
+    assert "1 file(s) in the landing folder never load, their names are not landing file names: notes.txt " \
+           "(expected transactions_YYYY-MM-DD.csv or .parquet)" in message           # (it used to say nothing)
     again = tick(tmp_path, result.cursor)                       # the next ticks: still waiting, not forgotten
     assert not again.run_requests and "wait" in again.skip_reason.skip_message
 

@@ -149,6 +149,8 @@ def customer_scores(
             "snapshot_path": dg.MetadataValue.path(str(path)),
             "model_versions": dg.MetadataValue.json(manifest["model_versions"]),
             "total_predicted_clv": dg.MetadataValue.float(metrics["total_predicted_clv"]),
+            # the period the total covers: BTYD's totals (features/btyd_predictions) cover another one
+            "clv_horizon_days": dg.MetadataValue.int(manifest["clv_horizon_days"] or 0),
             "segments": dg.MetadataValue.md(
                 summary[["segment_name", "customers", "share", "avg_predicted_clv", "avg_p_alive"]]
                 .round(3).to_markdown(index=False)
