@@ -41,6 +41,7 @@ def conditional_holdout_table(models: btyd.BtydModels, cal_df, horizon_days, inp
     frame = pd.DataFrame({"g": groups, "actual": cal_df["frequency_holdout"].to_numpy(), "model": expected})
     out = frame.groupby("g").agg(customers=("actual", "size"), actual=("actual", "mean"), model=("model", "mean"))
     out = out.reindex(range(top + 1))
+    out["customers"] = out["customers"].fillna(0).astype(int)    # an empty bucket: 0 customers, no means
     out.insert(0, "frequency", _bucket_labels(top))
     return out.reset_index(drop=True)
 

@@ -9,6 +9,7 @@ import pytest
 from clv_platform.defs.ingestion.assets import (
     INGESTION_KEYS,
     RAW_LOAD_AUDIT,
+    RAW_REJECTED,
     STAGING_TRANSACTIONS,
     transactions_ingestion,
 )
@@ -181,6 +182,12 @@ def test_failing_blocking_check_stops_downstream(env):
     assert not bad.passed and "10/30 rows quarantined" in str(bad.metadata["examples"].value)
     assert "e.g. transactions_2024-01-02.csv: 10/30 rows quarantined (33%" in bad.description   # the CLI prints it
     assert checks["load_audit_reconciles_with_tables"].passed
+    # the UI shows the quarantined rows themselves (the first 10: line, reasons, the row as read), not only counts
+    rejected = next(m for m in result.asset_materializations_for_node("transactions_ingestion")
+                    if m.asset_key == RAW_REJECTED).metadata["rejected_rows"].value
+    lines = rejected.splitlines()
+    assert len(lines) == 2 + 10 and lines[2].startswith("| 22 | ") and "`B2024-01-02-0,1,C9,2024-01-02T10:00:00,books,0," \
+        in lines[2]
     downstream = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
                   and e.event_specific_data.materialization.asset_key == downstream_of_staging.key]
     assert downstream == []

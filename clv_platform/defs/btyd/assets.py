@@ -147,11 +147,17 @@ def bgnbd(
         metrics["pareto_nbd_log_likelihood"] = pareto["pareto_nbd_log_likelihood"]
         metrics["bgnbd_log_likelihood_same_customers"] = pareto["bgnbd_log_likelihood"]
     files = {}
+    if not config.diagnostics:      # (a scoring run's refit: the plots stay with the training run's event)
+        metadata["diagnostics"] = dg.MetadataValue.text(
+            "not drawn in this run (a refit for scoring): the diagnostic plots, tables and the Pareto/NBD comparison "
+            "are on the latest training run's materialization of this asset (Events: job training_job), and in "
+            "MLflow (the bgnbd run of training_job)")
     if diag is not None:
         files = diag["files"]
         cond = diag["tables"]["conditional_holdout"]
         metadata["diagnostics_cutoff"] = dg.MetadataValue.text(f"{diag['cutoff']} (+{diag['horizon_days']} days)")
-        metadata["conditional_holdout"] = dg.MetadataValue.md(cond.to_markdown(index=False, floatfmt=".3f"))
+        metadata["conditional_holdout"] = dg.MetadataValue.md(cond.astype(object).where(cond.notna(), None).to_markdown(
+            index=False, floatfmt=".3f", missingval="–"))
         metadata["calibration_histogram"] = dg.MetadataValue.md(
             diag["tables"]["calibration_histogram"].to_markdown(index=False, floatfmt=".1f"))
         for name, path in files.items():

@@ -78,6 +78,7 @@ def transactions_ingestion(
     # (leaving bulk_load checkpoints: the run's rows are written into the warehouse file only now)
     context.log.info(f"warehouse file written (checkpoint) in {time.perf_counter() - writing:.1f}s")
     metadata = _metadata(days, loaded, skipped, failed, time.perf_counter() - started)
+    samples = _rejected_samples(warehouse, [r.partition_date for r in loaded if r.rows_rejected])
     if failed:
         # Keep what was loaded: report each good partition as materialized, then fail the step. The step's
         # asset checks will not run, so validate the loaded partitions here: staging.validation_results (clv
@@ -101,7 +102,7 @@ def transactions_ingestion(
         for result in loaded:
             for key in INGESTION_KEYS:
                 yield dg.AssetMaterialization(asset_key=key, partition=result.partition_date.isoformat(),
-                                              metadata=_day_metadata(result))
+                                              metadata=_day_metadata(result, samples if key == RAW_REJECTED else {}))
         raise dg.Failure(
             description=f"{len(failed)} of {len(days)} landing file(s) rejected: "
             + "; ".join(failed[d] for d in sorted(failed))
@@ -114,7 +115,7 @@ def transactions_ingestion(
     # (or why nothing was loaded), and the run's totals are the run_* entries of all of them.
     for key in INGESTION_KEYS:
         for result in loaded:
-            context.add_asset_metadata(_day_metadata(result), asset_key=key,
+            context.add_asset_metadata(_day_metadata(result, samples if key == RAW_REJECTED else {}), asset_key=key,
                                        partition_key=result.partition_date.isoformat())
         for day in skipped:
             context.add_asset_metadata({"skipped": "no landing file: nothing loaded for this day"}, asset_key=key,
@@ -122,9 +123,37 @@ def transactions_ingestion(
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _day_metadata(result: ingest.LoadResult) -> dict:
-    return {"rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
+def _day_metadata(result: ingest.LoadResult, samples: dict | None = None) -> dict:
+    meta = {"rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
             "reasons": dg.MetadataValue.json(result.reason_counts), "file": result.source_file}
+    if samples and result.partition_date in samples:
+        meta["rejected_rows"] = dg.MetadataValue.md(samples[result.partition_date])
+    return meta
+
+
+REJECTED_SAMPLE = 10
+
+
+def _rejected_samples(warehouse: WarehouseResource, days: list) -> dict:
+    """day -> markdown table of its first REJECTED_SAMPLE quarantined rows (line, reasons, the row as read), so
+    the UI shows what was wrong, not only how many (all of them: raw.rejected_transactions, `clv validate FILE`)."""
+    if not days:
+        return {}
+    with warehouse.connect() as con:
+        rows = con.execute("""
+            SELECT partition_date, source_line, reasons, concat_ws(',', coalesce(order_id, ''),
+                   coalesce(line_number, ''), coalesce(customer_id, ''), coalesce(order_ts, ''), coalesce(category, ''),
+                   coalesce(quantity, ''), coalesce(unit_price, ''), coalesce(channel, ''), coalesce(country, ''),
+                   coalesce(original_order_id, '')) AS row
+            FROM raw.rejected_transactions WHERE list_contains($days, partition_date)
+            QUALIFY row_number() OVER (PARTITION BY partition_date ORDER BY source_line) <= $n
+            ORDER BY partition_date, source_line""", {"days": days, "n": REJECTED_SAMPLE}).fetchall()
+    tables: dict = {}
+    for day, line, reasons, row in rows:
+        cell = row.replace("|", "/").replace("`", "'")[:200]
+        tables.setdefault(day, ["| line | reasons | row as read |", "| --- | --- | --- |"]).append(
+            f"| {line} | {reasons} | `{cell}` |")
+    return {day: "\n".join(lines) for day, lines in tables.items()}
 
 
 def _metadata(days, loaded, skipped, failed, seconds) -> dict:
