@@ -8,7 +8,8 @@
   bootstrap resamples). Score = silhouette × stability ("stability-weighted silhouette"); the best score
   wins, Davies-Bouldin breaks ties. The score is what promotion compares.
 * Names: centroids are matched (Hungarian, squared distance in scaled space) to archetype profiles
-  (champions, loyal, big spenders, promising/new, need attention, at risk, hibernating, lost), which makes
+  (champions, loyal, big spenders, promising/new, one-time buyers, need attention, at risk, hibernating,
+  lost), which makes
   names unique. With `previous` (the production model), new centroids are first matched to the previous
   segments' centroids, and matched segments keep the previous id and name.
 * `segment_migration(prev, cur)`: customers moving between segments from one as-of date to the next.
@@ -41,6 +42,9 @@ ARCHETYPES: dict[str, tuple[float, float, float, float, float]] = {
     "loyal": (0.8, 0.5, 0.9, -0.4, 0.0),
     "big spenders": (0.8, 0.2, -0.2, 0.0, 1.5),
     "promising / new": (0.0, 0.8, -0.7, -1.3, 0.0),
+    # bought on one day only (frequency 0: P(alive) is 1 by BG/NBD's definition), recently or long ago: without
+    # it such a segment was named "hibernating" (win-back campaigns reached last week's first-time buyers)
+    "one-time buyers": (-0.4, 0.9, -1.1, 0.0, 0.0),
     "need attention": (0.0, 0.0, 0.0, 0.0, 0.0),
     "at risk": (0.3, -0.8, 0.8, 0.7, 0.0),
     "hibernating": (-0.7, -0.4, -0.5, 0.6, -0.3),
