@@ -25,7 +25,7 @@ cutoff) and the realised spend in the `horizon_days` after it (the target). The 
 row (p50 is NaN for models saved before it existed).
 
 Measured on full CDNOW (`clv backtest --dataset cdnow --cutoff 1997-09-30 --horizon-days 273 --folds 5`):
-normalized Gini 0.721 vs BTYD 0.672, top-10% capture 0.523 vs 0.516, total bias +0.7% vs −17.3%, decile MAPE
+normalized Gini 0.721 vs BTYD 0.672, top-10% capture 0.523 vs 0.516, total bias +0.8% vs −17.3%, decile MAPE
 0.02 vs 0.17, MAE 35.0 vs 32.7. Top-10% ≥ 0.53 was not reached by any variant tried (extra features, tree
 sizes, objectives, P(buy) × spend hurdle, seed averages, BTYD blends, boosting from BTYD's predictions,
 monotone constraints, sample weights, a top-decile classifier or an xendcg ranker blended in by rank,
