@@ -531,7 +531,7 @@ def pairing_problems(tracking_uri: str | None = None) -> list[str]:
     return problems
 
 
-def staging_note(key: str, spec: ModelSpec, info: dict) -> str | None:
+def staging_note(key: str, info: dict) -> str | None:
     """Why a staging version that is not production waits, when the gate has judged it (rolled back, refused):
     from `status(name)`'s info; None when it simply waits for `clv promote`."""
     aliases = info.get("aliases", {})

@@ -254,7 +254,7 @@ def _registered_models(settings: Settings, st: Status) -> None:
         st.models[spec.name] = info
         staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
         # A staging version the gate has judged (refused, or rolled back) needs nobody: a note, not attention.
-        if note := registry.staging_note(key, spec, info):
+        if note := registry.staging_note(key, info):
             info["note"] = note
         if info.get("unlogged_move"):
             st.attention.append(f"{spec.name}: {info['unlogged_move']}")
