@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.routing import PathConverter
 
 from api.encoding import OrjsonProvider
 from api.errors import register_error_handlers, require_token
@@ -18,6 +19,14 @@ from api.routes import bp
 from api.store import SnapshotStore
 
 DEFAULT_MAX_IDS = 10_000
+
+
+class CustomerIdConverter(PathConverter):
+    """Any characters, '/' included, a leading one too (werkzeug's `path` takes no leading '/')."""
+
+    regex = ".+?"
+    part_isolating = False      # (matches across '/': werkzeug would infer True from a regex without '/')
+
 # Largest request body (413 above it): 10,000 ids of 200 ASCII characters and their JSON punctuation fit twice
 # over; ids of non-ASCII characters take 2-4 bytes each (6-12 as \u escapes), so fewer of them fit.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -36,6 +45,10 @@ def create_app(
 
         snapshot_root = get_settings().snapshot_root
     app = Flask(__name__)
+    # a customer id in a path may hold '/' anywhere, first character included (/customers/%2FZ is customer "/Z",
+    # not a redirect to /customers/Z)
+    app.url_map.merge_slashes = False
+    app.url_map.converters["customer_id"] = CustomerIdConverter
     app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     app.config["MAX_IDS"] = int(max_ids)

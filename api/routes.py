@@ -209,7 +209,9 @@ def _number(name: str, text: str, integer: bool = False, minimum: float | None =
     except ValueError:  # an integer of thousands of digits
         value = math.inf
     if integer and abs(value) > MAX_OFFSET:  # (a Python int of 309+ digits overflows math.isfinite)
-        value = math.inf
+        value = math.inf if value > 0 else -math.inf
+    if minimum is not None and value < minimum:
+        raise invalid(f"must be a number >= {minimum}")
     if not math.isfinite(value) or (maximum is not None and value > maximum):
         raise invalid(f"is too large (at most {maximum})" if maximum is not None else "is too large")
     if minimum is not None and value < minimum:
@@ -249,10 +251,8 @@ def customers():
     if column not in view.scores.columns:
         raise ApiError(400, "unknown_column", f"sort: {column!r} is not a column of the scores",
                        {"parameter": "sort", "columns": list(view.scores.columns)})
-    limit = int(_number("limit", args.get("limit", str(DEFAULT_PAGE)), integer=True, minimum=1))
-    if limit > current_app.config["MAX_IDS"]:
-        raise ApiError(400, "invalid_parameter", f"limit={_short(limit)}: at most {current_app.config['MAX_IDS']} per page",
-                       {"parameter": "limit"})
+    limit = int(_number("limit", args.get("limit", str(DEFAULT_PAGE)), integer=True, minimum=1,
+                        maximum=current_app.config["MAX_IDS"]))
     offset = int(_number("offset", args.get("offset", "0"), integer=True, minimum=0, maximum=MAX_OFFSET))
     fmt = args.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -264,6 +264,9 @@ def customers():
         resp.headers["X-Total-Count"] = str(total)
         # (pages fetched across a republish would mix snapshots: a client compares this from page to page)
         resp.headers["X-Snapshot-Id"] = view.snapshot.snapshot_id
+        for name, value in _about(view.snapshot).items():        # the periods the CLV figures cover
+            if name.endswith("horizon_days") and value is not None:
+                resp.headers["X-" + name.replace("_", "-").title()] = str(value)
         return resp
     return jsonify({**_about(view.snapshot), "total": total, "offset": offset, "limit": limit,
                     "returned": len(page), "customers": records(page)})
@@ -275,8 +278,8 @@ def _path_id(customer_id: str) -> str:
     return customer_id.strip()
 
 
-# `path`: an id may hold '/' (werkzeug decodes %2F before routing)
-@bp.get("/customers/<path:customer_id>")
+# an id may hold '/' (werkzeug decodes %2F before routing): the app's customer_id converter
+@bp.get("/customers/<customer_id:customer_id>")
 def customer(customer_id: str):
     _check_query(())
     customer_id = _path_id(customer_id)
@@ -288,7 +291,7 @@ def customer(customer_id: str):
     return jsonify({**_about(view.snapshot), "customer": found[0]})
 
 
-@bp.get("/customers/<path:customer_id>/history")
+@bp.get("/customers/<customer_id:customer_id>/history")
 def customer_history(customer_id: str):
     """The customer's month-end segment and scores (serving/segment_history), oldest first."""
     _check_query(())
@@ -296,6 +299,8 @@ def customer_history(customer_id: str):
     view = _store().view()
     rows = view.history(customer_id)
     if rows.empty and customer_id not in view.scores.index:
+        if f"{customer_id}/history" in view.scores.index:     # an id that itself ends in "/history"
+            return customer(f"{customer_id}/history")
         raise ApiError(404, "unknown_customer", f"customer {_short(customer_id)} is not in snapshot "
                        f"{view.snapshot.snapshot_id} (as of {view.snapshot.as_of_date})")
     return jsonify({**_about(view.snapshot), "customer_id": customer_id,

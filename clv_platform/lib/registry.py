@@ -464,9 +464,9 @@ def rollback(name: str, tracking_uri: str | None = None) -> RollbackResult:
     if not hist:
         left = sorted({str(e["to"]) for e in events(name, tracking_uri)} - {production, *gone}, key=int)
         why = "; ".join([*([f"deleted from the registry: v{', v'.join(gone)}"] if gone else []),
-                         *([f"rolled back out of production earlier: v{', v'.join(left)}"] if left else [])])
+                         *([f"rolled back: v{', v'.join(left)}"] if left else [])])
         raise RegistryError(f"{name} v{production} is the earliest production version left to go back to: nothing "
-                            f"to roll back to" + (f" (earlier production versions {why})" if why else ""))
+                            f"to roll back to" + (f" (the other versions that were production: {why})" if why else ""))
     target = hist[-1]
     c.set_registered_model_alias(name, PRODUCTION, target)
     if len(hist) >= 2:
@@ -520,7 +520,13 @@ def pairing_problems(tracking_uri: str | None = None) -> list[str]:
             continue
         staging = alias_version(spec.name, STAGING, tracking_uri)
         hist, _ = _rollback_target(c, spec.name, production, tracking_uri)
-        if staging and staging != production and _fitted_on(c, spec, staging) == base:
+        # refused on its figure, or rolled back (a refusal for the pairing itself does not count: that is fixed)
+        tags = c.get_model_version(spec.name, staging).tags if staging else {}
+        judged = ROLLED_BACK_TAG in tags or " was fitted on " not in tags.get(REFUSED_TAG, " was fitted on ")
+        if staging and staging != production and _fitted_on(c, spec, staging) == base and judged:
+            fix = (f"staging v{staging} was fitted on it, but the gate refused it: `clv promote {key} --force`, or "
+                   "train again (`clv materialize train`)")
+        elif staging and staging != production and _fitted_on(c, spec, staging) == base:
             fix = f"`clv promote {key}` (staging v{staging} was fitted on it)"
         elif hist and _fitted_on(c, spec, hist[-1]) == base:
             fix = f"`clv rollback {key}` (back to v{hist[-1]}, fitted on it)"

@@ -19,9 +19,17 @@ class Settings:
     partitions_start: str
     # A file with a larger share of its rows quarantined fails the blocking check (files of 20+ rows).
     max_quarantine_share: float = 0.05
-    # `clv status` asks for a look when the newest day of data is more than this many days before today (a daily
-    # export that stopped); 0 = never (a history that no longer grows, e.g. CDNOW).
-    feed_stale_days: int = 3
+
+    @property
+    def feed_stale_days(self) -> int:
+        """`clv status` asks for a look when the newest day of data is more than this many days before today (a
+        daily export that stopped); 0 = never (a history that no longer grows, e.g. CDNOW). CLV_FEED_STALE_DAYS,
+        default 3; read by status only, so a bad value stops nothing else (SettingsError when read)."""
+        stale = os.environ.get("CLV_FEED_STALE_DAYS", "3")
+        if not re.fullmatch(r"\d{1,5}", stale.strip()):
+            raise SettingsError(f"CLV_FEED_STALE_DAYS={stale!r} is not a whole number of days (how old the newest day "
+                                "of data may be before `clv status` asks for a look, e.g. 3; 0 = never)")
+        return int(stale)
 
     @property
     def landing_dir(self) -> Path:
@@ -103,9 +111,4 @@ def get_settings() -> Settings:
         raise SettingsError(f"CLV_MAX_QUARANTINE_SHARE={share!r} is not a share between 0 and 1 (the largest share "
                             "of a file's rows that may be quarantined before the file fails its check, e.g. 0.05)"
                             ) from None
-    stale = os.environ.get("CLV_FEED_STALE_DAYS", str(Settings.feed_stale_days))
-    if not re.fullmatch(r"\d{1,5}", stale.strip()):
-        raise SettingsError(f"CLV_FEED_STALE_DAYS={stale!r} is not a whole number of days (how old the newest day of "
-                            "data may be before `clv status` asks for a look, e.g. 3; 0 = never)")
-    return Settings(data_dir=data_dir, partitions_start=start, max_quarantine_share=max_share,
-                    feed_stale_days=int(stale))
+    return Settings(data_dir=data_dir, partitions_start=start, max_quarantine_share=max_share)

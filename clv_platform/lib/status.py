@@ -14,7 +14,7 @@ import duckdb
 from clv_platform.lib import ingest, landing, registry, schema, snapshot, validation, warehouse
 from clv_platform.lib.history_import import REJECTS_DIR
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
-from clv_platform.lib.settings import Settings
+from clv_platform.lib.settings import Settings, SettingsError
 
 
 @dataclass
@@ -73,11 +73,7 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
             st.attention.append(f"{len(gaps)} day(s) between {first} and {last} have no landing file (first "
                                 f"{gaps[0]}): a day without orders still gets a header-only file, so a missing "
                                 "file is a missing day of data")
-    newest = max([*(f.day for f in files), *(loaded or {})], default=None)
-    if newest is not None and settings.feed_stale_days and (now.date() - newest).days > settings.feed_stale_days:
-        st.attention.append(f"no data since {newest} ({(now.date() - newest).days} days before today): the newest "
-                            f"landing file is older than CLV_FEED_STALE_DAYS={settings.feed_stale_days}: is the daily "
-                            "export running? (a history that no longer grows: set CLV_FEED_STALE_DAYS=0)")
+    _feed_age(settings, st, max([*(f.day for f in files), *(loaded or {})], default=None), now.date())
     _models(settings, st)
     _snapshot(settings, st, now)
     last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")
@@ -89,6 +85,19 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
                                 "then)" if blocked else "rescore (`clv materialize score`; with "
                                 "rescore_after_ingestion_sensor on, the daemon does it after each load)"))
     return st
+
+
+def _feed_age(settings: Settings, st: Status, newest: dt.date | None, today: dt.date) -> None:
+    """A daily export that stopped: days missing between loaded days were named, the ones after the last not."""
+    try:
+        stale = settings.feed_stale_days
+    except SettingsError as exc:
+        st.attention.append(str(exc))
+        return
+    if newest is not None and stale and (today - newest).days > stale:
+        st.attention.append(f"no data since {newest} ({(today - newest).days} days before today): the newest "
+                            f"landing file is older than CLV_FEED_STALE_DAYS={stale}: is the daily export running? "
+                            "(a history that no longer grows: set CLV_FEED_STALE_DAYS=0)")
 
 
 def _records(path: Path) -> int:

@@ -267,7 +267,8 @@ def test_customer_list_as_csv(client, tmp_path):
     ("segment=vip", "unknown_segment", "no segment named 'vip'"),
     ("sort=-value", "unknown_column", "sort: 'value' is not a column"),
     ("limit=0", "invalid_parameter", "limit='0' must be a number >= 1"),
-    ("limit=101", "invalid_parameter", "limit=101: at most 100 per page"),      # the app's max_ids
+    ("limit=101", "invalid_parameter", "limit='101' is too large (at most 100)"),      # the app's max_ids
+    ("limit=-" + "9" * 30, "invalid_parameter", "must be a number >= 1"),
     ("offset=-1", "invalid_parameter", "offset='-1' must be a number >= 0"),
     ("format=xml", "invalid_parameter", "format='xml': use json or csv"),
     ("offset=99999999999999999999999999&limit=1", "invalid_parameter",
@@ -428,6 +429,8 @@ def test_ids_with_a_slash_or_padding_and_what_the_figures_cover(client, tmp_path
     path = publish_fake(tmp_path / "serving", "1")
     tables = {f.stem: pd.read_parquet(f) for f in path.glob("*.parquet")}
     tables["customer_scores"].loc[0, "customer_id"] = "ACME/42"
+    tables["customer_scores"].loc[1, "customer_id"] = "X/history"
+    tables["customer_scores"].loc[2, "customer_id"] = "/Z"
     tables["segment_history"] = pd.DataFrame({"month": ["2024-11"], "customer_id": ["ACME/42"],
                                               "segment_name": ["champions"], "predicted_clv": [3.0]})
     manifest = {**json.loads((path / "manifest.json").read_text()), "clv_horizon_days": 200,
@@ -441,12 +444,17 @@ def test_ids_with_a_slash_or_padding_and_what_the_figures_cover(client, tmp_path
     assert history.status_code == 200 and history.json["customer_id"] == "ACME/42"
     assert [h["month"] for h in history.json["history"]] == ["2024-11"]
     assert client.get("/customers/ACME/43/history").json["error"] == "unknown_customer"
+    # an id ending in "/history" or starting with "/": found, not another customer, not a redirect
+    assert client.get("/customers/X%2Fhistory").json["customer"]["customer_id"] == "X/history"
+    assert client.get("/customers/%2FZ").json["customer"]["customer_id"] == "/Z"
+    csv = client.get("/customers?format=csv&limit=1")
+    assert (csv.headers["X-Clv-Horizon-Days"], csv.headers["X-Btyd-Clv-Horizon-Days"]) == ("200", "365")
 
-    resp = client.post("/predict", json={"customer_ids": [" ACME/42 ", "00002\t", "ACME/42"]})
-    assert [p["customer_id"] for p in resp.json["predictions"]] == ["ACME/42", "00002"]
+    resp = client.post("/predict", json={"customer_ids": [" ACME/42 ", "00005\t", "ACME/42"]})
+    assert [p["customer_id"] for p in resp.json["predictions"]] == ["ACME/42", "00005"]
     assert (resp.json["requested"], resp.json["duplicates"]) == (2, 1)
 
-    for url in ("/health", "/customers/00002", "/segments"):
+    for url in ("/health", "/customers/00005", "/segments"):
         body = client.get(url).json
         assert (body["clv_horizon_days"], body["btyd_clv_horizon_days"]) == (200, 365), url
     missing = client.get("/customers/" + "x" * 4000)

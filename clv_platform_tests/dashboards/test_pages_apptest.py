@@ -60,8 +60,8 @@ def test_customer_lookup_known_unknown_and_suggestions(root):
     assert at.metric[0].value == data.fmt_money(row["predicted_clv"], 2)
     assert at.metric[3].value == row["segment_name"]
     # the two CLV figures cover different periods, and say so (they were read as one)
-    assert at.metric[0].proto.label == "Predicted CLV, 200 d (80% interval)"
-    assert at.metric[1].proto.label == "BTYD CLV, 365 d, discounted"
+    assert at.metric[0].proto.label == "Predicted CLV, 200 d"          # short: a quarter of the page's width
+    assert at.metric[1].proto.label == "BTYD CLV, 365 d"
     assert "discounted at 10% a year; not the same period as the predicted CLV" in at.metric[1].proto.help
 
     features = at.table[0].value["value"]

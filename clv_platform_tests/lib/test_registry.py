@@ -210,9 +210,8 @@ def test_registry_edits_in_the_mlflow_ui_do_not_fool_the_gate_or_break_rollback(
     c.set_registered_model_alias(CLV.name, "production", "2")
     assert registry.status(CLV.name, uri)["unlogged_move"] is None
     c.delete_model_version(CLV.name, "1")                                # the version to roll back to
-    with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(earlier production versions "
-                                                     r"deleted from the registry: v1; rolled back out of production "
-                                                     r"earlier: v3\)"):
+    with pytest.raises(registry.RegistryError, match=r"nothing to roll back to \(the other versions that were "
+                                                     r"production: deleted from the registry: v1; rolled back: v3\)"):
         registry.rollback(CLV.name, uri)
 
 
@@ -309,8 +308,8 @@ def test_a_rollback_with_nothing_left_names_the_versions_rolled_back(tmp_path):
         if value > 0.6:
             registry.rollback(CLV.name, uri)
     with pytest.raises(registry.RegistryError, match=r"clv_model v1 is the earliest production version left to go "
-                       r"back to: nothing to roll back to \(earlier production versions rolled back out of "
-                       r"production earlier: v2, v3\)"):
+                       r"back to: nothing to roll back to \(the other versions that were production: rolled "
+                       r"back: v2, v3\)"):
         registry.rollback(CLV.name, uri)
 
 
@@ -387,3 +386,26 @@ def test_the_gate_compares_with_production_on_the_same_held_out_customers(tmp_pa
     version(0.52, same=0.40, compared="1")       # measured against v1, but production is v2 now: its own figure
     refused = registry.promote_spec(CLV, tracking_uri=uri)
     assert not refused.promoted and refused.production_metric == 0.55 and "same held-out" not in refused.message
+
+
+def test_the_pairing_advice_does_not_send_to_a_promotion_the_gate_refused(tmp_path, monkeypatch):
+    uri = new_store(tmp_path)
+    segment = registry.MODELS["segment"]
+
+    def version(spec, value, fitted_on=None):
+        tags = {"clv_model_version": fitted_on} if fitted_on else None
+        return registry.register(_log(uri, tmp_path, spec.metric, value, value), "model", spec.name, tags=tags,
+                                 tracking_uri=uri)
+
+    version(CLV, 0.60)
+    version(segment, 0.30, fitted_on="1")
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted and registry.promote_spec(segment, tracking_uri=uri).promoted
+    version(CLV, 0.70)
+    version(segment, 0.20, fitted_on="2")                       # worse than production's 0.30
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted
+    (advice,) = registry.pairing_problems(uri)
+    assert advice.endswith("`clv promote segment` (staging v2 was fitted on it)")
+    assert not registry.promote_spec(segment, tracking_uri=uri).promoted    # refused on its figure
+    (advice,) = registry.pairing_problems(uri)
+    assert advice.endswith("staging v2 was fitted on it, but the gate refused it: `clv promote segment --force`, or "
+                           "train again (`clv materialize train`)")

@@ -444,5 +444,6 @@ def test_a_feed_that_stopped_needs_a_look(tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_FEED_STALE_DAYS", "0")
     assert not any("no data" in a for a in status.collect(get_settings(), now=dt.datetime(2025, 1, 1)).attention)
     monkeypatch.setenv("CLV_FEED_STALE_DAYS", "three")
+    assert get_settings().data_dir == settings.data_dir           # read by status only: nothing else stops
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1 and "CLV_FEED_STALE_DAYS='three' is not a whole number of days" in out.output

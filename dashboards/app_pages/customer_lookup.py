@@ -54,7 +54,7 @@ TICK_COLORS = {"predicted CLV": "#1f3b73", "median forecast": "#b279a2", "BTYD C
 clv_days = snap.manifest.get("clv_horizon_days")
 btyd_days = snap.manifest.get("btyd_clv_horizon_days")
 clv_period = f"{clv_days:,} d" if clv_days else "model horizon"
-btyd_period = f"{btyd_days:,} d, discounted" if btyd_days else "discounted"
+btyd_period = f"{btyd_days:,} d" if btyd_days else "discounted"
 
 
 def _get(name: str):
@@ -65,10 +65,11 @@ st.subheader(f"Customer {data.md_escape(row['customer_id'])}")
 interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
 c1, c2, c3, c4 = st.columns(4)
 median = _get("predicted_clv_p50")
-c1.metric(f"Predicted CLV, {clv_period} (80% interval)", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
+c1.metric(f"Predicted CLV, {clv_period}", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
           delta_arrow="off", delta_color="off", border=True,
           help=(f"Expected spend over the {clv_days:,} days after the as-of date" if clv_days else
-                "Expected spend over the model's horizon") + " (the mean, what adds up over customers)"
+                "Expected spend over the model's horizon") + " (the mean, what adds up over customers), and below "
+          "it the 80% prediction interval"
           + (f"; median forecast {data.fmt_money(median, 2)}, the most typical outcome"
              if median is not None and pd.notna(median) else ""))
 c2.metric(f"BTYD CLV, {btyd_period}", data.fmt_money(_get("btyd_clv"), 2), border=True,
@@ -94,7 +95,8 @@ if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not No
     if segment is not None:
         seg_mean = float(scores.loc[scores["segment_name"] == segment, "predicted_clv"].mean())
     points = [(f"predicted CLV ({clv_period})", _get("predicted_clv")), ("median forecast", median),
-              (f"BTYD CLV ({btyd_period})", _get("btyd_clv")), (f"mean of {segment}", seg_mean)]
+              (f"BTYD CLV ({btyd_period}, discounted)" if btyd_days else "BTYD CLV", _get("btyd_clv")),
+              (f"mean of {segment}", seg_mean)]
     marks = pd.DataFrame([{"what": w, "value": float(v)} for w, v in points if v is not None and pd.notna(v)])
     band = pd.DataFrame({"lo": [float(_get("predicted_clv_p10"))], "hi": [float(_get("predicted_clv_p90"))]})
     top = max([band["hi"].iloc[0], *marks["value"]]) * 1.05 if len(marks) else band["hi"].iloc[0] * 1.05
