@@ -246,6 +246,14 @@ def test_a_moved_data_dir_takes_its_mlflow_artifacts_along(tmp_path):
         registry.follow_moved_data_dir("tests", elsewhere / "mlartifacts", new_uri)
 
 
+def _version(uri: str, root: Path, spec, value: float, fitted_on: str | None = None) -> str:
+    """A registered version of `spec`'s model with its metric `value` (a segment model: fitted on clv_model v
+    `fitted_on`)."""
+    tags = {"clv_model_version": fitted_on} if fitted_on else None
+    return registry.register(_log(uri, root, spec.metric, value, value), "model", spec.name, tags=tags,
+                             tracking_uri=uri)
+
+
 def test_a_segment_model_is_promoted_only_next_to_the_clv_model_it_was_fitted_on(tmp_path, monkeypatch):
     """The segment model's inputs include predicted CLV: production must not pair it with another CLV version."""
     uri = new_store(tmp_path)
@@ -253,9 +261,7 @@ def test_a_segment_model_is_promoted_only_next_to_the_clv_model_it_was_fitted_on
     segment = registry.MODELS["segment"]
 
     def version(spec, value, fitted_on=None):
-        tags = {"clv_model_version": fitted_on} if fitted_on else None
-        return registry.register(_log(uri, tmp_path, spec.metric, value, value), "model", spec.name, tags=tags,
-                                 tracking_uri=uri)
+        return _version(uri, tmp_path, spec, value, fitted_on)
 
     version(CLV, 0.60)
     version(segment, 0.30, fitted_on="1")
@@ -393,9 +399,7 @@ def test_the_pairing_advice_does_not_send_to_a_promotion_the_gate_refused(tmp_pa
     segment = registry.MODELS["segment"]
 
     def version(spec, value, fitted_on=None):
-        tags = {"clv_model_version": fitted_on} if fitted_on else None
-        return registry.register(_log(uri, tmp_path, spec.metric, value, value), "model", spec.name, tags=tags,
-                                 tracking_uri=uri)
+        return _version(uri, tmp_path, spec, value, fitted_on)
 
     version(CLV, 0.60)
     version(segment, 0.30, fitted_on="1")
