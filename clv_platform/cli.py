@@ -604,7 +604,7 @@ def snapshot_list_command() -> None:
     if not kept:
         click.echo(f"no snapshot published yet under {root}: `clv materialize score` publishes one")
         return
-    click.echo(f"{len(kept)} kept under {root} (the newest {len(kept)} of those published; oldest first):")
+    click.echo(f"{len(kept)} snapshot(s) kept under {root}, oldest first (`*`: served now):")
     for snapshot_id in kept:
         mark = "*" if snapshot_id == current else " "
         try:
