@@ -27,6 +27,7 @@ class CustomerIdConverter(PathConverter):
     regex = ".+?"
     part_isolating = False      # (matches across '/': werkzeug would infer True from a regex without '/')
 
+
 # Largest request body (413 above it): 10,000 ids of 200 ASCII characters and their JSON punctuation fit twice
 # over; ids of non-ASCII characters take 2-4 bytes each (6-12 as \u escapes), so fewer of them fit.
 MAX_BODY_BYTES = 4 * 1024 * 1024
