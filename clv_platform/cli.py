@@ -596,10 +596,7 @@ def snapshot_list_command() -> None:
     from clv_platform.lib.settings import get_settings
 
     root = get_settings().snapshot_root
-    try:
-        current = snapshot.current_snapshot_dir(root).name
-    except snapshot.SnapshotNotFoundError:
-        current = None
+    current = snapshot.current_snapshot_id(root)
     kept = snapshot.list_snapshots(root)
     if not kept:
         click.echo(f"no snapshot published yet under {root}: `clv materialize score` publishes one")
@@ -632,10 +629,7 @@ def snapshot_use_command(snapshot_id: str) -> None:
     from clv_platform.lib.settings import get_settings
 
     root = get_settings().snapshot_root
-    try:
-        before = snapshot.current_snapshot_dir(root).name
-    except snapshot.SnapshotNotFoundError:
-        before = None
+    before = snapshot.current_snapshot_id(root)
     try:
         chosen = snapshot.use(root, snapshot_id)
     except (snapshot.SnapshotNotFoundError, snapshot.SnapshotUnreadableError) as exc:

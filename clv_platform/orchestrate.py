@@ -381,7 +381,7 @@ def waiting_model_lines(tracking_uri: str) -> list[str]:
         old = registry.version_metric(spec.name, production, spec.metric, tracking_uri) if production else None
         # (a version the gate has judged: why it waits, not an invitation the gate would refuse)
         then = registry.staging_note(key, info) or (f"`clv promote {key}` uses it if at least as good "
-                                                          "(`clv models` has the rest)")
+                                                    "(`clv models` has the rest)")
         lines.append(f"waiting     {spec.name} v{staging} is staging, not production: {spec.metric} "
                      f"{registry.format_metric(new)} vs production"
                      f"{f' v{production}' if production else ''} {registry.format_metric(old)}; {then}")

@@ -350,12 +350,13 @@ def promote(
     if staging is None:
         raise RegistryError(f"{name} has no '{STAGING}' version to promote (train and register one first)")
     production = alias_version(name, PRODUCTION, tracking_uri)
+    staging_tags = c.get_model_version(name, staging).tags
     s_val = version_metric(name, staging, metric, tracking_uri)
     p_val = version_metric(name, production, metric, tracking_uri) if production else None
     own = ""
     # Judged on the same customers when the staging run scored the current production model on its held-out
     # customers: each version's own figure comes from its own held-out sample and data
-    if production and c.get_model_version(name, staging).tags.get(COMPARED_TAG) == production:
+    if production and staging_tags.get(COMPARED_TAG) == production:
         same = version_metric(name, staging, metric + SAME_CUSTOMERS_SUFFIX, tracking_uri)
         if same is not None and math.isfinite(same):
             own = f" on the same held-out customers (production's own evaluation: {format_metric(p_val)})"
@@ -382,10 +383,10 @@ def promote(
                           "constant (too few customers to learn from?)" if math.isfinite(s_val)
                           else f"staging v{staging}'s {metric} is not a number")
     # (before "no production yet": a rolled-back version stays refused when someone deleted the alias by hand)
-    elif rolled_back_at := c.get_model_version(name, staging).tags.get(ROLLED_BACK_TAG):
+    elif rolled_back_at := staging_tags.get(ROLLED_BACK_TAG):
         ok, why = False, (f"staging v{staging} was rolled back out of production at {format_time(rolled_back_at)} "
                           "(--force promotes it again; a new training run registers a new staging version)")
-    elif fitted_on and (on := c.get_model_version(name, staging).tags.get(f"{fitted_on}_version")) and (
+    elif fitted_on and (on := staging_tags.get(f"{fitted_on}_version")) and (
             on != (paired := alias_version(fitted_on, PRODUCTION, tracking_uri))):
         ok, why = False, (f"staging v{staging} was fitted on {fitted_on} v{on}'s predictions, and production "
                           f"{fitted_on} is {'v' + paired if paired else 'not set'}: promote {fitted_on} v{on} "
@@ -519,16 +520,16 @@ def pairing_problems(tracking_uri: str | None = None) -> list[str]:
         if on is None or on == base:
             continue
         staging = alias_version(spec.name, STAGING, tracking_uri)
-        hist, _ = _rollback_target(c, spec.name, production, tracking_uri)
+        tags = c.get_model_version(spec.name, staging).tags if staging and staging != production else {}
+        refused = tags.get(REFUSED_TAG, "")
         # refused on its figure, or rolled back (a refusal for the pairing itself does not count: that is fixed)
-        tags = c.get_model_version(spec.name, staging).tags if staging else {}
-        judged = ROLLED_BACK_TAG in tags or " was fitted on " not in tags.get(REFUSED_TAG, " was fitted on ")
-        if staging and staging != production and _fitted_on(c, spec, staging) == base and judged:
+        judged = ROLLED_BACK_TAG in tags or (refused and " was fitted on " not in refused)
+        if tags.get(f"{spec.fitted_on}_version") == base:
             fix = (f"staging v{staging} was fitted on it, but the gate refused it: `clv promote {key} --force`, or "
-                   "train again (`clv materialize train`)")
-        elif staging and staging != production and _fitted_on(c, spec, staging) == base:
-            fix = f"`clv promote {key}` (staging v{staging} was fitted on it)"
-        elif hist and _fitted_on(c, spec, hist[-1]) == base:
+                   "train again (`clv materialize train`)" if judged else
+                   f"`clv promote {key}` (staging v{staging} was fitted on it)")
+        elif (hist := _rollback_target(c, spec.name, production, tracking_uri)[0]) and \
+                _fitted_on(c, spec, hist[-1]) == base:
             fix = f"`clv rollback {key}` (back to v{hist[-1]}, fitted on it)"
         else:
             fix = "train again (`clv materialize train`), then promote"

@@ -187,13 +187,18 @@ def current_snapshot_dir(root: str | Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def current_snapshot_id(root: str | Path) -> str | None:
+    """The id of the snapshot `current` points to; None when none was published (or the pointer is broken)."""
+    try:
+        return current_snapshot_dir(root).name
+    except SnapshotNotFoundError:
+        return None
+
+
 def prune(root: str | Path, keep: int = DEFAULT_KEEP) -> list[str]:
     """Delete all but the newest ``keep`` snapshots (never the current one) and stale temp folders."""
     root = Path(root)
-    try:
-        current = current_snapshot_dir(root).name
-    except SnapshotNotFoundError:
-        current = None
+    current = current_snapshot_id(root)
     ids = list_snapshots(root)
     doomed = [i for i in ids[: max(len(ids) - keep, 0)] if i != current]
     for snapshot_id in doomed:
