@@ -79,5 +79,12 @@ test: setup browser
 bench: setup
 	$(CLV) bench all
 
+# Deletes the data dir and the Dagster instance in use (CLV_DATA_DIR, DAGSTER_HOME), only when each is absent,
+# empty or looks like the platform's own (a mistyped CLV_DATA_DIR=$$HOME must not be wiped).
 clean:
-	rm -rf data .dagster_home
+	@for d in "$(CLV_DATA_DIR)" "$(DAGSTER_HOME)"; do \
+	  if [ -z "$$d" ] || [ "$$d" = / ]; then echo "make clean: refusing to delete '$$d'" >&2; exit 1; fi; \
+	  if [ -d "$$d" ] && [ -n "$$(ls -A "$$d")" ] && ! ls "$$d" | grep -qxE 'warehouse\.duckdb|landing|mlflow\.db|serving|dagster\.yaml'; then \
+	    echo "make clean: $$d does not look like a clv_platform data dir or Dagster instance; delete it by hand" >&2; exit 1; fi; \
+	done
+	rm -rf "$(CLV_DATA_DIR)" "$(DAGSTER_HOME)"

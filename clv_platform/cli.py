@@ -180,6 +180,8 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
 
     files, misnamed = [], []
     for path in map(Path, paths):
+        if not path.exists():     # before the name check: a mistyped folder is not a "wrong file name"
+            raise click.ClickException(f"{path}: no such file or folder")
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if ingest.schema.LANDING_FILE_RE.match(p.name))
             # as `clv status` lists them (an impossible date matches the pattern: checked, and refused, above)
@@ -731,8 +733,10 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
 
 
 @cli.command("run")
-@click.option("--customers", default=20_000, show_default=True, help="Demo customers when no landing files exist.")
-@click.option("--days", default=730, show_default=True, help="Demo history length in days.")
+@click.option("--customers", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Demo customers when no landing files exist.")
+@click.option("--days", type=click.IntRange(min=1), default=730, show_default=True,
+              help="Demo history length in days.")
 @click.option("--seed", default=42, show_default=True)
 def run_command(customers: int, days: int, seed: int) -> None:
     """The main job end to end: demo data (if none), ingest, validate, features, BTYD, train, promote on the

@@ -26,6 +26,13 @@ def test_failures_keep_their_exit_code(tmp_path):
     assert result.returncode == 1
     assert "wrong file name" in result.stdout
     assert _clv("no-such-command", cwd=tmp_path).returncode == 2
+    # a path that is not there is named as such, not taken for a misnamed file
+    for missing in ("nope.csv", "no_folder/", "transactions_2024-03-10.csv.missing"):
+        result = _clv("validate", str(tmp_path / missing), cwd=tmp_path)
+        assert result.returncode == 1 and "no such file or folder" in result.stderr, result.stderr
+    # out-of-range demo sizes are usage errors, not a traceback from the generator
+    result = _clv("run", "--customers", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "x>=1" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unusable_settings_and_an_empty_warehouse_are_one_line_errors(tmp_path):

@@ -34,7 +34,8 @@ weekly_training_schedule = dg.ScheduleDefinition(
     job=training_job,
     cron_schedule="0 4 * * 1",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Retrain BTYD, CLV and segment models every Monday; promotion stays a deliberate step.",
+    description=("Retrain BTYD, CLV and segment models every Monday. The new versions get alias staging; they go to "
+                 "production through the gate when promote_after_training_sensor is on, else by `clv promote`."),
 )
 
 monthly_segment_history_schedule = dg.build_schedule_from_partitioned_job(

@@ -52,6 +52,9 @@ def held_out(customer_ids: pd.Series, test_fraction: float) -> np.ndarray:
     return hashes < np.uint64(round(float(test_fraction) * 2.0**64)) if test_fraction < 1 else np.ones(len(hashes), bool)
 
 
+MIN_TRAINING_CUSTOMERS = 100  # customers first seen by the cutoff: fewer cannot fit BTYD and a held-out split
+
+
 def auto_horizon(con: duckdb.DuckDBPyConnection, source: str = "staging.transactions", preferred: int = 365) -> int:
     """`preferred` days when the history holds at least twice that, else half the history (at least 7 days):
     the cutoff must leave enough calibration history for the features and BTYD."""
@@ -90,8 +93,11 @@ def warehouse_training_set(
         horizon_days = auto_horizon(con, source)
     cutoff = default_cutoff(con, horizon_days, source) if cutoff is None else pd.Timestamp(cutoff).date()
     cal = features.calibration_holdout(con, cutoff, int(horizon_days), source=source, time_unit_days=1.0)
-    if len(cal) < 100:
-        raise ValueError(f"only {len(cal)} customers first seen on or before the cutoff {cutoff}: too few to train")
+    if len(cal) < MIN_TRAINING_CUSTOMERS:
+        raise ValueError(
+            f"only {len(cal)} customers first seen on or before the cutoff {cutoff}: too few to train (at least "
+            f"{MIN_TRAINING_CUSTOMERS} needed). The cutoff is the latest day minus the {int(horizon_days)}-day horizon "
+            "(half the history when it is under two years): load more history or more customers")
     test_mask = held_out(cal["customer_id"], test_fraction)
     train_cal, test_cal = cal[~test_mask].reset_index(drop=True), cal[test_mask].reset_index(drop=True)
     models = btyd.fit_btyd(train_cal, time_unit_days=btyd_time_unit_days, input_unit_days=1.0)
