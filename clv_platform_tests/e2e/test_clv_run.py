@@ -83,10 +83,8 @@ def test_run_leaves_no_mlflow_run_running_and_sets_production(demo_run):
 def test_dashboard_pages_on_the_published_snapshot(demo_run, monkeypatch):
     """Every page on the snapshot the pipeline published (the page tests use a hand-built one): no exception,
     no table or column reported missing, and the pieces that depend on pipeline columns show up."""
-    from streamlit.testing.v1 import AppTest
-
     from clv_platform.lib.snapshot import SnapshotReader
-    from clv_platform_tests.dashboards.test_pages_apptest import PAGE_FILES, run_page, texts
+    from clv_platform_tests.dashboards.test_pages_apptest import PAGE_FILES, run_app, run_page, texts
 
     tmp, _, _ = demo_run
     root = tmp / "data" / "serving"
@@ -98,7 +96,7 @@ def test_dashboard_pages_on_the_published_snapshot(demo_run, monkeypatch):
         at = run_page(page)
         assert not at.exception, (page, at.exception)
         assert not at.warning and "has no `" not in texts(at), (page, texts(at))
-    assert not AppTest.from_file(str(REPO / "dashboards" / "streamlit_app.py"), default_timeout=30).run().exception
+    assert not run_app(REPO / "dashboards" / "streamlit_app.py").exception
 
     # a customer with monthly history: the lookup shows the history with the median forecast
     customer = str(history["customer_id"].iloc[-1])
