@@ -67,17 +67,19 @@ customers AS (
         CAST(count_if(is_purchase AND coalesce(gap, 1) > 0) - 1 AS BIGINT) AS frequency,
         round(sum(CASE WHEN is_purchase AND d > first_day THEN gross ELSE 0 END), 2) AS repeat_gross,
         avg(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS inter_purchase_days_mean,
-        -- the two spreads from exact integer sums (days; cents), not stddev_samp: its floating-point state merged
-        -- across threads in whatever order they finish differs in the last bits from run to run, and that was
-        -- enough to change LightGBM's trees, so training on the same data gave other models
+        -- the two spreads from sums of whole numbers (days; cents), not stddev_samp: its floating-point state
+        -- merged across threads in whatever order they finish differs in the last bits from run to run, and that
+        -- was enough to change LightGBM's trees, so training on the same data gave other models. The sums of
+        -- squares are DOUBLE (cheaper than HUGEINT) and exact in any order below 2^53: gaps always, cents unless a
+        -- customer's squared order values add up to over 9e11 dollars^2 (say 90 orders of $100,000)
         count_if(is_purchase AND gap > 0) AS n_gaps,
         sum(CASE WHEN is_purchase AND gap > 0 THEN gap END) AS gap_sum,
-        sum(CASE WHEN is_purchase AND gap > 0 THEN CAST(gap AS BIGINT) * gap END) AS gap_sum_sq,
+        sum(CASE WHEN is_purchase AND gap > 0 THEN CAST(gap AS DOUBLE) * gap END) AS gap_sum_sq,
         CAST(count_if(is_purchase) AS BIGINT) AS orders,
         round(sum(net), 2) AS total_spend,
         round(sum(gross), 2) AS gross_spend,
         sum(CASE WHEN is_purchase THEN gross_cents END) AS gross_cents_sum,
-        sum(CASE WHEN is_purchase THEN CAST(gross_cents AS HUGEINT) * gross_cents END) AS gross_cents_sum_sq,
+        sum(CASE WHEN is_purchase THEN CAST(gross_cents AS DOUBLE) * gross_cents END) AS gross_cents_sum_sq,
         round(sum(CASE WHEN d > CAST($as_of AS DATE) - 90 THEN net ELSE 0 END), 2) AS spend_last_90d,
         round(sum(CASE WHEN d > CAST($as_of AS DATE) - 180 AND d <= CAST($as_of AS DATE) - 90 THEN net ELSE 0 END), 2)
             AS spend_prev_90d,
@@ -107,10 +109,12 @@ SELECT
     gross_spend,
     gross_spend / orders AS avg_order_value,     -- orders without a purchase line have gross 0
     -- sample standard deviations: sqrt((n * sum(x^2) - sum(x)^2) / (n * (n - 1))), the numerator exact
-    CASE WHEN orders > 1 THEN sqrt(CAST(orders * gross_cents_sum_sq - gross_cents_sum * gross_cents_sum AS DOUBLE)
-                                   / (orders * (orders - 1))) / 100 END AS avg_order_value_std,
+    CASE WHEN orders > 1
+         THEN sqrt(CAST(orders * CAST(gross_cents_sum_sq AS HUGEINT) - gross_cents_sum * gross_cents_sum AS DOUBLE)
+                   / (orders * (orders - 1))) / 100 END AS avg_order_value_std,
     inter_purchase_days_mean,
-    CASE WHEN n_gaps > 1 THEN sqrt(CAST(n_gaps * gap_sum_sq - gap_sum * gap_sum AS DOUBLE) / (n_gaps * (n_gaps - 1)))
+    CASE WHEN n_gaps > 1
+         THEN sqrt(CAST(n_gaps * CAST(gap_sum_sq AS HUGEINT) - gap_sum * gap_sum AS DOUBLE) / (n_gaps * (n_gaps - 1)))
          END AS inter_purchase_days_std,
     CAST($as_of AS DATE) - last_day AS days_since_last_order,
     CAST($as_of AS DATE) - first_day AS tenure_days,
