@@ -19,14 +19,13 @@ def run_app(path: Path, **query) -> AppTest:
     the AST state is shared by threads, so the script thread's parse can fail when another thread of the test
     process parses at the same moment (python/cpython#106905). It is not the script's error, and the rerun is
     checked like the first."""
-    for attempt in range(2):
+    for attempt in (1, 2):
         at = AppTest.from_file(str(path), default_timeout=30)
         for k, v in query.items():
             at.query_params[k] = v
         at.run()
-        if attempt or not any("AST constructor recursion depth mismatch" in str(e.message) for e in at.exception):
+        if attempt == 2 or not any("AST constructor recursion depth mismatch" in str(e.message) for e in at.exception):
             return at
-    return at
 
 
 def run_page(name: str, **query) -> AppTest:

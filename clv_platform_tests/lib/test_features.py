@@ -301,7 +301,8 @@ def test_summary_equals_lifetimes(con, as_of, unit):
 def test_the_same_lines_give_bit_identical_features_run_after_run():
     """stddev_samp's floating-point state, merged across threads in the order they finish, differed in the last
     bits from run to run, and LightGBM then grew other trees (the CDNOW backtest's top-10% moved by 0.0004). The
-    spreads now come from exact integer sums: every run returns the same bits, equal to stddev_samp's value."""
+    spreads now come from sums of whole numbers (cents, days): every run returns the same bits, equal to
+    stddev_samp's value."""
     import duckdb
 
     from benchmarks.bench_features import AS_OF, make_transactions
