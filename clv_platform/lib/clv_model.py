@@ -35,12 +35,12 @@ cutoffs; then early stopping on Gini or top-10%, bagging 10-20 bootstrap models,
 Tweedie booster, an exponent on the value part, a capped order-value target: 0.516-0.527, the best +0.0036 over
 3 seeds); the figure's own sampling sd over customers is 0.011 (backtest `metrics_bootstrap_sd`), and the
 model's own expected top-10% share (of its predictions) is 0.527-0.530: its ranking is not expected to do better.
-MAE below BTYD's is out of reach for an unbiased prediction: with p = E[Y] and Y ≥ 0,
-E|Y − p| = 2·E[(p − Y)+] ≥ 2·p·P(Y = 0), and 70 % of customers buy nothing in the holdout (predicting 0 for
-everyone scores 32.96; BTYD's 32.7 comes with −17 % bias). Even the MAE-optimal map of our or BTYD's score,
-fitted on the held-out customers themselves (100 score bins), stays above 33.2 at −5 % bias; on customers simulated from BG/NBD × Gamma-Gamma with CDNOW's
-parameters, the exact conditional expectation scores MAE 7-9 % above predicting 0. So the mean is calibrated
-for the total and the deciles, and the median forecast `predicted_clv_p50` is the one to judge on MAE
+MAE below BTYD's is out of reach for an unbiased prediction: with p = E[Y] and Y ≥ 0, E|Y − p| = 2·E[(p − Y)+] ≥
+2·p·P(Y = 0), and 70 % of customers buy nothing in the holdout (predicting 0 for everyone scores 32.96; BTYD's
+32.7 comes with −17 % bias). Even the MAE-optimal map of our or BTYD's score, fitted on the held-out customers
+themselves (100 score bins), stays above 33.2 at −5 % bias; on customers simulated from BG/NBD × Gamma-Gamma with
+CDNOW's parameters, the exact conditional expectation scores MAE 7-9 % above predicting 0. So the mean is
+calibrated for the total and the deciles, and the median forecast `predicted_clv_p50` is the one to judge on MAE
 (backtest row `clv_model_median`: MAE 28.48 vs BTYD 32.68 on the same out-of-fold customers).
 `ClvModel.save(dir)` / `ClvModel.load(dir)` use LightGBM's text format plus a JSON manifest;
 `log_to_mlflow` logs that directory as an MLflow pyfunc whose wrapper is model code
