@@ -389,6 +389,7 @@ def waiting_model_lines(tracking_uri: str) -> list[str]:
 
 
 def snapshot_lines(snapshot_root: Path) -> list[str]:
+    from clv_platform.lib import registry
     from clv_platform.lib.snapshot import SnapshotNotFoundError, SnapshotReader
 
     try:
@@ -405,7 +406,8 @@ def snapshot_lines(snapshot_root: Path) -> list[str]:
             version = snapshot.model_versions.get(registered_model)
             # the CLV model is judged on customers held out of its training; the segments are fitted and judged
             # on every customer (silhouette, stability, BIC describe the fit, there is nothing to hold out)
-            judged = "on held-out customers" if registered_model == "clv_model" else "of the fit on every customer"
+            judged = ("on held-out customers" if registered_model == registry.MODELS["clv"].name
+                      else "of the fit on every customer")
             lines.append(f"{registered_model}{f' v{version}' if version else ''} (scored this snapshot) metrics "
                          f"{judged}:")
             lines.extend("  " + line for line in block.to_string(float_format="{:.3f}".format).splitlines())

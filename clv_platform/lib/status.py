@@ -222,8 +222,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                             "had channel/country/category values the vocabularies now allow: "
                             f"`clv materialize ingest --from {first} --to {last}` reloads them")
     if failing[0]:
-        where = "; ".join(f"{day} {expectation} ({Path(source).name if source else 'no file'})"
-                          for day, expectation, source in failing_examples)
+        where = validation.name_days(failing_examples)
         st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s): {where}"
                             f"{' ...' if failing[0] > len(failing_examples) else ''} (staging.validation_results; "
                             "`clv validate FILE` lists the file's quarantined rows)")

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -433,6 +434,14 @@ def partitions_not_passed(con: duckdb.DuckDBPyConnection) -> list[tuple[date, st
                    FROM staging.validation_results GROUP BY 1) AS v USING (partition_date)
         WHERE v.checked_at IS NULL OR v.checked_at < a.loaded_at OR v.failing IS NOT NULL
         ORDER BY 1""", {"not_validated": NOT_VALIDATED}).fetchall()]
+
+
+def name_days(rows: list[tuple], shown: int | None = None) -> str:
+    """"day what (file)" for (day, what, source file) rows such as partitions_not_passed's, joined by "; ": the
+    first `shown` of them and " ..." when there are more (all of them when `shown` is None)."""
+    named = "; ".join(f"{day} {what} ({Path(source).name if source else 'no file'})" for day, what, source in
+                      rows[:shown])
+    return named + (" ..." if shown is not None and len(rows) > shown else "")
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, partition_dates: list[date | str]) -> dict:

@@ -4,7 +4,6 @@ context.partition_keys; a file-level failure of one day does not undo the other 
 
 import json
 import time
-from pathlib import Path
 
 import dagster as dg
 
@@ -91,8 +90,7 @@ def transactions_ingestion(
                 reconciled = validation.reconcile(con, sorted(days_loaded))
                 bad = [row for row in validation.partitions_not_passed(con) if row[0] in days_loaded]
             # named as the checks would name them: the day, what fails, the file (they show "execution failed")
-            failing = "; ".join(f"{day} {why} ({Path(source).name if source else 'no file'})"
-                                for day, why, source in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            failing = validation.name_days(bad, 5)
             context.log.info(f"validated the {len(loaded)} loaded partition(s): "
                              + ("every expectation met" if run.success else
                                 f"{sum(not o.success for o in run.outcomes)} expectation(s) failed: {failing}"))
@@ -139,12 +137,10 @@ def _rejected_samples(warehouse: WarehouseResource, days: list) -> dict:
     the UI shows what was wrong, not only how many (all of them: raw.rejected_transactions, `clv validate FILE`)."""
     if not days:
         return {}
+    as_read = ", ".join(f"coalesce({column}, '')" for column in schema.LANDING_COLUMNS)   # the file's columns
     with warehouse.connect() as con:
-        rows = con.execute("""
-            SELECT partition_date, source_line, reasons, concat_ws(',', coalesce(order_id, ''),
-                   coalesce(line_number, ''), coalesce(customer_id, ''), coalesce(order_ts, ''), coalesce(category, ''),
-                   coalesce(quantity, ''), coalesce(unit_price, ''), coalesce(channel, ''), coalesce(country, ''),
-                   coalesce(original_order_id, '')) AS row
+        rows = con.execute(f"""
+            SELECT partition_date, source_line, reasons, concat_ws(',', {as_read}) AS row
             FROM raw.rejected_transactions WHERE list_contains($days, partition_date)
             QUALIFY row_number() OVER (PARTITION BY partition_date ORDER BY source_line) <= $n
             ORDER BY partition_date, source_line""", {"days": days, "n": REJECTED_SAMPLE}).fetchall()

@@ -2,8 +2,6 @@
 and the reconciliation check on raw/load_audit. A failed check stops the assets downstream in the same run, and
 `require_passed_checks` stops them in later runs too."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from clv_platform.defs.ingestion.assets import RAW_LOAD_AUDIT, STAGING_TRANSACTIONS
@@ -118,9 +116,8 @@ def require_passed_checks(con) -> None:
     not passed them."""
     bad = validation.partitions_not_passed(con)
     if bad:
-        shown = "; ".join(f"{day} {why} ({Path(source).name if source else 'no file'})" for day, why, source in bad[:3])
         raise dg.Failure(description=(
-            f"{len(bad)} loaded partition(s) have not passed the blocking checks: {shown}{' ...' if len(bad) > 3 else ''}"
+            f"{len(bad)} loaded partition(s) have not passed the blocking checks: {validation.name_days(bad, 3)}"
             f". Fix the file(s) and load the day(s) again (`clv materialize ingest --from {bad[0][0]} --to "
             f"{bad[-1][0]}`; `clv validate FILE` and `clv status` say what is wrong): nothing downstream uses a day "
             "that failed its checks."))
