@@ -405,9 +405,10 @@ def snapshot_lines(snapshot_root: Path) -> list[str]:
             block = block.droplevel(0).dropna(axis=1, how="all")
             version = snapshot.model_versions.get(registered_model)
             # the CLV model is judged on customers held out of its training; the segments are fitted and judged
-            # on every customer (silhouette, stability, BIC describe the fit, there is nothing to hold out)
+            # on every customer but the new ones, who are segmented by rule (silhouette, stability, BIC describe
+            # the fit, there is nothing to hold out)
             judged = ("on held-out customers" if registered_model == registry.MODELS["clv"].name
-                      else "of the fit on every customer")
+                      else "of the clustering (every customer but the new ones)")
             lines.append(f"{registered_model}{f' v{version}' if version else ''} (scored this snapshot) metrics "
                          f"{judged}:")
             lines.extend("  " + line for line in block.to_string(float_format="{:.3f}".format).splitlines())

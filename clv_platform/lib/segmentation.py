@@ -8,10 +8,14 @@
   bootstrap resamples). Score = silhouette × stability ("stability-weighted silhouette"); the best score
   wins, Davies-Bouldin breaks ties. The score is what promotion compares.
 * Names: centroids are matched (Hungarian, squared distance in scaled space) to archetype profiles
-  (champions, loyal, big spenders, promising/new, one-time buyers, need attention, at risk, hibernating,
+  (champions, loyal, big spenders, promising, one-time buyers, need attention, at risk, hibernating,
   lost), which makes
   names unique. With `previous` (the production model), new centroids are first matched to the previous
   segments' centroids, and matched segments keep the previous id and name.
+* New customers: a customer whose only purchase day lies at most `new_customer_days` (30) days back is put in
+  the segment "new customers" by that rule, before any clustering, and the clusters are fitted on everyone
+  else. Such a customer's other inputs (frequency 0, P(alive) 1, few days since the order) otherwise put them
+  with the recent repeat buyers, named "loyal" with few clusters. The rule reads the same row's inputs only.
 * `segment_migration(prev, cur)`: customers moving between segments from one as-of date to the next.
 """
 
@@ -31,6 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
+NEW_CUSTOMERS = "new customers"
 SEGMENT_FEATURES = ["predicted_clv", "p_alive", "frequency", "days_since_last_order", "avg_order_value"]
 _LOG_FEATURES = {"predicted_clv", "frequency", "days_since_last_order", "avg_order_value"}
 FORMAT_VERSION = 1
@@ -41,7 +46,7 @@ ARCHETYPES: dict[str, tuple[float, float, float, float, float]] = {
     "champions": (1.6, 0.7, 1.6, -0.9, 0.4),
     "loyal": (0.8, 0.5, 0.9, -0.4, 0.0),
     "big spenders": (0.8, 0.2, -0.2, 0.0, 1.5),
-    "promising / new": (0.0, 0.8, -0.7, -1.3, 0.0),
+    "promising": (0.0, 0.8, -0.7, -1.3, 0.0),
     # bought on one day only (frequency 0: P(alive) is 1 by BG/NBD's definition), recently or long ago: without
     # it such a segment was named "hibernating" (win-back campaigns reached last week's first-time buyers)
     "one-time buyers": (-0.4, 0.9, -1.1, 0.0, 0.0),
@@ -71,6 +76,15 @@ def segment_inputs(df: pd.DataFrame) -> pd.DataFrame:
     else:
         out["avg_order_value"] = df["monetary_value"]
     return out.astype("float64").fillna(0.0)
+
+
+def is_new_customer(df: pd.DataFrame, new_customer_days: int | None) -> np.ndarray:
+    """True for customers whose only purchase day is at most `new_customer_days` days back (frequency 0, so
+    days since the last order is their tenure)."""
+    if new_customer_days is None:
+        return np.zeros(len(df), dtype=bool)
+    x = segment_inputs(pd.DataFrame(df))
+    return ((x["frequency"] == 0) & (x["days_since_last_order"] <= new_customer_days)).to_numpy()
 
 
 def _prepare(df) -> np.ndarray:
@@ -109,6 +123,9 @@ class SegmentModel:
     selection: pd.DataFrame                  # every candidate with its metrics
     score: float                             # stability-weighted silhouette of the chosen candidate
     info: dict = field(default_factory=dict)
+    # the "new customers" rule (models saved before it existed load with it off)
+    new_customer_days: int | None = None
+    new_segment_id: int | None = None
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         with _limits(len(df)):
@@ -119,6 +136,8 @@ class SegmentModel:
         for label, segment in self.label_to_segment.items():
             lookup[int(label)] = segment
         seg = lookup[labels]
+        if self.new_segment_id is not None:
+            seg[is_new_customer(df, self.new_customer_days)] = self.new_segment_id
         unnamed = ~np.isin(seg, list(self.names))     # (-1: a label the model does not map)
         if unnamed.any():
             raise KeyError(f"cluster labels without a named segment: {sorted(set(labels[unnamed].tolist()))}")
@@ -198,16 +217,27 @@ def fit(
     silhouette_sample: int = 10_000,
     n_bootstrap: int = 3,
     max_match_distance: float = 1.5,
+    new_customer_days: int | None = 30,
     seed: int = 0,
 ) -> SegmentModel:
     """Choose and fit the segmentation on a scored customer frame (see `segment_inputs` for columns).
 
     `previous`: the production model; segments whose new centroid lies within `max_match_distance`
     (Euclidean, standardised units) of a previous centroid it is matched to keep that segment's id and name.
+    `new_customer_days`: one-purchase-day customers this recent go to "new customers" and are left out of the
+    clustering (None: no such rule).
     """
     silhouette_sample = min(silhouette_sample, 20_000)
     rng = np.random.default_rng(seed)
-    sample = df if len(df) <= fit_sample else df.iloc[np.sort(rng.choice(len(df), fit_sample, replace=False))]
+    new = is_new_customer(df, new_customer_days)
+    established = df[~new]
+    if len(established) <= min(k_range):
+        raise ValueError(
+            f"segmentation: {len(established)} customers to cluster (of {len(df)}; {int(new.sum())} are new customers "
+            f"with one purchase day in the last {new_customer_days} days), need more than {min(k_range)}: "
+            "lower k_min or new_customer_days, or load more history")
+    sample = (established if len(established) <= fit_sample
+              else established.iloc[np.sort(rng.choice(len(established), fit_sample, replace=False))])
     prep = FunctionTransformer(_prepare)
     xp = prep.fit_transform(sample)
     scaler = StandardScaler().fit(xp)
@@ -255,6 +285,14 @@ def fit(
             label_to_segment[present[i]] = next_id
             names[next_id] = name
             next_id += 1
+    # The rule segment keeps the production model's id and name when it had one, else takes the next free id.
+    new_segment_id = None
+    if new_customer_days is not None:
+        new_segment_id = previous.new_segment_id if previous is not None else None
+        if new_segment_id is None or new_segment_id in names:
+            new_segment_id = max(set(names) | (set(previous.names) if previous is not None else set())) + 1
+        names[new_segment_id] = (previous.names.get(new_segment_id, NEW_CUSTOMERS) if previous is not None
+                                 else NEW_CUSTOMERS)
     # Labels the estimator never produced on the sample (rare with GMM) go to the nearest present cluster.
     for lab in range(k):
         if lab not in label_to_segment:
@@ -264,8 +302,9 @@ def fit(
     model = SegmentModel(pipeline=pipeline, algorithm=algorithm, k=k, label_to_segment=label_to_segment,
                          names=names, centroids=centroids, profiles=pd.DataFrame(), selection=table,
                          score=float(best["score"]),
-                         info={"n_fit": int(len(sample)), "n_input": int(len(df)),
-                               "matched_previous": matched_prev, "seed": seed})
+                         info={"n_fit": int(len(sample)), "n_input": int(len(df)), "n_new": int(new.sum()),
+                               "matched_previous": matched_prev, "seed": seed},
+                         new_customer_days=new_customer_days, new_segment_id=new_segment_id)
     model.profiles = segment_profiles(df, model.predict(df))
     return model
 

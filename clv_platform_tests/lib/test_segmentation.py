@@ -7,7 +7,7 @@ import pytest
 
 from clv_platform.lib import segmentation as sg
 
-KIND_NAMES = {0: "champions", 1: "loyal", 2: "promising / new", 3: "lost"}
+KIND_NAMES = {0: "champions", 1: "loyal", 2: "promising", 3: "lost"}
 
 
 def population(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -50,8 +50,10 @@ def test_candidates_metrics_and_choice(model):
 def test_names_are_unique_and_follow_the_profiles(model, pop):
     assert len(set(model.names.values())) == len(model.names)
     seg = model.predict(pop)
-    # each kind lands (mostly) in the segment named for it
-    agree = (seg["segment_name"].to_numpy() == pop["kind"].map(KIND_NAMES).to_numpy()).mean()
+    # each kind lands (mostly) in the segment named for it; one-purchase-day customers of the last 30 days
+    # in "new customers", whatever their kind
+    expected = pop["kind"].map(KIND_NAMES).where(~sg.is_new_customer(pop, 30), sg.NEW_CUSTOMERS)
+    agree = (seg["segment_name"].to_numpy() == expected.to_numpy()).mean()
     assert agree > 0.9
     prof = model.profiles
     assert prof["share"].sum() == pytest.approx(1.0) and prof["customers"].sum() == len(pop)
@@ -120,3 +122,36 @@ def test_segment_migration_matrix():
     assert shares.loc["loyal", "at risk"] == pytest.approx(0.5)
     long = sg.migration_long(m)
     assert set(long.columns) == {"from_segment", "to_segment", "customers"} and long["customers"].sum() == 5
+
+
+def test_recent_one_purchase_day_customers_are_new_customers_and_left_out_of_the_clusters(pop):
+    model = sg.fit(pop, k_range=[4], n_bootstrap=1, seed=0, new_customer_days=30)
+    new = sg.is_new_customer(pop, 30)
+    assert 0 < new.sum() < len(pop) and model.info["n_new"] == new.sum()
+    assert model.info["n_fit"] == len(pop) - new.sum()
+    assert model.names[model.new_segment_id] == sg.NEW_CUSTOMERS
+    assert model.new_segment_id not in model.label_to_segment.values() and model.new_segment_id not in model.centroids
+    # the rule reads the row only: a valuable recent one-timer is new; one more purchase day, or a day past the
+    # threshold, and the clusters decide
+    one = pop.iloc[[0]].assign(predicted_clv=5000.0, p_alive=1.0, frequency=0, days_since_last_order=3.0)
+    assert model.predict(one)["segment_name"].iloc[0] == sg.NEW_CUSTOMERS
+    assert model.predict(one.assign(days_since_last_order=30.0))["segment_name"].iloc[0] == sg.NEW_CUSTOMERS
+    for other in (one.assign(frequency=1), one.assign(days_since_last_order=31.0)):
+        assert model.predict(other)["segment_name"].iloc[0] != sg.NEW_CUSTOMERS
+    seg = model.predict(pop)
+    assert (seg["segment_name"] == sg.NEW_CUSTOMERS).to_numpy().tolist() == new.tolist()
+    assert model.profiles.set_index("segment_name").loc[sg.NEW_CUSTOMERS, "customers"] == new.sum()
+
+    # a retrain keeps the rule segment's id and name; a model without the rule (or saved before it) has none
+    again = sg.fit(pop.sample(frac=0.8, random_state=5), previous=model, k_range=[4], n_bootstrap=1, seed=6)
+    assert again.new_segment_id == model.new_segment_id and again.names[again.new_segment_id] == sg.NEW_CUSTOMERS
+    plain = sg.fit(pop, k_range=[4], n_bootstrap=1, seed=0, new_customer_days=None)
+    assert plain.new_segment_id is None and sg.NEW_CUSTOMERS not in plain.predict(pop)["segment_name"].tolist()
+    del plain.__dict__["new_customer_days"], plain.__dict__["new_segment_id"]   # as unpickled from an old save
+    assert sg.NEW_CUSTOMERS not in plain.predict(pop)["segment_name"].tolist()
+
+
+def test_too_few_customers_to_cluster_once_the_new_ones_are_set_aside_is_a_clear_error(pop):
+    recent = pop.head(50).assign(frequency=0, days_since_last_order=5.0)
+    with pytest.raises(ValueError, match=r"segmentation: 2 customers to cluster \(of 52; 50 are new customers"):
+        sg.fit(pd.concat([recent, pop.tail(2)]), k_range=[3], n_bootstrap=1, new_customer_days=30)

@@ -39,6 +39,8 @@ class SegmentModelConfig(dg.Config):
     n_bootstrap: int = 3
     fit_sample: int = 50_000
     silhouette_sample: int = 10_000
+    # customers whose only purchase day is at most this many days back form "new customers" (None: no rule)
+    new_customer_days: int | None = 30
     seed: int = 0
 
 
@@ -193,7 +195,8 @@ def segment_model_asset(
         previous, previous_version = prod.native, prod.version
     model = segmentation.fit(frame, previous=previous, k_range=range(config.k_min, config.k_max + 1),
                              fit_sample=config.fit_sample, silhouette_sample=config.silhouette_sample,
-                             n_bootstrap=config.n_bootstrap, seed=config.seed)
+                             n_bootstrap=config.n_bootstrap, new_customer_days=config.new_customer_days,
+                             seed=config.seed)
     context.log.info("segment model candidates:\n%s", model.selection.round(4).to_string())
 
     with tempfile.TemporaryDirectory() as tmp:
