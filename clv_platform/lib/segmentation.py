@@ -305,20 +305,25 @@ def fit(
                          info={"n_fit": int(len(sample)), "n_input": int(len(df)), "n_new": int(new.sum()),
                                "matched_previous": matched_prev, "seed": seed},
                          new_customer_days=new_customer_days, new_segment_id=new_segment_id)
-    model.profiles = segment_profiles(df, model.predict(df))
+    model.profiles = segment_profiles(df, model.predict(df), names)
     return model
 
 
-def segment_profiles(df: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
-    """Per segment: customers, share and the mean of each raw segmentation input."""
+def segment_profiles(df: pd.DataFrame, segments: pd.DataFrame, names: dict[int, str] | None = None) -> pd.DataFrame:
+    """Per segment: customers, share and the mean of each raw segmentation input. With `names` (segment id ->
+    name), segments nobody is in get a row too (0 customers), so "new customers: 0" is said, not left out."""
     x = segment_inputs(df)
     x["segment_id"] = segments["segment_id"].to_numpy()
     x["segment_name"] = segments["segment_name"].to_numpy()
     prof = x.groupby(["segment_id", "segment_name"]).agg(
         customers=("p_alive", "size"), **{f"mean_{c}": (c, "mean") for c in SEGMENT_FEATURES})
     prof = prof.reset_index()
+    empty = [{"segment_id": i, "segment_name": n, "customers": 0} for i, n in (names or {}).items()
+             if i not in set(prof["segment_id"])]
+    if empty:
+        prof = pd.concat([prof, pd.DataFrame(empty)], ignore_index=True)
     prof.insert(3, "share", prof["customers"] / prof["customers"].sum())
-    return prof.sort_values("mean_predicted_clv", ascending=False).reset_index(drop=True)
+    return prof.sort_values("mean_predicted_clv", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def segment_migration(prev_df: pd.DataFrame, cur_df: pd.DataFrame, segment_col: str = "segment_name",

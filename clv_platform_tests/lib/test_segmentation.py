@@ -145,6 +145,11 @@ def test_recent_one_purchase_day_customers_are_new_customers_and_left_out_of_the
     # a retrain keeps the rule segment's id and name; a model without the rule (or saved before it) has none
     again = sg.fit(pop.sample(frac=0.8, random_state=5), previous=model, k_range=[4], n_bootstrap=1, seed=6)
     assert again.new_segment_id == model.new_segment_id and again.names[again.new_segment_id] == sg.NEW_CUSTOMERS
+    # with nobody new, the segment is still there, with 0 customers
+    old_only = pop[~new]
+    prof = sg.fit(old_only, k_range=[4], n_bootstrap=1, seed=0).profiles.set_index("segment_name")
+    assert prof.loc[sg.NEW_CUSTOMERS, "customers"] == 0 and prof["customers"].sum() == len(old_only)
+    assert prof.index[-1] == sg.NEW_CUSTOMERS
     plain = sg.fit(pop, k_range=[4], n_bootstrap=1, seed=0, new_customer_days=None)
     assert plain.new_segment_id is None and sg.NEW_CUSTOMERS not in plain.predict(pop)["segment_name"].tolist()
     del plain.__dict__["new_customer_days"], plain.__dict__["new_segment_id"]   # as unpickled from an old save
