@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE, psi_metrics
+from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE, GONE, NEW_CUSTOMERS
 
 MONTH_COLS = ("as_of_date", "month", "as_of_month", "snapshot_month", "period")
 SEGMENT_COLS = ("segment_name", "segment", "segment_id")
@@ -51,7 +52,7 @@ METRIC_LABELS = {
 MODEL_ORDER = ("clv_model", "clv_model_median", "lightgbm", "btyd", "naive")
 MODEL_ALIASES = {"clv": "clv_model", "lgbm": "clv_model", "model": "clv_model", "bgnbd": "btyd",
                  "baseline": "naive"}
-PSEUDO_SEGMENTS = ("(new)", "(gone)")  # migration rows/columns for customers entering / leaving
+PSEUDO_SEGMENTS = (FIRST_SEEN, GONE)  # migration rows/columns for customers entering / leaving
 
 FEATURE_COLS = ("orders", "total_spend", "avg_order_value", "frequency", "recency", "T", "monetary_value",
                 "days_since_last_order")
@@ -344,6 +345,7 @@ def migration_matrix(
             out = m.groupby([frm, to], as_index=False)[cnt].sum().rename(columns={cnt: "customers"})
         out = out.rename(columns={frm: "from_segment", to: "to_segment"})
         out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
+        out["from_segment"] = out["from_segment"].replace(FIRST_SEEN_BEFORE, FIRST_SEEN)
         return out, label_from, label_to
     month, seg = pick(history, MONTH_COLS), pick(history, SEGMENT_COLS)
     if history is None or month is None or seg is None or "customer_id" not in history.columns:
@@ -353,10 +355,35 @@ def migration_matrix(
         return pd.DataFrame(columns=["from_segment", "to_segment", "customers"]), None, None
     a = history[history[month] == months[-2]][["customer_id", seg]].rename(columns={seg: "from_segment"})
     b = history[history[month] == months[-1]][["customer_id", seg]].rename(columns={seg: "to_segment"})
-    both = a.merge(b, on="customer_id")
+    both = a.merge(b, on="customer_id", how="outer").fillna({"from_segment": FIRST_SEEN, "to_segment": GONE})
     out = both.groupby(["from_segment", "to_segment"], as_index=False).size().rename(columns={"size": "customers"})
     out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
     return out, fmt_period(months[-2]), fmt_period(months[-1])
+
+
+def migration_note(mig: pd.DataFrame) -> str:
+    """The migration matrix (from_segment, to_segment, customers) in words. Customers leaving "new customers"
+    are counted apart from those who changed segment: every new customer leaves it, after its days or on a
+    second purchase day, so they would swell the share of customers on the move."""
+    pseudo = mig["from_segment"].isin(PSEUDO_SEGMENTS) | mig["to_segment"].isin(PSEUDO_SEGMENTS)
+    both = mig[~pseudo]
+    changed = both["from_segment"] != both["to_segment"]
+    left_new = changed & (both["from_segment"] == NEW_CUSTOMERS)
+    moved, total = both.loc[changed & ~left_new, "customers"].sum(), both["customers"].sum()
+    note = (f"{fmt_int(moved)} of {fmt_int(total)} customers present in both months "
+            f"({fmt_prob(moved / total) if total else '–'}) changed segment")
+    if left_new.any():
+        note += (f", not counting the {fmt_int(both.loc[left_new, 'customers'].sum())} who left \"{NEW_CUSTOMERS}\" "
+                 "(every new customer moves on)")
+    note += "."
+    first = mig[mig["from_segment"] == FIRST_SEEN].groupby("to_segment")["customers"].sum()
+    if first.sum():
+        into = ", ".join(f"{fmt_int(n)} to {seg}" for seg, n in first.sort_values(ascending=False).items())
+        note += f" {fmt_int(first.sum())} customers first seen: {into}."
+    gone = mig.loc[mig["to_segment"] == GONE, "customers"].sum()
+    if gone:
+        note += f" {fmt_int(gone)} gone."
+    return note
 
 
 def history_start(history: pd.DataFrame | None):

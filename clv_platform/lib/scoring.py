@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import btyd, features, metrics, warehouse
+from clv_platform.lib import btyd, features, metrics, segmentation, warehouse
 from clv_platform.lib.warehouse import table_exists
 
 SCORES_TABLE = "serving.customer_scores"
@@ -130,7 +130,8 @@ def score(
 ) -> pd.DataFrame:
     """Scores of every row of ``frame`` (features + BTYD): CLV with interval, segment, versions, as-of date.
 
-    ``segment_since`` is set to ``as_of``; use ``with_segment_since`` to carry it over from earlier scores.
+    ``segment_since`` is set to ``as_of``, but to the first purchase day in the segment model's "new customers"
+    (they are in it from that day); ``with_segment_since`` carries it over from earlier scores.
     """
     clv = clv_model.predict(frame)
     missing = {"predicted_clv", "predicted_clv_p10", "predicted_clv_p90"} - set(clv.columns)
@@ -150,6 +151,11 @@ def score(
     columns["segment_name"] = seg["segment_name"].astype(str).to_numpy()
     columns["as_of_date"] = np.full(n, pd.Timestamp(as_of).to_datetime64())
     columns["segment_since"] = columns["as_of_date"].copy()
+    new_segment_id = getattr(getattr(segment_model, "native", segment_model), "new_segment_id", None)
+    if new_segment_id is not None and "days_since_last_order" in columns:
+        new = columns["segment_id"] == new_segment_id
+        days = np.asarray(columns["days_since_last_order"][new], dtype="int64").astype("timedelta64[D]")
+        columns["segment_since"][new] = columns["as_of_date"][new] - days
     for col, version in (("clv_model_version", clv_version), ("segment_model_version", segment_version)):
         columns[col] = np.full(n, None if version is None else str(version), dtype=object)
     for col in SCORE_COLUMNS + EXTRA_COLUMNS:
@@ -159,7 +165,8 @@ def score(
 
 
 def with_segment_since(scores: pd.DataFrame, earlier: pd.DataFrame | None) -> pd.DataFrame:
-    """Set ``segment_since`` = first as-of date of the customer's current run of the same segment name.
+    """Set ``segment_since`` = first as-of date of the customer's current run of the same segment name, or the
+    row's own ``segment_since`` when that is earlier (``score`` dates new customers from their first purchase).
 
     ``earlier``: rows (customer_id, as_of_date, segment_name[, segment_since]) from previous scores and the
     monthly segment history. Walking back from the newest earlier row, the run continues while the name is
@@ -167,7 +174,9 @@ def with_segment_since(scores: pd.DataFrame, earlier: pd.DataFrame | None) -> pd
     """
     scores = scores.copy()
     as_of = pd.to_datetime(scores["as_of_date"])
-    scores["segment_since"] = as_of
+    own = pd.to_datetime(scores["segment_since"]) if "segment_since" in scores.columns else as_of
+    own = own.where(own.notna() & (own < as_of), as_of)
+    scores["segment_since"] = own
     if earlier is None or earlier.empty:
         return scores
     hist = earlier[["customer_id", "as_of_date", "segment_name"]].copy()
@@ -184,7 +193,7 @@ def with_segment_since(scores: pd.DataFrame, earlier: pd.DataFrame | None) -> pd
     hist = hist[broken.groupby(hist["customer_id"]).cummax() == 0]
     first = hist.groupby("customer_id")["since"].min()
     carried = scores["customer_id"].map(first)
-    scores["segment_since"] = carried.where(carried.notna() & (carried < as_of), as_of)
+    scores["segment_since"] = carried.where(carried.notna() & (carried < own), own)
     return scores
 
 
@@ -214,23 +223,8 @@ def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def migration_rows(prev: pd.DataFrame, cur: pd.DataFrame, from_month: str, to_month: str) -> pd.DataFrame:
-    """Long migration table between two as-of snapshots (segmentation.segment_migration when available)."""
-    try:
-        from clv_platform.lib.segmentation import migration_long, segment_migration
-
-        long = migration_long(segment_migration(prev, cur))
-    except ImportError:  # pragma: no cover - segmentation.py not there yet
-        both = prev[["customer_id", "segment_name"]].merge(
-            cur[["customer_id", "segment_name"]], on="customer_id", how="outer", suffixes=("_from", "_to")
-        )
-        long = (
-            both.fillna({"segment_name_from": "(new)", "segment_name_to": "(gone)"})
-            .groupby(["segment_name_from", "segment_name_to"])
-            .size()
-            .rename("customers")
-            .reset_index()
-            .rename(columns={"segment_name_from": "from_segment", "segment_name_to": "to_segment"})
-        )
+    """Long migration table between two as-of snapshots (segmentation.segment_migration)."""
+    long = segmentation.migration_long(segmentation.segment_migration(prev, cur))
     long = long.astype({"from_segment": str, "to_segment": str})
     long["customers"] = long["customers"].astype("int64")
     long["share"] = long["customers"] / long.groupby("from_segment")["customers"].transform("sum")

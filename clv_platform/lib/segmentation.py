@@ -12,8 +12,8 @@
   lost), which makes
   names unique. With `previous` (the production model), new centroids are first matched to the previous
   segments' centroids, and matched segments keep the previous id and name.
-* New customers: a customer whose only purchase day lies at most `new_customer_days` (30) days back is put in
-  the segment "new customers" by that rule, before any clustering, and the clusters are fitted on everyone
+* New customers: a customer whose only purchase day is one of the last `new_customer_days` (30) days is put
+  in the segment "new customers" by that rule, before any clustering, and the clusters are fitted on everyone
   else. Such a customer's other inputs (frequency 0, P(alive) 1, few days since the order) otherwise put them
   with the recent repeat buyers, named "loyal" with few clusters. The rule reads the same row's inputs only.
 * `segment_migration(prev, cur)`: customers moving between segments from one as-of date to the next.
@@ -35,7 +35,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-NEW_CUSTOMERS = "new customers"
+from clv_platform.lib.segment_names import FIRST_SEEN, GONE, NEW_CUSTOMERS
+
 SEGMENT_FEATURES = ["predicted_clv", "p_alive", "frequency", "days_since_last_order", "avg_order_value"]
 _LOG_FEATURES = {"predicted_clv", "frequency", "days_since_last_order", "avg_order_value"}
 FORMAT_VERSION = 1
@@ -79,12 +80,13 @@ def segment_inputs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_new_customer(df: pd.DataFrame, new_customer_days: int | None) -> np.ndarray:
-    """True for customers whose only purchase day is at most `new_customer_days` days back (frequency 0, so
-    days since the last order is their tenure)."""
+    """True for customers whose only purchase day is one of the last `new_customer_days` days, the as-of day
+    included (frequency 0, so days since the last order is their tenure; days since < new_customer_days: with 30,
+    the customers of one day are new at two consecutive month-ends only across February)."""
     if new_customer_days is None:
         return np.zeros(len(df), dtype=bool)
     x = segment_inputs(pd.DataFrame(df))
-    return ((x["frequency"] == 0) & (x["days_since_last_order"] <= new_customer_days)).to_numpy()
+    return ((x["frequency"] == 0) & (x["days_since_last_order"] < new_customer_days)).to_numpy()
 
 
 def _prepare(df) -> np.ndarray:
@@ -330,14 +332,15 @@ def segment_migration(prev_df: pd.DataFrame, cur_df: pd.DataFrame, segment_col: 
                       id_col: str = "customer_id", normalize: bool = False) -> pd.DataFrame:
     """Migration matrix between two consecutive as-of snapshots: rows = previous segment, columns = current.
 
-    Customers only in `cur_df` come from row "(new)"; customers only in `prev_df` go to column "(gone)".
+    Customers only in `cur_df` come from row FIRST_SEEN, "(first seen)" (most of them go to "new customers",
+    those who bought again within the month elsewhere); customers only in `prev_df` go to column GONE, "(gone)".
     Counts by default; `normalize=True` gives row shares (each row sums to 1).
     """
     prev = prev_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "from"})
     cur = cur_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "to"})
     both = prev.merge(cur, on=id_col, how="outer")
-    both["from"] = both["from"].astype("object").where(both["from"].notna(), "(new)")
-    both["to"] = both["to"].astype("object").where(both["to"].notna(), "(gone)")
+    both["from"] = both["from"].astype("object").where(both["from"].notna(), FIRST_SEEN)
+    both["to"] = both["to"].astype("object").where(both["to"].notna(), GONE)
     mat = pd.crosstab(both["from"], both["to"])
     mat.index.name, mat.columns.name = "from_segment", "to_segment"
     if normalize:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib import snapshot
+from clv_platform.lib.segment_names import FIRST_SEEN, GONE, NEW_CUSTOMERS
 
 AS_OF = date(2026, 6, 30)
 MODEL_VERSIONS = {"clv_model": "3", "segment_model": "2"}
@@ -16,7 +17,7 @@ MODEL_VERSIONS = {"clv_model": "3", "segment_model": "2"}
 SEGMENTS = {
     "champions": (30, (8, 20), (0.85, 0.99), 1500.0, (1, 30)),
     "loyal": (75, (4, 10), (0.70, 0.95), 520.0, (10, 60)),
-    "new": (45, (0, 1), (0.80, 0.99), 120.0, (1, 45)),
+    NEW_CUSTOMERS: (45, (0, 0), (0.80, 0.99), 120.0, (0, 29)),   # one purchase day, in the last 30 days
     "at risk": (60, (3, 10), (0.10, 0.45), 160.0, (150, 300)),
     "hibernating": (90, (0, 2), (0.02, 0.30), 18.0, (200, 500)),
 }
@@ -56,8 +57,10 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
     for seg_id, (name, (count, (f_lo, f_hi), (p_lo, p_hi), clv_mean, (d_lo, d_hi))) in enumerate(SEGMENTS.items()):
         for _ in range(count):
             frequency = int(rng.integers(f_lo, f_hi + 1))
-            T = int(rng.integers(20, 60)) if name == "new" else int(rng.integers(300, 720))
+            T = int(rng.integers(20, 60)) if name == NEW_CUSTOMERS else int(rng.integers(300, 720))
             days_since = min(int(rng.integers(d_lo, d_hi + 1)), T)
+            if name == NEW_CUSTOMERS:
+                T = days_since   # their one purchase day
             recency = max(T - days_since, 0) if frequency else 0
             monetary = round(float(rng.gamma(4.0, 15.0)), 2) if frequency else 0.0
             orders = frequency + 1
@@ -96,7 +99,7 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
             i += 1
     scores = pd.DataFrame(rows).sort_values("customer_id").reset_index(drop=True)
 
-    # Monthly history: the current segment in the last month, random earlier moves; "new" only recently.
+    # Monthly history: the current segment in the last month, random earlier moves; new customers only in it.
     names = list(SEGMENTS)
     months = _month_ends(as_of, HISTORY_MONTHS)
     hist_rows = []
@@ -105,12 +108,12 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
         current = seg
         path = []
         for m in reversed(months):
-            if seg == "new" and len(path) >= 2:
+            if seg == NEW_CUSTOMERS and path:
                 break
             path.append((m, current))
-            if seg != "new" and rng.random() < 0.25:
+            if seg != NEW_CUSTOMERS and rng.random() < 0.25:
                 current = names[int(rng.integers(0, len(names)))]
-                if current == "new":
+                if current == NEW_CUSTOMERS:
                     current = "loyal"
         path.reverse()
         start = path[-1][0]
@@ -128,13 +131,13 @@ def build_tables(as_of: date = AS_OF, seed: int = 7) -> tuple[dict[str, pd.DataF
     history = pd.DataFrame(hist_rows)
     scores["segment_since"] = scores["customer_id"].map(since)
 
-    # Long migration rows between consecutive months, as lib/scoring.py writes them ("(new)" / "(gone)").
+    # Long migration rows between consecutive months, as lib/scoring.py writes them (FIRST_SEEN / GONE).
     mig = []
     for a, b in zip(months[:-1], months[1:], strict=True):
         x = history[history["as_of_date"] == a.date()][["customer_id", "segment_name"]]
         y = history[history["as_of_date"] == b.date()][["customer_id", "segment_name"]]
         both = x.merge(y, on="customer_id", how="outer", suffixes=("_from", "_to"))
-        both = both.fillna({"segment_name_from": "(new)", "segment_name_to": "(gone)"})
+        both = both.fillna({"segment_name_from": FIRST_SEEN, "segment_name_to": GONE})
         g = both.groupby(["segment_name_from", "segment_name_to"], as_index=False).size()
         for r in g.itertuples(index=False):
             mig.append({"from_month": f"{a:%Y-%m}", "to_month": f"{b:%Y-%m}", "from_segment": r.segment_name_from,

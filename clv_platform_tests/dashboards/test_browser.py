@@ -253,7 +253,7 @@ def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
 def test_size_bars_name_every_segment_with_three_segments(page, app_url, published):
     """Three segments as in the `make run` demo: the short bar charts used to hide the middle bar's name."""
     root, tables, manifest = published
-    three = {"champions": "loyal", "loyal": "loyal", "new": "need attention", "at risk": "need attention",
+    three = {"champions": "loyal", "loyal": "loyal", "new customers": "need attention", "at risk": "need attention",
              "hibernating": "hibernating"}
     scores = tables["customer_scores"].assign(segment_name=tables["customer_scores"]["segment_name"].map(three))
     try:

@@ -106,6 +106,21 @@ def test_migration_falls_back_to_per_customer_history(tables):
     assert data.migration_matrix(None, None)[0].empty
 
 
+def test_migration_note_counts_customers_leaving_new_customers_apart_and_says_where_the_first_seen_went():
+    mig = pd.DataFrame({
+        "from_segment": ["loyal", "loyal", "new customers", "new customers", "(new)", "(new)", "hibernating"],
+        "to_segment": ["loyal", "hibernating", "loyal", "one-time buyers", "new customers", "loyal", "(gone)"],
+        "customers": [800, 100, 30, 70, 90, 10, 5],
+    })
+    mig, _, _ = data.migration_matrix(mig)   # a snapshot from before the rename: "(new)" reads "(first seen)"
+    assert data.migration_note(mig) == (
+        '100 of 1,000 customers present in both months (10.0%) changed segment, not counting the 100 who left '
+        '"new customers" (every new customer moves on). 100 customers first seen: 90 to new customers, 10 to '
+        'loyal. 5 gone.')
+    plain = mig[mig["from_segment"] == "loyal"]
+    assert data.migration_note(plain) == "100 of 900 customers present in both months (11.1%) changed segment."
+
+
 def test_segment_history_counts_per_customer_and_aggregated(tables):
     counts = data.segment_history_counts(tables["segment_history"])
     assert counts["month"].nunique() == 6

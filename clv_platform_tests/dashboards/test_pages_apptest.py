@@ -130,6 +130,7 @@ def test_at_risk_thresholds_follow_the_sliders(root):
     # a few valuable lapsed customers who bought on one day only: BG/NBD's P(alive) is 1 for them
     lapsed = scores[scores["segment_name"] == "at risk"].nlargest(5, "total_spend").index
     scores.loc[lapsed, ["frequency", "p_alive"]] = [0, 1.0]
+    scores.loc[lapsed[:2], "segment_name"] = "new customers"   # two of them bought recently
     snapshot.publish(root, tables, manifest)
     at = run_page("at_risk.py")
     assert not at.exception
@@ -144,6 +145,7 @@ def test_at_risk_thresholds_follow_the_sliders(root):
     bracket = data.one_time_buyers(scores) & (scores["total_spend"] >= scores["total_spend"].quantile(0.8))
     assert bracket.sum() >= 5
     assert f"{bracket.sum()} of the customers in this value bracket bought on one day only" in texts(at)
+    assert "not listed (2 of them are new customers, who bought in the last few weeks)" in texts(at)
     at.toggle(key="risk_one_time").set_value(True).run()
     at.number_input(key="risk_silent_days").set_value(150).run()
     assert not at.exception
@@ -183,7 +185,7 @@ def test_segments_order_value_is_the_mean_order_value(root):
     shown = at.table[0].value
     expected = tables["customer_scores"].groupby("segment_name")["avg_order_value"].mean()
     assert shown["order value"].to_dict() == {name: data.fmt_money(v) for name, v in expected.items()}
-    assert shown.loc["new", "order value"] != "$0"   # "new" bought once: monetary_value is 0 for most
+    assert shown.loc["new customers", "order value"] != "$0"   # bought once: monetary_value is 0
 
 
 def test_overview_states_the_clv_horizon(root):

@@ -18,7 +18,7 @@ from clv_platform.defs.serving.assets import (
     customer_scores,
     segment_history,
 )
-from clv_platform.lib import registry, scoring, snapshot, warehouse
+from clv_platform.lib import registry, scoring, segmentation, snapshot, warehouse
 from clv_platform_tests.lib.mlflow_store import new_store
 
 START = dt.date(2024, 1, 1)
@@ -283,6 +283,28 @@ def test_with_segment_since_walks_back_the_current_run():
                          "segment_since": [pd.Timestamp("2023-06-30")]})
     since = scoring.with_segment_since(scores, pd.concat([earlier, prev]))["segment_since"]
     assert since.iloc[1] == pd.Timestamp("2023-06-30")
+
+
+def test_new_customers_are_in_their_segment_since_their_first_purchase():
+    from clv_platform_tests.lib.test_segmentation import population
+
+    pop = population(600).assign(days_since_last_order=lambda d: d["days_since_last_order"].round())
+    seg = segmentation.fit(pop, k_range=[3], n_bootstrap=1)
+    scores = scoring.score(pop.rename(columns={"predicted_clv": "btyd_clv"}), TinyClv(1.0), seg,
+                           dt.date(2024, 4, 15))
+    new = (scores["segment_name"] == segmentation.NEW_CUSTOMERS).to_numpy()
+    assert 0 < new.sum() < len(pop)
+    first_purchase = pd.Timestamp("2024-04-15") - pd.to_timedelta(pop["days_since_last_order"], unit="D")
+    assert (scores["segment_since"][new] == first_purchase[new]).all()
+    assert (scores["segment_since"][~new] == pd.Timestamp("2024-04-15")).all()
+    # a month-end in the same segment does not move it later; an earlier run of the segment wins as before
+    one = scores[new].head(1)
+    month_end = pd.DataFrame({"customer_id": one["customer_id"], "as_of_date": one["segment_since"] + pd.Timedelta(days=1),
+                              "segment_name": one["segment_name"], "segment_since": one["segment_since"]})
+    assert scoring.with_segment_since(one, month_end.assign(segment_since=pd.NaT))["segment_since"].iloc[0] \
+        == one["segment_since"].iloc[0]
+    earlier = month_end.assign(segment_since=one["segment_since"] - pd.Timedelta(days=40))
+    assert scoring.with_segment_since(one, earlier)["segment_since"].iloc[0] == earlier["segment_since"].iloc[0]
 
 
 def test_scores_fail_clearly_without_production_models(tmp_path, monkeypatch):

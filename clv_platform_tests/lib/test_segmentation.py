@@ -115,7 +115,7 @@ def test_segment_migration_matrix():
     cur = pd.DataFrame({"customer_id": ["a", "b", "c", "e"], "segment_name": ["loyal", "at risk", "lost", "new"]})
     m = sg.segment_migration(prev, cur)
     assert m.loc["loyal", "loyal"] == 1 and m.loc["loyal", "at risk"] == 1
-    assert m.loc["at risk", "lost"] == 1 and m.loc["lost", "(gone)"] == 1 and m.loc["(new)", "new"] == 1
+    assert m.loc["at risk", "lost"] == 1 and m.loc["lost", "(gone)"] == 1 and m.loc[sg.FIRST_SEEN, "new"] == 1
     assert int(m.to_numpy().sum()) == 5
     shares = sg.segment_migration(prev, cur, normalize=True)
     np.testing.assert_allclose(shares.sum(axis=1).to_numpy(), 1.0)
@@ -131,12 +131,12 @@ def test_recent_one_purchase_day_customers_are_new_customers_and_left_out_of_the
     assert model.info["n_fit"] == len(pop) - new.sum()
     assert model.names[model.new_segment_id] == sg.NEW_CUSTOMERS
     assert model.new_segment_id not in model.label_to_segment.values() and model.new_segment_id not in model.centroids
-    # the rule reads the row only: a valuable recent one-timer is new; one more purchase day, or a day past the
-    # threshold, and the clusters decide
+    # the rule reads the row only: a valuable recent one-timer is new (the last 30 days: 0 to 29 days back); one
+    # more purchase day, or a day past them, and the clusters decide
     one = pop.iloc[[0]].assign(predicted_clv=5000.0, p_alive=1.0, frequency=0, days_since_last_order=3.0)
     assert model.predict(one)["segment_name"].iloc[0] == sg.NEW_CUSTOMERS
-    assert model.predict(one.assign(days_since_last_order=30.0))["segment_name"].iloc[0] == sg.NEW_CUSTOMERS
-    for other in (one.assign(frequency=1), one.assign(days_since_last_order=31.0)):
+    assert model.predict(one.assign(days_since_last_order=29.0))["segment_name"].iloc[0] == sg.NEW_CUSTOMERS
+    for other in (one.assign(frequency=1), one.assign(days_since_last_order=30.0)):
         assert model.predict(other)["segment_name"].iloc[0] != sg.NEW_CUSTOMERS
     seg = model.predict(pop)
     assert (seg["segment_name"] == sg.NEW_CUSTOMERS).to_numpy().tolist() == new.tolist()

@@ -63,11 +63,14 @@ rule = f"P(alive) < {max_p_alive:.2f}" + (
     f", or one purchase day only and silent for {silent_days}+ days" if silent_days is not None else "")
 st.caption(f"Threshold: {measures[value_col]} ≥ {data.fmt_money(threshold, 2)} "
            f"(top {top_pct}% of {len(scores):,} customers), {rule}.")
-unlisted = int((one_time & (scores[value_col] >= threshold)).sum()) if silent_days is None else 0
+bracket = one_time & (scores[value_col] >= threshold)
+unlisted = int(bracket.sum()) if silent_days is None else 0
 if unlisted:
+    recent = int((bracket & (scores["segment_name"] == data.NEW_CUSTOMERS)).sum()) if "segment_name" in scores else 0
     st.caption(f"{unlisted:,} of the customers in this value bracket bought on one day only: BG/NBD gives them "
-               "P(alive) = 100% until they buy again, so they are not listed. Switch on the one-time buyers above "
-               "to list those who have gone quiet.")
+               "P(alive) = 100% until they buy again, so they are not listed"
+               + (f" ({recent:,} of them are new customers, who bought in the last few weeks)" if recent else "")
+               + ". Switch on the one-time buyers above to list those who have gone quiet.")
 
 if rows.empty:
     st.success("No customer matches these thresholds.", icon=":material/check_circle:")

@@ -63,7 +63,7 @@ def _get(name: str):
 
 st.subheader(f"Customer {data.md_escape(row['customer_id'])}")
 interval = f"{data.fmt_money(_get('predicted_clv_p10'), 2)} – {data.fmt_money(_get('predicted_clv_p90'), 2)}"
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([1.1, 1.1, 0.8, 1.4])   # room for a segment name ("one-time buyers") in full
 median = _get("predicted_clv_p50")
 c1.metric(f"Predicted CLV, {clv_period}", data.fmt_money(_get("predicted_clv"), 2), delta=interval,
           delta_arrow="off", delta_color="off", border=True,
@@ -86,9 +86,15 @@ since = data.fmt_date(_get("segment_since"))
 history_start = data.history_start(common.table(snap, "segment_history"))
 # a run of the same segment back to the first month-end of the history may have begun before it
 earlier = " or earlier" if since != "–" and since == data.fmt_date(history_start) else ""
+segment_help = [f"Segment: {segment}" if segment is not None else "No segment"]
+if segment == data.NEW_CUSTOMERS:
+    segment_help.append("bought on one day only, within the last few weeks: new customers are in this segment from "
+                        "their first purchase until they buy on a second day or it grows old (docs/models.md)")
+if earlier:
+    segment_help.append(f"the segment history starts at {data.fmt_date(history_start)}")
 c4.metric("Segment", str(segment) if segment is not None else "–",
           delta=f"since {since}{earlier}" if since != "–" else None, delta_arrow="off", delta_color="off",
-          border=True, help=f"The segment history starts at {data.fmt_date(history_start)}" if earlier else None)
+          border=True, help="; ".join(segment_help))
 
 if _get("predicted_clv_p10") is not None and _get("predicted_clv_p90") is not None:
     seg_mean = None

@@ -89,3 +89,5 @@ other = data.other_metrics(common.table(snap, "model_metrics"))
 if len(other):
     with st.expander(f"Other model metrics ({len(other)})"):
         st.dataframe(other, hide_index=True)
+        st.caption("The segment model's metrics describe its clustering, of every customer but the new customers "
+                   "(one purchase day, recently), who are in their segment by rule.")

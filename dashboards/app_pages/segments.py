@@ -108,7 +108,7 @@ with left:
             st.caption(f"From {month_from or 'the month before'} to {month_to}: rows = segment before, "
                        "columns = segment after, cells = customers.")
         extra = sorted((set(mig["from_segment"]) | set(mig["to_segment"])) - set(order) - set(data.PSEUDO_SEGMENTS))
-        seg_order = ["(new)"] + order + extra + ["(gone)"]
+        seg_order = [data.FIRST_SEEN] + order + extra + [data.GONE]
         base = alt.Chart(mig).encode(
             x=alt.X("to_segment:N", sort=seg_order, title="to"),
             y=alt.Y("from_segment:N", sort=seg_order, title="from"),
@@ -123,17 +123,7 @@ with left:
                                 alt.value("black")),
         )
         st.altair_chart((heat + labels).properties(height=320), width="stretch")
-        pseudo = mig["from_segment"].isin(data.PSEUDO_SEGMENTS) | mig["to_segment"].isin(data.PSEUDO_SEGMENTS)
-        stayers = mig[~pseudo]
-        moved = stayers.loc[stayers["from_segment"] != stayers["to_segment"], "customers"].sum()
-        total = stayers["customers"].sum()
-        note = (f"{data.fmt_int(moved)} of {data.fmt_int(total)} customers present in both months "
-                f"({data.fmt_prob(moved / total) if total else '–'}) changed segment.")
-        new = mig.loc[mig["from_segment"] == "(new)", "customers"].sum()
-        gone = mig.loc[mig["to_segment"] == "(gone)", "customers"].sum()
-        if new or gone:
-            note += f" {data.fmt_int(new)} new customers, {data.fmt_int(gone)} gone."
-        st.caption(note)
+        st.caption(data.migration_note(mig))
 with right:
     st.subheader("Segment history")
     counts = common.history_counts(snap.snapshot_id, history)

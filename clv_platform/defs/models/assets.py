@@ -39,7 +39,7 @@ class SegmentModelConfig(dg.Config):
     n_bootstrap: int = 3
     fit_sample: int = 50_000
     silhouette_sample: int = 10_000
-    # customers whose only purchase day is at most this many days back form "new customers" (None: no rule)
+    # customers whose only purchase day is one of the last this many days form "new customers" (None: no rule)
     new_customer_days: int | None = 30
     seed: int = 0
 
