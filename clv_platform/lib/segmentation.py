@@ -234,10 +234,11 @@ def fit(
     new = is_new_customer(df, new_customer_days)
     established = df[~new]
     if len(established) <= min(k_range):
+        set_aside = (f" (of {len(df)}; {int(new.sum())} are new customers with one purchase day in the last "
+                     f"{new_customer_days} days)" if new.any() else "")
         raise ValueError(
-            f"segmentation: {len(established)} customers to cluster (of {len(df)}; {int(new.sum())} are new customers "
-            f"with one purchase day in the last {new_customer_days} days), need more than {min(k_range)}: "
-            "lower k_min or new_customer_days, or load more history")
+            f"segmentation: {len(established)} customers to cluster{set_aside}, need more than {min(k_range)}: "
+            "lower k_min" + (" or new_customer_days" if new.any() else "") + ", or load more history")
     sample = (established if len(established) <= fit_sample
               else established.iloc[np.sort(rng.choice(len(established), fit_sample, replace=False))])
     prep = FunctionTransformer(_prepare)
