@@ -208,3 +208,28 @@ def test_data_quality_says_how_many_days_the_snapshot_keeps(root):
     snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "data_quality"})
     first = run_page("data_quality.py").metric[0]  # an older manifest: the window from the dates
     assert (first.proto.label, first.value) == ("Validated, last 45 days", "45")
+
+
+def test_warm_leaves_the_views_the_pages_read_cached(root):
+    """common.warm (run in the background as the server starts) caches every derived view under the arguments
+    the pages pass: each one is answered below without its table (None), which only a cached value can do."""
+    from dashboards import common
+
+    common.warm()  # no snapshot yet: nothing to do, no error
+    tables, manifest = build_tables()
+    snapshot.publish(root, tables, manifest)
+    common.warm()
+    sid = common.current_snapshot().snapshot_id
+    scores = tables["customer_scores"]
+    assert common.clv_histogram(sid, None)[0].equals(data.clv_histogram(scores["predicted_clv"])[0])
+    assert common.segment_order(sid, None) == data.segment_order(scores)
+    assert common.segment_profiles(sid, None).equals(data.segment_profiles(scores))
+    assert len(common.scatter_sample(sid, None, common.SCATTER_MAX)) == len(scores)
+    assert list(common.clv_by_segment(sid, None).index) == list(
+        scores.groupby("segment_name")["predicted_clv"].sum().sort_values(ascending=False).index)
+    assert common.top_customers(sid, None) == scores.nlargest(5, "predicted_clv")["customer_id"].tolist()
+    assert len(common.value_concentration(sid, None)) == 4
+    assert len(common.customer_positions(sid, None)) == len(scores)
+    assert common.history_counts(sid, None).equals(data.segment_history_counts(tables["segment_history"]))
+    assert not common.migration(sid, None, None)[0].empty
+    assert not common.data_quality(sid, None)[1].empty

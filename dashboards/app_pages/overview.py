@@ -55,7 +55,7 @@ with right:
     st.table(common.value_concentration(snap.snapshot_id, scores))
     total = k["total_predicted_clv"]
     if "segment_name" in scores:
-        by_seg = scores.groupby("segment_name")["predicted_clv"].sum().sort_values(ascending=False)
+        by_seg = common.clv_by_segment(snap.snapshot_id, scores)
         st.caption("Predicted CLV by segment: " + ", ".join(
             f"{name} {data.fmt_prob(v / total) if total else '–'}" for name, v in by_seg.items()))
 

@@ -6,8 +6,6 @@ import streamlit as st
 
 from dashboards import common, data
 
-SCATTER_MAX = 5000
-
 snap = common.require_snapshot()
 common.header(snap, "Segments")
 scores = common.require_table(snap, "customer_scores", "the segments")
@@ -67,9 +65,9 @@ if summary is not None and len(summary):
         st.dataframe(summary, hide_index=True)
 
 st.subheader("Predicted CLV vs P(alive)")
-sample = common.scatter_sample(snap.snapshot_id, scores, SCATTER_MAX)
-if len(scores) > SCATTER_MAX:
-    st.caption(f"A random sample of {SCATTER_MAX:,} of {len(scores):,} customers.")
+sample = common.scatter_sample(snap.snapshot_id, scores, common.SCATTER_MAX)
+if len(scores) > common.SCATTER_MAX:
+    st.caption(f"A random sample of {common.SCATTER_MAX:,} of {len(scores):,} customers.")
 clv_axis = sample["predicted_clv"].clip(lower=1.0)
 # the x domain fits the data (a nice log domain ran to the next power of ten), and P(alive) has room around
 # [0, 1]: one-time buyers all sit at exactly 1, and were drawn as a clipped line on the top edge
