@@ -321,8 +321,9 @@ def segment_profiles(df: pd.DataFrame, segments: pd.DataFrame, names: dict[int, 
     prof = x.groupby(["segment_id", "segment_name"]).agg(
         customers=("p_alive", "size"), **{f"mean_{c}": (c, "mean") for c in SEGMENT_FEATURES})
     prof = prof.reset_index()
+    present = set(prof["segment_id"])
     empty = [{"segment_id": i, "segment_name": n, "customers": 0} for i, n in (names or {}).items()
-             if i not in set(prof["segment_id"])]
+             if i not in present]
     if empty:
         prof = pd.concat([prof, pd.DataFrame(empty)], ignore_index=True)
     prof.insert(3, "share", prof["customers"] / prof["customers"].sum())
