@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE, psi_metrics
+from clv_platform.lib.migration import migration_long, segment_migration
 from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE, GONE, NEW_CUSTOMERS
 
 MONTH_COLS = ("as_of_date", "month", "as_of_month", "snapshot_month", "period")
@@ -353,10 +354,8 @@ def migration_matrix(
     months = sorted(history[month].dropna().unique())
     if len(months) < 2:
         return pd.DataFrame(columns=["from_segment", "to_segment", "customers"]), None, None
-    a = history[history[month] == months[-2]][["customer_id", seg]].rename(columns={seg: "from_segment"})
-    b = history[history[month] == months[-1]][["customer_id", seg]].rename(columns={seg: "to_segment"})
-    both = a.merge(b, on="customer_id", how="outer").fillna({"from_segment": FIRST_SEEN, "to_segment": GONE})
-    out = both.groupby(["from_segment", "to_segment"], as_index=False).size().rename(columns={"size": "customers"})
+    prev, cur = (history.loc[history[month] == m, ["customer_id", seg]] for m in months[-2:])
+    out = migration_long(segment_migration(prev, cur, segment_col=seg))
     out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
     return out, fmt_period(months[-2]), fmt_period(months[-1])
 

@@ -16,7 +16,8 @@
   in the segment "new customers" by that rule, before any clustering, and the clusters are fitted on everyone
   else. Such a customer's other inputs (frequency 0, P(alive) 1, few days since the order) otherwise put them
   with the recent repeat buyers, named "loyal" with few clusters. The rule reads the same row's inputs only.
-* `segment_migration(prev, cur)`: customers moving between segments from one as-of date to the next.
+* `segment_migration(prev, cur)` (from `migration`): customers moving between segments from one as-of date to
+  the next.
 """
 
 import json
@@ -35,7 +36,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from clv_platform.lib.segment_names import FIRST_SEEN, GONE, NEW_CUSTOMERS
+from clv_platform.lib.migration import migration_long, segment_migration  # noqa: F401 (part of this module's API)
+from clv_platform.lib.segment_names import NEW_CUSTOMERS
 
 SEGMENT_FEATURES = ["predicted_clv", "p_alive", "frequency", "days_since_last_order", "avg_order_value"]
 _LOG_FEATURES = {"predicted_clv", "frequency", "days_since_last_order", "avg_order_value"}
@@ -328,32 +330,6 @@ def segment_profiles(df: pd.DataFrame, segments: pd.DataFrame, names: dict[int, 
         prof = pd.concat([prof, pd.DataFrame(empty)], ignore_index=True)
     prof.insert(3, "share", prof["customers"] / prof["customers"].sum())
     return prof.sort_values("mean_predicted_clv", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def segment_migration(prev_df: pd.DataFrame, cur_df: pd.DataFrame, segment_col: str = "segment_name",
-                      id_col: str = "customer_id", normalize: bool = False) -> pd.DataFrame:
-    """Migration matrix between two consecutive as-of snapshots: rows = previous segment, columns = current.
-
-    Customers only in `cur_df` come from row FIRST_SEEN, "(first seen)" (most of them go to "new customers",
-    those who bought again within the month elsewhere); customers only in `prev_df` go to column GONE, "(gone)".
-    Counts by default; `normalize=True` gives row shares (each row sums to 1).
-    """
-    prev = prev_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "from"})
-    cur = cur_df[[id_col, segment_col]].drop_duplicates(id_col).rename(columns={segment_col: "to"})
-    both = prev.merge(cur, on=id_col, how="outer")
-    both["from"] = both["from"].astype("object").where(both["from"].notna(), FIRST_SEEN)
-    both["to"] = both["to"].astype("object").where(both["to"].notna(), GONE)
-    mat = pd.crosstab(both["from"], both["to"])
-    mat.index.name, mat.columns.name = "from_segment", "to_segment"
-    if normalize:
-        mat = mat.div(mat.sum(axis=1), axis=0)
-    return mat
-
-
-def migration_long(matrix: pd.DataFrame) -> pd.DataFrame:
-    """The matrix as rows (from_segment, to_segment, customers) — handy for Parquet/snapshots."""
-    out = matrix.stack().rename("customers").reset_index()
-    return out[out["customers"] > 0].reset_index(drop=True)
 
 
 # -- MLflow ----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Segmentation: model choice, names from profiles, stable names across retrains, per-row assignment,
-save/load, migration matrix."""
+save/load."""
 
 import numpy as np
 import pandas as pd
@@ -108,20 +108,6 @@ def test_save_load_round_trip(model, pop, tmp_path):
     again = sg.SegmentModel.load(model.save(tmp_path / "seg"))
     pd.testing.assert_frame_equal(again.predict(pop), model.predict(pop))
     assert again.names == model.names
-
-
-def test_segment_migration_matrix():
-    prev = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "segment_name": ["loyal", "loyal", "at risk", "lost"]})
-    cur = pd.DataFrame({"customer_id": ["a", "b", "c", "e"], "segment_name": ["loyal", "at risk", "lost", "new"]})
-    m = sg.segment_migration(prev, cur)
-    assert m.loc["loyal", "loyal"] == 1 and m.loc["loyal", "at risk"] == 1
-    assert m.loc["at risk", "lost"] == 1 and m.loc["lost", "(gone)"] == 1 and m.loc[sg.FIRST_SEEN, "new"] == 1
-    assert int(m.to_numpy().sum()) == 5
-    shares = sg.segment_migration(prev, cur, normalize=True)
-    np.testing.assert_allclose(shares.sum(axis=1).to_numpy(), 1.0)
-    assert shares.loc["loyal", "at risk"] == pytest.approx(0.5)
-    long = sg.migration_long(m)
-    assert set(long.columns) == {"from_segment", "to_segment", "customers"} and long["customers"].sum() == 5
 
 
 def test_recent_one_purchase_day_customers_are_new_customers_and_left_out_of_the_clusters(pop):
