@@ -12,7 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv_platform.lib.snapshot import Snapshot, SnapshotNotFoundError, SnapshotReader, SnapshotUnreadableError
+from clv_platform.lib.snapshot import (
+    Snapshot,
+    SnapshotNotFoundError,
+    SnapshotReader,
+    SnapshotUnreadableError,
+    follow,
+)
 
 
 def jsonable(value):
@@ -159,6 +165,7 @@ class SnapshotStore:
         self._pid: int | None = None
         self._view: ScoresView | None = None
         self._lock = threading.Lock()
+        self._stop_following = threading.Event()
 
     @property
     def opened(self) -> bool:
@@ -177,9 +184,17 @@ class SnapshotStore:
         """The current snapshot (raises SnapshotNotFoundError when none is published yet)."""
         return self.reader().get()
 
+    def follow(self) -> None:
+        """`warm` now and after every publish, until `stop_following` (gunicorn.conf.py runs this in a worker's
+        background thread), so no request waits for a new snapshot to be read."""
+        follow(self.root, self.warm, stop=self._stop_following)
+
+    def stop_following(self) -> None:
+        self._stop_following.set()
+
     def warm(self) -> None:
-        """Read the current snapshot and build what the first requests need (gunicorn.conf.py calls this in a
-        worker's background thread); nothing when no snapshot is published yet."""
+        """Read the current snapshot and build what the first requests need; nothing when no snapshot is
+        published yet."""
         try:
             self.view()._id_rank  # noqa: B018 (a cached property: computing it is the point)
         except (SnapshotNotFoundError, SnapshotUnreadableError):   # (the requests say so, as 503s)

@@ -5,10 +5,10 @@ under $CLV_DATA_DIR/serving (or $CLV_SNAPSHOT_ROOT), never the warehouse.
 
 This file has two roles. Streamlit runs it as the script of every page view (``__name__ == "__main__"``, as
 AppTest does too): the router below. `streamlit run` first finds the ``st.App`` at the bottom and imports this
-file as a module to serve it; that app's lifespan starts common.warm in a background thread as the server
-starts (like the API's gunicorn.conf.py), so the first page after a start does not wait for the snapshot to be
-read and the cached views computed: at a million customers that took it from about 8 s to about 3 s, what a new
-browser tab takes on any page (later pages 1-2 s).
+file as a module to serve it; that app's lifespan starts a background thread that runs common.warm as the
+server starts and again after each publish (`snapshot.follow`, like the API's gunicorn.conf.py), so no page waits
+for a snapshot to be read and the cached views computed: at a million customers that took the first page after a
+start from about 8 s to about 3 s, what a new browser tab takes on any page (later pages 1-2 s).
 """
 
 import sys
@@ -44,17 +44,23 @@ if __name__ == "__main__":  # a page view
     common.sidebar(common.current_snapshot())
     page.run()
 else:  # imported by `streamlit run` to serve the app
-    def _warm() -> None:
+    def _follow(stop: threading.Event) -> None:
         # imported here, once the runtime exists (its st.cache_* decorators look for it), and off the event loop
+        from streamlit.logger import get_logger
+
+        from clv_platform.lib import snapshot
         from dashboards import common
 
-        common.warm()
+        get_logger("clv_platform")  # our INFO lines ("snapshot … read ahead") in the server's log, as Streamlit's
+        snapshot.follow(common.snapshot_root(), common.warm, stop)
 
     @asynccontextmanager
     async def _warm_at_start(_app):
         # a daemon thread, so the server answers at once; a page opened before it is done waits for the values
         # it is computing rather than computing them again (st.cache_* lock each value while it is computed)
-        threading.Thread(target=_warm, name="clv-dashboard-warm", daemon=True).start()
+        stop = threading.Event()
+        threading.Thread(target=_follow, args=(stop,), name="clv-dashboard-follow", daemon=True).start()
         yield
+        stop.set()
 
     app = st.App(__file__, lifespan=_warm_at_start)

@@ -7,15 +7,17 @@ Layout under ``root`` (``get_settings().snapshot_root``)::
 
 Readers (API, dashboard) resolve ``current`` once per read and take every file from that one folder, so they
 see either the old or the new snapshot in full, never a mix. Only the last ``keep`` snapshots are kept.
+``follow`` lets a long-running reader read each new snapshot ahead of its first request.
 """
 
 import json
+import logging
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,6 +32,8 @@ CURRENT = "current"
 SNAPSHOTS = "snapshots"
 DEFAULT_KEEP = 5
 STALE_TMP_SECONDS = 3600
+FOLLOW_SECONDS = 5.0  # how often `follow` looks for a new snapshot (CLV_SNAPSHOT_POLL_SECONDS overrides)
+log = logging.getLogger(__name__)
 
 # Tables the serving contract promises (docs/architecture.md). publish() accepts others too.
 CONTRACT_TABLES = (
@@ -193,6 +197,37 @@ def current_snapshot_id(root: str | Path) -> str | None:
         return current_snapshot_dir(root).name
     except SnapshotNotFoundError:
         return None
+
+
+def follow(root: str | Path, on_change: Callable[[], object], stop: threading.Event | None = None,
+           poll_seconds: float | None = None) -> None:
+    """Call `on_change()` for the current snapshot, then again each time `current` points at another one, until
+    `stop` is set. The API's workers and the dashboard run it in a background thread with their warm-up, so the
+    first request or page after a publish does not wait for the new snapshot to be read (seconds at a million
+    customers). One readlink per `poll_seconds` (FOLLOW_SECONDS, or CLV_SNAPSHOT_POLL_SECONDS; 0 = only the
+    snapshot current at the start). An error in `on_change` is logged; the requests then meet it themselves."""
+    if poll_seconds is None:
+        try:
+            poll_seconds = float(os.environ.get("CLV_SNAPSHOT_POLL_SECONDS", FOLLOW_SECONDS))
+        except ValueError:
+            log.warning("CLV_SNAPSHOT_POLL_SECONDS=%r is not a number of seconds: using %s",
+                        os.environ["CLV_SNAPSHOT_POLL_SECONDS"], FOLLOW_SECONDS)
+            poll_seconds = FOLLOW_SECONDS
+    stop = stop or threading.Event()
+    seen = None
+    while not stop.is_set():
+        snapshot_id = current_snapshot_id(root)
+        if snapshot_id is not None and snapshot_id != seen:
+            seen = snapshot_id
+            started = time.perf_counter()
+            try:
+                on_change()
+            except Exception:
+                log.warning("reading snapshot %s ahead of the requests failed", snapshot_id, exc_info=True)
+            else:
+                log.info("snapshot %s read ahead of the requests in %.1f s", snapshot_id, time.perf_counter() - started)
+        if poll_seconds <= 0 or stop.wait(poll_seconds):
+            return
 
 
 def prune(root: str | Path, keep: int = DEFAULT_KEEP) -> list[str]:

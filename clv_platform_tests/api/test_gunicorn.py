@@ -28,7 +28,8 @@ def _free_port() -> int:
 def server(tmp_path):
     root = tmp_path / "serving"
     port = _free_port()
-    env = {**os.environ, "CLV_SNAPSHOT_ROOT": str(root), "CLV_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "CLV_SNAPSHOT_ROOT": str(root), "CLV_DATA_DIR": str(tmp_path),
+           "CLV_SNAPSHOT_POLL_SECONDS": "0.2"}
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen(
         [str(GUNICORN), "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "60", "api:create_app()"],
@@ -46,7 +47,7 @@ def server(tmp_path):
                 raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
             time.sleep(0.2)
     try:
-        yield base, root
+        yield base, root, tmp_path / "gunicorn.log"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -57,8 +58,18 @@ def server(tmp_path):
         log.close()
 
 
+def _read_ahead_by_both_workers(log: Path, snapshot_id: str, timeout: float = 30.0) -> bool:
+    """Both workers logged reading `snapshot_id` in their follow thread (gunicorn.conf.py)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text().count(f"snapshot {snapshot_id} read ahead of the requests") >= 2:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
-    base, root = server
+    base, root, log = server
     session = requests.Session()
 
     # Started before any snapshot exists: healthy process, 503 with a clear message.
@@ -93,8 +104,10 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     too_long = requests.get(f"{base}/customers/{'x' * 9000}", timeout=30)
     assert too_long.status_code == 400 and "Request Line is too large" in too_long.text    # gunicorn's, documented
 
-    # Swap while serving: every later request, whichever worker takes it, sees the new manifest.
+    # Swap while serving: each worker reads the new snapshot before any request asks for it, and every later
+    # request, whichever worker takes it, sees the new manifest.
     second = publish_fake(root, "2", n=80, clv_factor=10.0)
+    assert _read_ahead_by_both_workers(log, second.name), log.read_text()[-3000:]
     for _ in range(20):
         resp = requests.get(f"{base}/health", timeout=30)
         assert resp.json()["snapshot_id"] == second.name and resp.json()["customers"] == 80
@@ -107,24 +120,42 @@ def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
     assert top["total"] == 80 and [c["customer_id"] for c in top["customers"]] == ["00080", "00079"]
 
 
-def test_workers_read_the_snapshot_before_their_first_request(tmp_path):
-    """gunicorn.conf.py's post_worker_init hook (gunicorn reads it from the repo root) warms a worker's
-    store in the background; with nothing published it just returns."""
+def test_workers_read_the_snapshot_before_their_first_request(tmp_path, monkeypatch):
+    """gunicorn.conf.py's post_worker_init hook (gunicorn reads it from the repo root) starts a thread that warms
+    a worker's store in the background, now and after each publish; with nothing published it just returns."""
     import runpy
     import types
 
     from api import create_app
 
+    monkeypatch.setenv("CLV_SNAPSHOT_POLL_SECONDS", "0.05")
     hook = runpy.run_path(str(REPO / "gunicorn.conf.py"))["post_worker_init"]
     empty = create_app(snapshot_root=tmp_path / "none")
     empty.extensions["clv_snapshot"].warm()            # no snapshot yet: nothing, no error
     assert empty.extensions["clv_snapshot"]._view is None
 
-    publish_fake(tmp_path / "serving", "1")
+    first = publish_fake(tmp_path / "serving", "1")
     app = create_app(snapshot_root=tmp_path / "serving")
     store = app.extensions["clv_snapshot"]
     before = set(threading.enumerate())
     hook(types.SimpleNamespace(wsgi=app))
-    for thread in set(threading.enumerate()) - before:
-        thread.join(timeout=30)
-    assert store.opened and store._view is not None and "_id_rank" in vars(store._view)
+    started = set(threading.enumerate()) - before
+
+    def warmed(snapshot_id: str) -> bool:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            view = store._view
+            if view is not None and view.snapshot.snapshot_id == snapshot_id and "_id_rank" in vars(view):
+                return True
+            time.sleep(0.05)
+        return False
+
+    try:
+        assert warmed(first.name)
+        second = publish_fake(tmp_path / "serving", "2", n=80)
+        assert warmed(second.name)                      # read with no request asking for it
+    finally:
+        store.stop_following()
+        for thread in started:
+            thread.join(timeout=30)
+    assert not any(t.is_alive() for t in started)

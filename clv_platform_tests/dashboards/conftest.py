@@ -52,8 +52,9 @@ def published(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_url(published, tmp_path_factory):
-    """`streamlit run dashboards/streamlit_app.py` on a free port, reading the fixture snapshot root."""
+def app_server(published, tmp_path_factory):
+    """`streamlit run dashboards/streamlit_app.py` on a free port, reading the fixture snapshot root: (url, log
+    file). It looks for a new snapshot every 0.2 s (5 s by default)."""
     root = published[0]
     work = tmp_path_factory.mktemp("streamlit")
     port = _free_port()
@@ -63,6 +64,7 @@ def app_url(published, tmp_path_factory):
         CLV_SNAPSHOT_ROOT=str(root),
         HOME=str(work),  # streamlit keeps its credentials file under ~/.streamlit
         PYTHONUNBUFFERED="1",
+        CLV_SNAPSHOT_POLL_SECONDS="0.2",
     )
     log = work / "streamlit.log"
     cmd = [
@@ -76,7 +78,7 @@ def app_url(published, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
-        yield url
+        yield url, log
     finally:
         proc.terminate()
         try:
@@ -84,6 +86,11 @@ def app_url(published, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_url(app_server):
+    return app_server[0]
 
 
 @pytest.fixture(scope="module")

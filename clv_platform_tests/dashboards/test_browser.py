@@ -6,6 +6,7 @@ Streamlit exception boxes. Screenshots of the main pages: refresh the committed 
 """
 
 import io
+import time
 from datetime import date
 
 import pandas as pd
@@ -228,16 +229,29 @@ def test_data_quality_history_and_partition_detail(page, app_url, published, scr
     assert_no_exception(page)
 
 
-def test_new_snapshot_is_picked_up_without_restart(page, app_url, published):
-    """Publishing while the app runs: the next rerun (button) and a reload show the new as-of date."""
+def _logged(log, text: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_new_snapshot_is_picked_up_without_restart(page, app_server, published):
+    """Publishing while the app runs: the server reads the new snapshot and fills the pages' views before anyone
+    asks (its follow thread logs it), and the next rerun (button) and a reload show the new as-of date."""
+    app_url, log = app_server
     root, tables, manifest = published
     expect = _expect()
     open_page(page, app_url + "/")
     as_of = page.locator('[data-testid="stMetricValue"]').nth(3)
     expect(as_of).to_have_text("2026-06-30")
+    assert _logged(log, f"snapshot {snapshot.current_snapshot_id(root)} read ahead"), log.read_text()[-3000:]
     new_tables, new_manifest = build_tables(as_of=date(2026, 7, 31), seed=8)
     try:
-        snapshot.publish(root, new_tables, new_manifest)
+        new = snapshot.publish(root, new_tables, new_manifest)
+        assert _logged(log, f"snapshot {new.name} read ahead"), log.read_text()[-3000:]
         page.get_by_role("button", name="Check for a new snapshot").click()
         expect(as_of).to_have_text("2026-07-31")
         expect(page.locator('[data-testid="stMetricValue"]').nth(1)).to_have_text(
