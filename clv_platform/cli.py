@@ -112,6 +112,12 @@ def import_history_command(file, out, replace) -> None:
                 f"{n} {'?' if b is None else f'{b:,}'} -> {a:,}" for n, (b, a) in list(fewer.items())[:5])
                 + (" ..." if len(fewer) > 5 else "") + ". A day's file is replaced whole: import an export "
                 "holding all of that day's rows, or copy rows back from the old file", err=True)
+    if s.ignored_columns:
+        click.echo(f"ignored column(s) that are not landing columns: {', '.join(s.ignored_columns)}")
+    for what, rows in s.rewritten.items():
+        click.echo(f"rewritten: {what}: {rows:,} row(s)")
+    for warning in s.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if s.unassigned_file:
         click.echo(f"rows set aside (line, reason, row): {s.unassigned_file}", err=True)
     first = get_settings().partitions_start
@@ -119,7 +125,9 @@ def import_history_command(file, out, replace) -> None:
         click.echo(f"note: the export starts on {s.start}, before the first daily partition {first}: "
                    f"set CLV_PARTITIONS_START={s.start} so those days load", err=True)
     if s.start is not None:
-        click.echo("next: the landing sensor picks the files up (make dev), or `clv materialize ingest` loads them")
+        click.echo(f"next: `clv validate {s.out_dir}` says what the loader will quarantine and why, without "
+                   "loading; then the landing sensor picks the files up (make dev), or `clv materialize ingest` "
+                   "loads them")
     if s.rows_unassigned:
         sys.exit(1)
 

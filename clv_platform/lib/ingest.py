@@ -229,9 +229,11 @@ def header_problem(first: str) -> str | None:
     if any(_DATA_LIKE.match(c.strip()) for c in header):
         return f"missing header: the first line looks like data ({first[:60]!r}); {wanted}"
     stripped = [c.strip() for c in header]
-    if [c.lower() for c in stripped] == expected:       # the right names, spelled otherwise
+    lowered = [c.lower() for c in stripped]
+    if sorted(lowered) == sorted(expected) and lowered != header:       # the right names, spelled otherwise
         wrong = (["with spaces around them"] if stripped != header else []) + (
-            ["not in lower case"] if expected != stripped else [])
+            ["not in lower case"] if lowered != stripped else []) + (
+            ["in another order"] if lowered != expected else [])
         return f"wrong header: column names {' and '.join(wrong)} ({first[:80]!r}); {wanted} (lower case, no spaces)"
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
@@ -313,13 +315,14 @@ def duckdb_problem(exc: duckdb.Error) -> str:
 _FIRST_LINE = {".csv": 2, ".parquet": 1}     # source_line of _landing_rows' rowid 0 (without blank lines etc.)
 
 
-def csv_row_lines(path: Path, data: bytes, rows: int | None) -> np.ndarray | None:
+def csv_row_lines(path: Path, data: bytes, rows: int | None, fields: int | None = None) -> np.ndarray | None:
     """Line number in the file of each data row, when that is not simply row index + 2: blank lines (DuckDB
     skips them) and values with line breaks inside quotes shift the rows against the lines. None when every
     row is on its own line, in order. `rows`: how many rows DuckDB read (None: it failed). Also the check
     DuckDB's reader leaves out: a row with more fields than the header (DuckDB drops trailing empty ones, so
-    `...,US,,` would load) fails the file, naming the line."""
-    expected = len(schema.LANDING_COLUMNS)
+    `...,US,,` would load) fails the file, naming the line. `fields`: the header's (default: the landing
+    columns)."""
+    expected = fields or len(schema.LANDING_COLUMNS)
     if b'"' not in data:        # no quoting: a row is a line, and its fields are its commas + 1
         buf = np.frombuffer(data, dtype=np.uint8)
         lines = data.count(b"\n") + (not data.endswith(b"\n"))

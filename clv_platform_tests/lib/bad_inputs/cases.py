@@ -149,6 +149,9 @@ FILE_CASES = [
     FileCase("header_with_spaces_after_commas", _b(GOOD_TEXT.replace(HEADER, HEADER.replace(",", ", "), 1)),
              "column names with spaces around them"),
     FileCase("header_upper_case", _b(GOOD_TEXT.replace(HEADER, HEADER.upper(), 1)), "column names not in lower case"),
+    FileCase("header_upper_case_out_of_order",
+             _b(GOOD_TEXT.replace(HEADER, HEADER.upper().replace("ORDER_ID,LINE_NUMBER", "LINE_NUMBER,ORDER_ID", 1), 1)),
+             "column names not in lower case and in another order"),
     FileCase("header_upper_case_with_spaces", _b(GOOD_TEXT.replace(HEADER, HEADER.upper().replace(",", ", "), 1)),
              "column names with spaces around them and not in lower case"),
     # an export with its own column names (no value-like field): not taken for data
