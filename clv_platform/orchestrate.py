@@ -282,6 +282,12 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
 
     settings = get_settings()
     if not list_landing_files(settings.landing_dir):
+        if ours := _not_a_demo_dir(settings):
+            raise JobFailed(
+                f"no landing files in {settings.landing_dir}, but {settings.data_dir} holds your own set-up ("
+                f"{ours}): the demo is generated only into a new data dir, so it is never mixed with your data. "
+                "Put your daily files in the landing folder (`clv import-history EXPORT` splits an export), or "
+                "start the demo elsewhere (another CLV_DATA_DIR, or `make clean` to delete this one)")
         echo(f"[1/6] generating demo data: {customers:,} customers over {days} days -> {settings.landing_dir}")
         generator.generate(settings.landing_dir, customers=customers, days=days, seed=seed)
     else:
@@ -304,6 +310,20 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     echo("[6/6] scoring every customer and publishing the serving snapshot")
     run_job("scoring_job")
     echo(summary_text())
+
+
+def _not_a_demo_dir(settings) -> str:
+    """What in the data dir says it holds someone's own data ('' when nothing does): its vocabularies file,
+    what an import set aside or replaced, a warehouse with loaded files."""
+    from clv_platform.lib.history_import import REJECTS_DIR, REPLACED_DIR
+
+    signs = [str(p) for p in (settings.vocabularies_path, settings.landing_dir / REJECTS_DIR,
+                              settings.landing_dir / REPLACED_DIR) if p.exists()]
+    if settings.warehouse_path.exists():
+        wait_for_warehouse(echo=_stderr)
+        if loaded := len(ingest.read_loaded_files(settings.warehouse_path)):
+            signs.append(f"a warehouse with {loaded:,} loaded day(s)")
+    return ", ".join(signs)
 
 
 def latest_loaded_day() -> date:

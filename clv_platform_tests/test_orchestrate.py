@@ -258,3 +258,22 @@ def test_a_run_whose_clv_process_dies_during_the_wait_is_marked_failed_and_not_w
         orchestrate.wait_for_runs(instance, seconds=60, poll=0.5, echo=said.append)    # returns once it died
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert any(f"marked run {run.run_id[:8]} (training_job) failed" in line for line in said), said
+
+
+@pytest.mark.parametrize("own", ["vocabularies.toml", "landing/import_rejects"])
+def test_clv_run_does_not_generate_the_demo_into_a_data_dir_set_up_for_own_data(tmp_path, monkeypatch, own):
+    """After a refused import (nothing written) the landing folder is empty: `clv run` must not fill the user's
+    data dir with demo customers."""
+    data = tmp_path / "data"
+    (data / "landing").mkdir(parents=True)
+    marker = data / own
+    if own.endswith(".toml"):
+        marker.write_text('channels = ["*"]\n')
+    else:
+        marker.mkdir()
+    monkeypatch.setenv("CLV_DATA_DIR", str(data))
+    monkeypatch.delenv("CLV_VOCABULARIES", raising=False)
+    with pytest.raises(orchestrate.JobFailed) as err:
+        orchestrate.run_pipeline(customers=50, days=30, seed=1, echo=lambda *_: None)
+    assert f"holds your own set-up ({marker})" in str(err.value) and "clv import-history" in str(err.value)
+    assert list((data / "landing").iterdir()) == ([marker] if "landing" in own else [])

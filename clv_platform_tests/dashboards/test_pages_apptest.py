@@ -202,7 +202,9 @@ def test_overview_states_the_clv_horizon(root):
 def test_data_quality_says_how_many_days_the_snapshot_keeps(root):
     tables, manifest = build_tables()
     snapshot.publish(root, tables, manifest)           # the manifest: last 45 days of 730 validated
-    first = run_page("data_quality.py").metric[0]
+    at = run_page("data_quality.py")
+    assert "A load that failed its checks since then is not here" in texts(at) and "`clv status`" in texts(at)
+    first = at.metric[0]
     assert (first.proto.label, first.value) == ("Validated, last 45 days", "45")
     assert "730 partitions validated in all" in first.proto.help
     snapshot.publish(root, tables, {k: v for k, v in manifest.items() if k != "data_quality"})

@@ -15,6 +15,10 @@ if dq.empty:
                "(partition_date, expectation, success).")
     st.stop()
 
+# A load whose checks fail publishes nothing (scoring refuses the day), so this page, read from the snapshot,
+# never shows it: say so, and where to look.
+st.caption("Validation results as they were when this snapshot was published. A load that failed its checks since "
+           "then is not here (nothing is published until the day passes): `clv status` and the Dagster UI show it.")
 failing = parts[parts["failed"] > 0]
 k1, k2, k3, k4 = st.columns(4)
 # The snapshot carries the last `days` days of validation results (lib/scoring.data_quality), not all of them.

@@ -67,14 +67,12 @@ def staging_transactions_checks(context: dg.AssetCheckExecutionContext, warehous
     context.log.info(f"validated {run.rows} staging rows of {len(days)} partition(s) in {run.seconds:.2f}s")
     for name, outcomes in run.checks().items():
         failed = [o for o in outcomes if not o.success]
-        first = failed[0] if failed else None
         yield dg.AssetCheckResult(
             asset_key=STAGING_TRANSACTIONS,
             check_name=name,
             passed=not failed,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=(f"{first.expectation} on {first.column or 'table'}: {first.unexpected_count} unexpected"
-                         + (f", e.g. {first.examples[0]}" if first.examples else "") if first else None),
+            description=_failure(failed),
             metadata={
                 "partitions": dg.MetadataValue.int(len(days)),
                 "rows_validated": dg.MetadataValue.int(run.rows),
@@ -88,6 +86,17 @@ def staging_transactions_checks(context: dg.AssetCheckExecutionContext, warehous
                 "seconds": dg.MetadataValue.float(round(run.seconds, 3)),
             },
         )
+
+
+def _failure(failed) -> str | None:
+    """A failed check in one line: the first failing expectation, its unexpected values and on how many days."""
+    if not failed:
+        return None
+    first = failed[0]
+    days = {p for o in failed for p in o.partitions_failed}
+    return (f"{first.expectation} on {first.column or 'table'}: {first.unexpected_count:,} unexpected"
+            + (f" on {len(days):,} day(s)" if days else "")
+            + (f", e.g. {first.examples[0]}" if first.examples else ""))
 
 
 @dg.asset_check(asset=RAW_LOAD_AUDIT, blocking=True,
