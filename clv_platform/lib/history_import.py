@@ -9,8 +9,8 @@ otherwise make a file for every day up to it), is not given a file: it goes to
 rows read = rows written + rows unassigned.
 
 An export is taken as a shop's tools write it, where that is unambiguous: column names in any case and order
-(other columns are ignored and named), order_ts with a space for the T, a fraction of a second or a date alone
-(midnight) written as YYYY-MM-DDTHH:MM:SS, and a unit_price with more than 6 decimals (a line total divided by
+(other columns are ignored and named), order_ts with a space for the T, a fraction of a second, no seconds or
+a date alone (midnight) written as YYYY-MM-DDTHH:MM:SS, and a unit_price with more than 6 decimals (a line total divided by
 the quantity) rounded to 6. Nothing else is changed or judged here: the loader's rules do that. But the rows
 whose order_ts or unit_price the loader will quarantine are counted, with examples and the likely fix (a time
 zone offset, a decimal comma, a currency sign...), and so are the days where they would exceed the quarantine
@@ -82,10 +82,12 @@ LOADER_PRICE = "-?[0-9]{1,12}([.][0-9]{1,6})?"                            # the 
 
 def _ts_text(col: str) -> str:
     """SQL: a text order_ts written as YYYY-MM-DDTHH:MM:SS where its form is unambiguous (a space for the T, a
-    fraction of a second dropped, a date alone at midnight); anything else as it was."""
+    fraction of a second dropped, no seconds, a date alone at midnight); anything else as it was."""
     t = f"trim(CAST({col} AS VARCHAR))"
     return (f"CASE WHEN regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}"
             f"([.][0-9]{{1,9}})?') THEN left({t}, 10) || 'T' || substr({t}, 12, 8) "
+            f"WHEN regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}}') "
+            f"THEN left({t}, 10) || 'T' || substr({t}, 12, 5) || ':00' "
             f"WHEN regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN {t} || 'T00:00:00' "
             f"ELSE CAST({col} AS VARCHAR) END")
 

@@ -90,17 +90,18 @@ def test_unambiguous_timestamp_and_price_forms_are_rewritten_and_load(tmp_path):
         "O2,1,C2,2024-03-01T10:00:00.250,books,1,12.5,web,US,",          # a fraction of a second
         "O3,1,C3,2024-03-01,books,1,-0.33333333,web,US,",                # a date alone; (still negative)
         "O4,1,C4,2024-03-01T11:00:00,books,1,12.5,web,US,",              # as the loader wants it
+        "O5,1,C5,2024-03-01 12:30,books,1,12.5,web,US,",                 # no seconds (a spreadsheet's)
     ]) + "\n")
     s = history_import.import_history(export, tmp_path / "landing")
-    assert s.rewritten == {"order_ts as YYYY-MM-DDTHH:MM:SS": 3, "unit_price rounded to 6 decimals": 2}
+    assert s.rewritten == {"order_ts as YYYY-MM-DDTHH:MM:SS": 4, "unit_price rounded to 6 decimals": 2}
     assert not s.warnings
     rows = list(csv.DictReader((tmp_path / "landing" / "transactions_2024-03-01.csv").open()))
     assert [(r["order_ts"], r["unit_price"]) for r in rows] == [
         ("2024-03-01T09:00:00", "8.863333"), ("2024-03-01T10:00:00", "12.5"), ("2024-03-01T00:00:00", "-0.333333"),
-        ("2024-03-01T11:00:00", "12.5")]
+        ("2024-03-01T11:00:00", "12.5"), ("2024-03-01T12:30:00", "12.5")]
     wh = warehouse.connect(tmp_path / "w.duckdb")
     result = ingest.load_partition(wh, "2024-03-01", tmp_path / "landing")
-    assert (result.rows_loaded, result.reason_counts) == (3, {"negative_unit_price": 1})
+    assert (result.rows_loaded, result.reason_counts) == (4, {"negative_unit_price": 1})
     wh.close()
 
 
