@@ -536,7 +536,7 @@ def status_command() -> None:
         click.echo(f"warehouse     {wh['partitions']:,} partitions {wh['first']}..{wh['last']} loaded, last load "
                    f"{wh['last_load']:%Y-%m-%d %H:%M}")
         click.echo(f"              {wh['rows_read']:,} rows read = {wh['rows_loaded']:,} loaded + "
-                   f"{wh['rows_quarantined']:,} quarantined ({share:.2%})")
+                   f"{wh['rows_quarantined']:,} quarantined ({'< 0.01%' if 0 < share < 0.0001 else f'{share:.2%}'})")
         checked = f"{wh['last_validation']:%Y-%m-%d %H:%M}" if wh["last_validation"] else "never"
         click.echo(f"validation    last {checked}; {wh['failing_expectations']:,} failing result(s)")
     for name, info in st.models.items():
