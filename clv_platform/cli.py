@@ -539,6 +539,11 @@ def status_command() -> None:
                    f"{wh['rows_quarantined']:,} quarantined ({'< 0.01%' if 0 < share < 0.0001 else f'{share:.2%}'})")
         checked = f"{wh['last_validation']:%Y-%m-%d %H:%M}" if wh["last_validation"] else "never"
         click.echo(f"validation    last {checked}; {wh['failing_expectations']:,} failing result(s)")
+    if st.accepted_quarantine:
+        shown = "; ".join(f"{a['partition_date']} {a.get('rows_rejected', '?')} of {a.get('rows_read', '?')} rows "
+                          f"({a.get('reason', '')})" for a in st.accepted_quarantine[-3:])
+        click.echo(f"accepted      {len(st.accepted_quarantine):,} day(s) used despite their quarantined share "
+                   f"(clv accept-quarantine): {shown}{' ...' if len(st.accepted_quarantine) > 3 else ''}")
     for name, info in st.models.items():
         if not info.get("registered"):
             click.echo(f"{name:<13} not registered yet")
@@ -691,6 +696,58 @@ def _require_transactions() -> None:
         con.close()
     if not rows:
         raise click.ClickException(f"staging.transactions in {path} is empty: {first}")
+
+
+@cli.command("accept-quarantine")
+@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--reason", required=True, help="Why the day's other rows may be used (kept with the acceptance).")
+def accept_quarantine_command(day, reason: str) -> None:
+    """Use a loaded DAY whose quarantined share fails its blocking check (more than CLV_MAX_QUARANTINE_SHARE of
+    its file's rows quarantined): its quarantined rows stay quarantined, with their reasons, and its other rows
+    are used. Holds for the file loaded now only: a new delivery of the day is checked afresh. Kept, with the
+    reason, in <data dir>/accepted_quarantine.json; the day is then loaded and checked again (a Dagster run)."""
+    from clv_platform import orchestrate
+    from clv_platform.lib import quarantine_acceptance, validation, warehouse
+    from clv_platform.lib.landing import list_landing_files, sha256_of
+
+    settings = _writable_settings()
+    day = day.date()
+    if not settings.warehouse_path.exists():
+        raise click.ClickException(f"no warehouse at {settings.warehouse_path} yet: nothing is loaded")
+    orchestrate.wait_for_warehouse(echo=lambda text: click.echo(text, err=True))
+    con = warehouse.connect(settings.warehouse_path, read_only=True, wait_seconds=60)
+    try:
+        row = con.execute("SELECT source_file, sha256, rows_read, rows_rejected FROM raw.load_audit "
+                          "WHERE partition_date = ?", [day]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise click.ClickException(f"{day} is not loaded: load it first (`clv materialize ingest --from {day} --to "
+                                   f"{day}`), then accept what its checks report")
+    source, sha, read, rejected = row
+    current = next((f.path for f in list_landing_files(settings.landing_dir) if f.day == day), None)
+    if current is None or sha256_of(current) != sha:
+        raise click.ClickException(
+            f"{day}: the landing file {'is gone' if current is None else 'changed'} since {Path(source).name} was "
+            f"loaded: load the day again first (`clv materialize ingest --from {day} --to {day}`) and look at what "
+            "its checks report; an acceptance holds for the file that is loaded")
+    share, limit = rejected / read if read else 0.0, settings.max_quarantine_share
+    if read < validation.MIN_ROWS_FOR_SHARE or rejected <= limit * read:
+        click.echo(f"{day}: {rejected:,} of {read:,} rows quarantined ({share:.1%}), within the limit of {limit:.0%}: "
+                   "nothing to accept")
+        return
+    try:
+        quarantine_acceptance.accept(settings.data_dir, day, sha, source, read, rejected, reason)
+    except (ValueError, quarantine_acceptance.AcceptanceFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{day}: accepted {rejected:,} of {read:,} rows quarantined ({share:.1%} > {limit:.0%}) in "
+               f"{Path(source).name} ({quarantine_acceptance.path(settings.data_dir)}); checking the day again")
+    try:
+        orchestrate.ingest_range(day, day)
+    except orchestrate.JobFailed as exc:
+        raise click.ClickException(f"{exc}\n(the acceptance covers the quarantined share only)") from exc
+    click.echo(f"{day} passes its checks: the next scoring uses its {read - rejected:,} loaded rows "
+               "(`clv materialize score`, or the rescore sensor after this load)")
 
 
 @cli.command("materialize")

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import duckdb
 
-from clv_platform.lib import ingest, landing, registry, schema, snapshot, validation, warehouse
+from clv_platform.lib import (
+    ingest,
+    landing,
+    quarantine_acceptance,
+    registry,
+    schema,
+    snapshot,
+    validation,
+    warehouse,
+)
 from clv_platform.lib.history_import import REJECTS_DIR
 from clv_platform.lib.metrics import PSI_LARGE, psi_metrics
 from clv_platform.lib.settings import Settings, SettingsError
@@ -27,6 +36,7 @@ class Status:
     snapshot: dict = field(default_factory=dict)
     attention: list[str] = field(default_factory=list)   # what a person should look at
     refused_files: dict = field(default_factory=dict)      # day -> (file, sha256, problem) of raw.load_failures
+    accepted_quarantine: list = field(default_factory=list)  # `clv accept-quarantine`: days used despite their share
 
 
 def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
@@ -73,6 +83,10 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
             st.attention.append(f"{len(gaps)} day(s) between {first} and {last} have no landing file (first "
                                 f"{gaps[0]}): a day without orders still gets a header-only file, so a missing "
                                 "file is a missing day of data")
+    try:
+        st.accepted_quarantine = quarantine_acceptance.load(settings.data_dir)
+    except quarantine_acceptance.AcceptanceFileError as exc:
+        st.attention.append(str(exc))
     _feed_age(settings, st, max([*(f.day for f in files), *(loaded or {})], default=None), now.date())
     _models(settings, st)
     _snapshot(settings, st, now)

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv_platform.lib import schema, warehouse
+from clv_platform.lib import quarantine_acceptance, schema, warehouse
 from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_DAYS
 from clv_platform.lib.settings import Settings, get_settings
 
@@ -43,7 +43,7 @@ CHECKS = {
     "transactions_use_known_vocabularies": "channel, country and category are in the contract's vocabularies",
     "transactions_quarantine_share_is_acceptable":
         f"at most CLV_MAX_QUARANTINE_SHARE (default {Settings.max_quarantine_share:.0%}) of a file's rows were "
-        f"quarantined (files of >= {MIN_ROWS_FOR_SHARE} rows)",
+        f"quarantined (files of >= {MIN_ROWS_FOR_SHARE} rows), unless accepted for that file (clv accept-quarantine)",
 }
 
 # The GX batch. Identifiers are high-cardinality strings that pandas/GX handle slowly, so the batch carries
@@ -334,14 +334,16 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
         partitions_failed=sorted(str(d) for d, (_, b) in per.items() if b), per_partition=per,
     ))
     rows = con.execute(
-        "SELECT partition_date, source_file, rows_read, rows_rejected FROM raw.load_audit "
+        "SELECT partition_date, source_file, rows_read, rows_rejected, sha256 FROM raw.load_audit "
         "WHERE list_contains(?, partition_date) ORDER BY partition_date",
         [partition_dates],
     ).fetchall()
     per, bad = {}, []
-    max_share = get_settings().max_quarantine_share
-    for d, f, read, rejected in rows:
-        too_many = read >= MIN_ROWS_FOR_SHARE and rejected > max_share * read
+    settings = get_settings()
+    max_share, accepted = settings.max_quarantine_share, quarantine_acceptance.accepted(settings.data_dir)
+    for d, f, read, rejected, sha in rows:
+        too_many = (read >= MIN_ROWS_FOR_SHARE and rejected > max_share * read
+                    and (str(d), sha) not in accepted)        # `clv accept-quarantine`: this file of this day
         per[d] = (int(read), int(rejected) if too_many else 0)
         if too_many:
             bad.append(f"{f}: {rejected}/{read} rows quarantined ({rejected / read:.0%}; at most {max_share:.0%} "

@@ -241,3 +241,30 @@ def test_own_vocabularies_load_and_pass_the_checks_and_an_unusable_file_loads_no
         assert con.execute("SELECT count(*) FROM raw.load_audit WHERE partition_date = '2024-01-03'").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_an_accepted_quarantine_share_passes_for_that_file_only(env, tmp_path, monkeypatch):
+    """`clv accept-quarantine`: the day's check passes, its quarantined rows stay quarantined, the downstream
+    runs; a new delivery of the day is checked afresh."""
+    from clv_platform.lib import quarantine_acceptance
+
+    landing, resources, db = env
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    day_file(landing, "2024-01-02", n_good=20, n_bad=10)
+    assert not dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources, raise_on_error=False).success
+    con = warehouse.connect(db)
+    sha, read, rejected = con.execute("SELECT sha256, rows_read, rows_rejected FROM raw.load_audit").fetchone()
+    con.close()
+    quarantine_acceptance.accept(tmp_path, "2024-01-02", sha, "transactions_2024-01-02.csv", read, rejected,
+                                 "known bad export of the POS migration day")
+    assert quarantine_acceptance.load(tmp_path)[0]["reason"] == "known bad export of the POS migration day"
+    result = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources)
+    assert result.success and result.asset_materializations_for_node("downstream_of_staging")
+    assert len(snapshot(db)["raw.rejected_transactions"]) == 10            # still quarantined, with reasons
+    con = warehouse.connect(db)
+    assert validation.partitions_not_passed(con) == []
+    con.close()
+
+    day_file(landing, "2024-01-02", n_good=21, n_bad=10)                  # another file: checked afresh
+    again = dg.materialize(ASSETS, partition_key="2024-01-02", resources=resources, raise_on_error=False)
+    assert not again.success
