@@ -128,5 +128,5 @@ def require_passed_checks(con) -> None:
         raise dg.Failure(description=(
             f"{len(bad)} loaded partition(s) have not passed the blocking checks: {validation.name_days(bad, 3)}"
             f". Fix the file(s) and load the day(s) again (`clv materialize ingest --from {bad[0][0]} --to "
-            f"{bad[-1][0]}`; `clv validate FILE` and `clv status` say what is wrong): nothing downstream uses a day "
-            "that failed its checks."))
+            f"{bad[-1][0]}`; `clv validate FILE` and `clv status` say what is wrong; a day's quarantine share you "
+            "accept: `clv accept-quarantine DAY --reason ...`): nothing downstream uses a day that failed its checks."))
