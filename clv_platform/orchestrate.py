@@ -357,10 +357,13 @@ def summary_text() -> str:
         except Exception as exc:  # noqa: BLE001 (a report: say what could not be read, never fail)
             lines.append(f"(not shown: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
                          "`clv status` reads it again)")
+    port = {name: os.environ.get(f"{name}_PORT") or default         # the Makefile's port settings, as make uses them
+            for name, default in (("DAGSTER", "3000"), ("MLFLOW", "5000"), ("API", "8000"), ("DASHBOARD", "8501"))}
     lines.append(
-        "next        Dagster UI: make dev (http://127.0.0.1:3000) | MLflow: make mlflow-ui (http://127.0.0.1:5000)\n"
-        "            API: make serve-api (POST http://127.0.0.1:8000/predict) | "
-        "dashboard: make serve-dashboard (http://127.0.0.1:8501)\n"
+        f"next        Dagster UI: make dev (http://127.0.0.1:{port['DAGSTER']}) | MLflow: make mlflow-ui "
+        f"(http://127.0.0.1:{port['MLFLOW']})\n"
+        f"            API: make serve-api (POST http://127.0.0.1:{port['API']}/predict) | "
+        f"dashboard: make serve-dashboard (http://127.0.0.1:{port['DASHBOARD']})\n"
         "            where things stand: .venv/bin/clv status | running it every day: docs/operations.md"
     )
     return "\n".join(lines)
