@@ -148,8 +148,9 @@ def _landing(settings: Settings, st: Status, today: dt.date) -> list[landing.Lan
                             f"{landing.name_list([f.path.name for f in early])}: set CLV_PARTITIONS_START={early[0].day} "
                             "(or earlier)")
     if future:
-        st.attention.append(f"landing file(s) dated in the future (after {today}) have no partition: "
-                            f"{landing.name_list([f.path.name for f in future])}: check the date in the file name")
+        st.attention.append(f"landing file(s) dated after today ({today}, UTC) have no partition yet: "
+                            f"{landing.name_list([f.path.name for f in future])}: each loads when its day comes "
+                            "(a shop ahead of UTC); otherwise check the date in the file name")
     return [f for f in files if start <= f.day <= today]
 
 

@@ -135,8 +135,8 @@ def test_status_names_landing_files_outside_the_daily_partitions(tmp_path, monke
     assert _landing_attention(st) == [
         "landing file(s) dated before the first daily partition 2024-01-01 never load: transactions_2023-12-30.csv, "
         "transactions_2023-12-31.csv: set CLV_PARTITIONS_START=2023-12-30 (or earlier)",
-        "landing file(s) dated in the future (after 2024-03-20) have no partition: transactions_2034-04-02.csv: "
-        "check the date in the file name"]
+        "landing file(s) dated after today (2024-03-20, UTC) have no partition yet: transactions_2034-04-02.csv: "
+        "each loads when its day comes (a shop ahead of UTC); otherwise check the date in the file name"]
 
 
 def test_status_reports_landing_files_changed_since_they_were_loaded(tmp_path, monkeypatch):
