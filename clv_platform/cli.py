@@ -527,7 +527,8 @@ def status_command() -> None:
     lf = st.landing
     span = f"{lf['first']}..{lf['last']}" if lf["files"] else "-"
     click.echo(f"landing       {lf['files']:,} daily files {span} in {lf['dir']}"
-               + (f"; {lf['not_loaded']:,} not loaded yet" if lf.get("not_loaded") is not None else ""))
+               + (f"; {lf['not_loaded']:,} not loaded yet" if lf.get("not_loaded") is not None else "")
+               + (f"; {lf['out_of_range']:,} dated outside the partitions" if lf.get("out_of_range") else ""))
     wh = st.warehouse
     if wh.get("state") != "ok":
         click.echo(f"warehouse     {wh['state']}")
