@@ -10,7 +10,8 @@ from clv_platform.defs.jobs import ingestion_job, scoring_job
 from clv_platform.defs.models.promotion import PROMOTED_TAG, promotion_job
 from clv_platform.defs.partitions import daily_partitions
 from clv_platform.defs.resources import LandingResource, WarehouseResource
-from clv_platform.lib import ingest
+from clv_platform.lib import ingest, validation
+from clv_platform.lib import warehouse as lib_warehouse
 from clv_platform.lib.landing import (
     changed_files,
     contiguous_ranges,
@@ -129,6 +130,41 @@ def rescore_after_ingestion_sensor(context: dg.RunStatusSensorContext):
         return None
     if covered_by := rescored_since(context.instance, run.run_id):
         context.log.info(f"run {run.run_id[:8]} is covered by a later run already: {covered_by}; no rescore")
+        return None
+    return dg.RunRequest(run_key=run.run_id)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.FAILURE,
+    monitor_all_code_locations=True,      # (as rescore_after_ingestion_sensor: runs of any origin)
+    request_job=scoring_job,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def rescore_after_failed_load_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    """rescore_after_ingestion_sensor's twin for a load run that failed after loading some of its days: a ranged
+    run fails when one of its files is refused whole, yet loads and validates the others, and those days would
+    wait unscored for the next successful load. Rescore after such a run when every loaded day passes its
+    blocking checks (scoring refuses otherwise; the load that fixes the day then rescores). Switch it on with
+    rescore_after_ingestion_sensor."""
+    run = context.dagster_run
+    if not materialized(context.instance, run.run_id, STAGING_TRANSACTIONS):
+        return None                                       # nothing loaded (or not a load run)
+    if covered_by := rescored_since(context.instance, run.run_id):
+        context.log.info(f"failed run {run.run_id[:8]} is covered by a later run already: {covered_by}")
+        return None
+    try:
+        con = lib_warehouse.connect(warehouse.database, read_only=True, wait_seconds=30)
+    except WarehouseBusyError:
+        context.log.warning(f"failed run {run.run_id[:8]} loaded days, but the warehouse stayed busy: not "
+                            "rescored (the next successful load rescores them; or `clv materialize score`)")
+        return None
+    try:
+        failing = validation.partitions_not_passed(con)
+    finally:
+        con.close()
+    if failing:
+        context.log.info(f"failed run {run.run_id[:8]} loaded days, but {validation.name_days(failing, 3)} "
+                         "fail(s) the blocking checks: no rescore until that is fixed (its load rescores)")
         return None
     return dg.RunRequest(run_key=run.run_id)
 

@@ -96,10 +96,10 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
         st.attention.append(f"the snapshot (published {published[:19]} UTC) is older than the last load "
                             f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): " + (
                                 "rescore once the partitions above pass their checks (scoring refuses them until "
-                                "then)" if blocked else "rescore (`clv materialize score`). "
-                                "rescore_after_ingestion_sensor, when on, rescores after each load run that "
-                                "succeeds, not after one that failed: a run that loaded good days next to a "
-                                "refused file leaves them unscored until you rescore (or the next load succeeds)"))
+                                "then)" if blocked else "rescore (`clv materialize score`; with "
+                                "rescore_after_ingestion_sensor and rescore_after_failed_load_sensor on, the daemon "
+                                "does it after each load, and after a load that failed on one file but loaded "
+                                "other days)"))
     return st
 
 

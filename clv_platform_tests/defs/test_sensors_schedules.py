@@ -25,6 +25,7 @@ from clv_platform.defs.sensors import (
     SCORED_BY_CALLER_TAG,
     landing_files_sensor,
     materialized,
+    rescore_after_failed_load_sensor,
     rescore_after_ingestion_sensor,
 )
 from clv_platform.lib import ingest, warehouse
@@ -191,17 +192,17 @@ class Rescore:
     the sensor's code location as the daemon sees it: a sensor that watches only its code location's runs
     then misses the runs executed in-process (`clv materialize ingest`), which have no code location."""
 
-    def __init__(self, instance: dg.DagsterInstance):
-        self.instance, self.cursor = instance, None
+    def __init__(self, instance: dg.DagsterInstance, sensor=rescore_after_ingestion_sensor, resources=None):
+        self.instance, self.cursor, self.sensor, self.resources = instance, None, sensor, resources
         first = self.tick()                                     # (the first tick only sets the cursor)
         assert not first.run_requests and "Initiating" in first.skip_message
 
     def tick(self):
         context = SensorEvaluationContext(
             instance_ref=None, instance=self.instance, cursor=self.cursor, repository_name="__repository__",
-            sensor_name=rescore_after_ingestion_sensor.name,
+            sensor_name=self.sensor.name, resources=self.resources,
             code_location_origin=RegisteredCodeLocationOrigin("clv_platform.definitions"))
-        data = rescore_after_ingestion_sensor.evaluate_tick(context)
+        data = self.sensor.evaluate_tick(context)
         self.cursor = data.cursor
         return data
 
@@ -357,3 +358,27 @@ def test_runs_missed_while_the_daemon_was_down_ask_for_one_rescore(ingest_env):
     last = job.execute_in_process(instance=instance, partition_key="2024-03-03")
     assert first.success and last.success
     assert [r.run_key for r in sensor.requests_until_idle()] == [last.run_id]
+
+
+def test_a_load_run_that_failed_on_one_file_rescores_the_days_it_loaded(ingest_env, tmp_path):
+    """A ranged run fails when one file is refused whole, yet loads and checks the others: those days are
+    rescored (rescore_after_failed_load_sensor), unless a loaded day fails its checks (scoring would refuse)."""
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))}
+    on_failure = Rescore(instance, rescore_after_failed_load_sensor, resources)
+    on_success = Rescore(instance)
+    (tmp_path / "landing" / "transactions_2024-03-03.csv").write_text("order_id;line_number\n")   # refused whole
+    job = ingest_env.resolve_job_def("ingestion_job")
+    tags = {RANGE_START_TAG: "2024-03-01", RANGE_END_TAG: "2024-03-03"}
+    failed = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not failed.success
+    assert on_success.requests_until_idle() == []
+    assert [r.run_key for r in on_failure.requests_until_idle()] == [failed.run_id]
+
+    write_day(tmp_path / "landing", "2024-03-02", rows=30, price="x")                 # a day failing its checks
+    again = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not again.success and on_failure.requests_until_idle() == []
+    (tmp_path / "landing" / "transactions_2024-03-03.csv").unlink()
+    (tmp_path / "landing" / "transactions_2024-03-02.csv").unlink()
+    ok = job.execute_in_process(instance=instance, partition_key="2024-03-01")
+    assert ok.success and on_failure.requests_until_idle() == []                     # successes: the other sensor

@@ -130,6 +130,7 @@ def test_sensor_launches_ingestion_and_ui_shows_everything(dagster_ui):
     assert sensors["landing_files_sensor"] == "RUNNING"
     # the automation that needs production models or a decision waits to be switched on
     assert sensors["promote_after_training_sensor"] == sensors["rescore_after_ingestion_sensor"] == "STOPPED"
+    assert sensors["rescore_after_failed_load_sensor"] == "STOPPED"
     assert {"daily_ingestion_schedule", "weekly_training_schedule"} <= {s["name"] for s in repo["schedules"]}
 
     # The daemon ticks the sensor, which queues one ranged run for the two consecutive days; the run queue runs it.
