@@ -40,6 +40,9 @@ if __name__ == "__main__":  # a page view
     ]
 
     st.set_page_config(page_title="CLV platform", page_icon="📈", layout="wide")
+    # A metric's value shrinks with the window down to a floor: at 1280 px Streamlit's fixed size cut the
+    # overview's "2026-11-24" and a seven-digit "$1,925,764" to "2026-11…".
+    st.html("<style>[data-testid='stMetricValue'] > div {font-size: clamp(1.5rem, 2.3vw, 2.25rem);}</style>")
     page = st.navigation(PAGES)
     common.sidebar(common.current_snapshot())
     page.run()

@@ -280,3 +280,18 @@ def test_size_bars_name_every_segment_with_three_segments(page, app_url, publish
         assert_no_exception(page)
     finally:
         snapshot.publish(root, tables, manifest)
+
+
+def test_metric_values_are_not_cut_at_1280_pixels(page, app_url, published):
+    """At 1280 px Streamlit's fixed metric size cut the overview's as-of date to "2026-06…"."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        for path in ("/", "/customer?customer_id=" + published[1]["customer_scores"]["customer_id"].iloc[0], "/data-quality"):
+            open_page(page, app_url + path)
+            page.wait_for_function(RENDERED)
+            cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+                .map(e => { const d = e.querySelector('div') || e; return [e.innerText, d.scrollWidth, d.clientWidth]; })
+                .filter(([text, scroll, client]) => scroll > client)""")
+            assert page.locator('[data-testid="stMetricValue"]').count() and cut == [], (path, cut)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 900})
