@@ -255,7 +255,8 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
     settings = get_settings()
     files = list_landing_files(settings.landing_dir)
     if not files:
-        raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv import-history EXPORT` (your history), `clv generate` (a demo) or `clv import-cdnow`")
+        raise JobFailed(f"no landing files in {settings.landing_dir}: run `clv import-history EXPORT` (your "
+                        "history), `clv generate` (a demo) or `clv import-cdnow`")
     first_day = date.fromisoformat(settings.partitions_start)
     early, future = outside_partitions(files, first_day, datetime.now(UTC).date())
     if early or future:
