@@ -240,9 +240,14 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                             f"`clv materialize ingest --from {first} --to {last}` reloads them")
     if failing[0]:
         where = validation.name_days(failing_examples)
+        orphans = [day for day, expectation, _ in failing_examples if expectation.endswith("returns_match_known_sales_sql")]
         st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s): {where}"
                             f"{' ...' if failing[0] > len(failing_examples) else ''} (staging.validation_results; "
-                            "`clv validate FILE` lists the file's quarantined rows)")
+                            "`clv validate FILE` lists the file's quarantined rows)" + (
+                                f"; a return failing returns_match_known_sales_sql on {orphans[0]} lost its sale "
+                                "(the sale's day was loaded again without it): put the sale back in its day's file, "
+                                f"or load the return's day again (`clv materialize ingest --from {orphans[0]} --to "
+                                f"{orphans[-1]}`), which quarantines the return" if orphans else ""))
     return days
 
 

@@ -447,3 +447,24 @@ def test_a_feed_that_stopped_needs_a_look(tmp_path, monkeypatch):
     assert get_settings().data_dir == settings.data_dir           # read by status only: nothing else stops
     out = CliRunner().invoke(cli, ["status"])
     assert out.exit_code == 1 and "CLV_FEED_STALE_DAYS='three' is not a whole number of days" in out.output
+
+
+def test_a_return_whose_sale_was_reloaded_away_is_named_with_what_to_do(tmp_path, monkeypatch):
+    """A day loaded again without a sale that a later return refers to: the later day fails the returns check
+    (the reload's run validates it), and `clv validate` of either file finds nothing: status says what to do."""
+    settings, landing = _data_dir(tmp_path, monkeypatch)
+    _day(landing, "2024-03-03", ["S1,1,C1,2024-03-03T09:00:00,books,1,5,web,US,",
+                                 "S2,1,C2,2024-03-03T09:00:00,books,1,5,web,US,"])
+    _day(landing, "2024-03-04", ["R1,1,C1,2024-03-04T09:00:00,books,-1,5,web,US,S1"])
+    _loaded_warehouse(settings, ["2024-03-03", "2024-03-04"])
+    assert _landing_attention(status.collect(settings, now=NOW)) == []
+    _day(landing, "2024-03-03", ["S2,1,C2,2024-03-03T09:00:00,books,1,5,web,US,"])       # S1 left out
+    con = warehouse.connect(settings.warehouse_path)
+    ingest.load_partition(con, "2024-03-03", landing, now=NOW)
+    validation.validate_partitions(con, ["2024-03-03", "2024-03-04"])
+    con.close()
+    [note] = _landing_attention(status.collect(settings, now=NOW))
+    assert "2024-03-04 transactions_returns_refer_to_known_orders:returns_match_known_sales_sql" in note
+    assert ("a return failing returns_match_known_sales_sql on 2024-03-04 lost its sale (the sale's day was loaded "
+            "again without it): put the sale back in its day's file, or load the return's day again (`clv "
+            "materialize ingest --from 2024-03-04 --to 2024-03-04`), which quarantines the return") in note
