@@ -208,8 +208,11 @@ def validate_command(paths: tuple[str, ...], examples: int) -> None:
     if len(files) == 1:
         ok = _validate_one(ingest.check_file(files[0], examples=examples, vocabularies=vocabularies))
     elif files:
-        ok = _validate_many([ingest.check_file(f, examples=0, vocabularies=vocabularies) for f in
-                             _with_progress(files)], vocabularies.source)
+        import duckdb
+
+        with duckdb.connect() as con:      # one in-memory database for all: half the time per small file
+            ok = _validate_many([ingest.check_file(f, examples=0, vocabularies=vocabularies, con=con) for f in
+                                 _with_progress(files)], vocabularies.source)
     for path in misnamed:
         click.echo(f"NOT LOADED {path}: not a landing file name (transactions_YYYY-MM-DD.csv or .parquet); no "
                    "partition loads it")

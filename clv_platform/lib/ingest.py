@@ -740,14 +740,16 @@ def read_loaded_files(path: str | Path) -> dict[date, str]:
 
 def check_file(
     path: str | Path, now: datetime | None = None, examples: int = 10,
-    vocabularies: schema.Vocabularies | None = None,
+    vocabularies: schema.Vocabularies | None = None, con: duckdb.DuckDBPyConnection | None = None,
 ) -> FileReport:
-    """Validate a landing file without loading it (in-memory DuckDB). Returns referring to orders outside
-    the file cannot be checked against the warehouse here; they are counted, not rejected."""
+    """Validate a landing file without loading it (in-memory DuckDB: `con`, one for many files, else its own).
+    Returns referring to orders outside the file cannot be checked against the warehouse here; they are
+    counted, not rejected."""
     path = Path(path)
     vocabularies = vocabularies or get_settings().vocabularies()
     report = FileReport(file=str(path), partition_date=None, vocabularies=vocabularies.source)
-    con = duckdb.connect()
+    own = con is None
+    con = duckdb.connect() if own else con
     try:
         report.partition_date = partition_date_of(path)
         _, report.reason_counts, report.rows_read, report.rows_rejected = _rule_rows(
@@ -768,7 +770,8 @@ def check_file(
     except LandingFileError as exc:
         report.error = exc.problem
     finally:
-        con.close()
+        if own:
+            con.close()
     return report
 
 
