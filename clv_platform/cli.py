@@ -736,7 +736,7 @@ def accept_quarantine_command(day, reason: str) -> None:
             f"loaded: load the day again first (`clv materialize ingest --from {day} --to {day}`) and look at what "
             "its checks report; an acceptance holds for the file that is loaded")
     share, limit = rejected / read if read else 0.0, settings.max_quarantine_share
-    if read < validation.MIN_ROWS_FOR_SHARE or rejected <= limit * read:
+    if not validation.share_too_high(read, rejected, limit):
         click.echo(f"{day}: {rejected:,} of {read:,} rows quarantined ({share:.1%}), within the limit of {limit:.0%}: "
                    "nothing to accept")
         return

@@ -45,7 +45,7 @@ from clv_platform.lib.ingest import (
 from clv_platform.lib.landing import landing_day
 from clv_platform.lib.schema import LANDING_COLUMNS
 from clv_platform.lib.settings import get_settings
-from clv_platform.lib.validation import MIN_ROWS_FOR_SHARE
+from clv_platform.lib.validation import share_too_high
 
 REJECTS_DIR = "import_rejects"
 REPLACED_DIR = "import_replaced"     # <out>/import_replaced/<time>/: the daily files an import with --replace replaced
@@ -280,10 +280,9 @@ def _loader_warnings(con: duckdb.DuckDBPyConnection, rows_with_lines: str, max_s
         out.append(f"{len(rows):,} row(s) whose {column} the loader will quarantine ({code}), most likely "
                    f"{why} ({examples}{' ...' if len(rows) > 3 else ''})")
     if out:
-        days = con.execute(
-            f"SELECT day, count(*) AS n, count(*) FILTER (WHERE ({bad_ts}) OR ({bad_price})) AS bad FROM _export "
-            f"WHERE day IS NOT NULL GROUP BY day HAVING n >= {MIN_ROWS_FOR_SHARE} AND bad > {max_share} * n "
-            "ORDER BY day").fetchall()
+        days = [(day, n, bad) for day, n, bad in con.execute(
+            f"SELECT day, count(*), count(*) FILTER (WHERE ({bad_ts}) OR ({bad_price})) FROM _export "
+            "WHERE day IS NOT NULL GROUP BY day ORDER BY day").fetchall() if share_too_high(n, bad, max_share)]
         if days:
             out.append(
                 f"on {len(days):,} day(s) ({', '.join(str(d) for d, _, _ in days[:3])}{' ...' if len(days) > 3 else ''}) "

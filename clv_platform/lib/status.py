@@ -240,7 +240,8 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                             f"`clv materialize ingest --from {first} --to {last}` reloads them")
     if failing[0]:
         where = validation.name_days(failing_examples)
-        orphans = [day for day, expectation, _ in failing_examples if expectation.endswith("returns_match_known_sales_sql")]
+        orphans = [day for day, expectation, _ in failing_examples
+                   if expectation.endswith("returns_match_known_sales_sql")]
         st.attention.append(f"{failing[0]} failing expectation result(s) in {failing[1]} partition(s): {where}"
                             f"{' ...' if failing[0] > len(failing_examples) else ''} (staging.validation_results; "
                             "`clv validate FILE` lists the file's quarantined rows)" + (

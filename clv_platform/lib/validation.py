@@ -26,6 +26,12 @@ from clv_platform.lib.ingest import MAX_QUANTITY, MAX_UNIT_PRICE, RETURN_WINDOW_
 from clv_platform.lib.settings import Settings, get_settings
 
 MIN_ROWS_FOR_SHARE = 20      # smaller files never fail on their quarantined share (Settings.max_quarantine_share)
+
+
+def share_too_high(rows_read: int, rows_rejected: int, max_share: float) -> bool:
+    """Whether a file's quarantined share fails its day's blocking check (files of MIN_ROWS_FOR_SHARE rows or
+    more only): the rule of the check, `clv accept-quarantine` and the warnings of `clv import-history`."""
+    return rows_read >= MIN_ROWS_FOR_SHARE and rows_rejected > max_share * rows_read
 EXAMPLES = 5
 
 # check name (a predicate, as the Dagster asset check is called) -> description
@@ -342,8 +348,8 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, partition_dates: list[date]) ->
     settings = get_settings()
     max_share, accepted = settings.max_quarantine_share, quarantine_acceptance.accepted(settings.data_dir)
     for d, f, read, rejected, sha in rows:
-        too_many = (read >= MIN_ROWS_FOR_SHARE and rejected > max_share * read
-                    and (str(d), sha) not in accepted)        # `clv accept-quarantine`: this file of this day
+        # (`clv accept-quarantine`: this file of this day)
+        too_many = share_too_high(read, rejected, max_share) and (str(d), sha) not in accepted
         per[d] = (int(read), int(rejected) if too_many else 0)
         if too_many:
             bad.append(f"{f}: {rejected}/{read} rows quarantined ({rejected / read:.0%}; at most {max_share:.0%} "
