@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from clv_platform_tests.api.helpers import publish_fake
+from clv_platform_tests.lib.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -58,14 +59,10 @@ def server(tmp_path):
         log.close()
 
 
-def _read_ahead_by_both_workers(log: Path, snapshot_id: str, timeout: float = 30.0) -> bool:
+def _read_ahead_by_both_workers(log: Path, snapshot_id: str) -> bool:
     """Both workers logged reading `snapshot_id` in their follow thread (gunicorn.conf.py)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.read_text().count(f"snapshot {snapshot_id} read ahead of the requests") >= 2:
-            return True
-        time.sleep(0.2)
-    return False
+    return eventually(lambda: log.read_text().count(f"snapshot {snapshot_id} read ahead of the requests") >= 2,
+                      interval=0.2)
 
 
 def test_gunicorn_serves_the_snapshot_and_picks_up_swaps(server):
@@ -142,13 +139,10 @@ def test_workers_read_the_snapshot_before_their_first_request(tmp_path, monkeypa
     started = set(threading.enumerate()) - before
 
     def warmed(snapshot_id: str) -> bool:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def done() -> bool:
             view = store._view
-            if view is not None and view.snapshot.snapshot_id == snapshot_id and "_id_rank" in vars(view):
-                return True
-            time.sleep(0.05)
-        return False
+            return view is not None and view.snapshot.snapshot_id == snapshot_id and "_id_rank" in vars(view)
+        return eventually(done)
 
     try:
         assert warmed(first.name)

@@ -6,7 +6,6 @@ Streamlit exception boxes. Screenshots of the main pages: refresh the committed 
 """
 
 import io
-import time
 from datetime import date
 
 import pandas as pd
@@ -15,6 +14,7 @@ from PIL import Image
 
 from clv_platform.lib import snapshot
 from clv_platform_tests.dashboards.snapshot_fixture import build_tables
+from clv_platform_tests.lib.waiting import eventually
 from dashboards import data
 
 pytestmark = pytest.mark.browser
@@ -229,13 +229,8 @@ def test_data_quality_history_and_partition_detail(page, app_url, published, scr
     assert_no_exception(page)
 
 
-def _logged(log, text: str, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text():
-            return True
-        time.sleep(0.2)
-    return False
+def _logged(log, text: str) -> bool:
+    return eventually(lambda: text in log.read_text(), interval=0.2)
 
 
 def test_new_snapshot_is_picked_up_without_restart(page, app_server, published):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from clv_platform.lib import snapshot
+from clv_platform_tests.lib.waiting import eventually
 
 
 def _tables(token: str, n: int) -> dict[str, pd.DataFrame]:
@@ -116,10 +117,7 @@ def test_prune_removes_stale_leftovers_of_crashed_publishes(tmp_path):
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the reader process did not keep up"
-        time.sleep(0.01)
+    assert eventually(predicate, timeout, interval=0.01), "the reader process did not keep up"
 
 
 def test_reader_in_another_process_never_sees_a_partial_or_mixed_snapshot(tmp_path):
