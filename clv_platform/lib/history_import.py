@@ -76,8 +76,9 @@ class HistoryImportSummary:
     warnings: list[str] = field(default_factory=list)           # rows the loader will quarantine, and why
 
 
-CANONICAL_TS = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"     # the loader's order_ts
-LOADER_PRICE = "-?[0-9]{1,12}([.][0-9]{1,6})?"                            # the loader's unit_price
+# The forms the loader reads (sql/ingest_row_rules.sql: bad_timestamp, bad_unit_price), to warn before a load
+CANONICAL_TS = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+LOADER_PRICE = "-?[0-9]{1,12}([.][0-9]{1,6})?"
 
 
 def _ts_text(col: str) -> str:
@@ -280,12 +281,12 @@ def _loader_warnings(con: duckdb.DuckDBPyConnection, rows_with_lines: str, max_s
         out.append(f"{len(rows):,} row(s) whose {column} the loader will quarantine ({code}), most likely "
                    f"{why} ({examples}{' ...' if len(rows) > 3 else ''})")
     if out:
-        days = [(day, n, bad) for day, n, bad in con.execute(
+        days = [day for day, n, bad in con.execute(
             f"SELECT day, count(*), count(*) FILTER (WHERE ({bad_ts}) OR ({bad_price})) FROM _export "
             "WHERE day IS NOT NULL GROUP BY day ORDER BY day").fetchall() if share_too_high(n, bad, max_share)]
         if days:
             out.append(
-                f"on {len(days):,} day(s) ({', '.join(str(d) for d, _, _ in days[:3])}{' ...' if len(days) > 3 else ''}) "
+                f"on {len(days):,} day(s) ({', '.join(map(str, days[:3]))}{' ...' if len(days) > 3 else ''}) "
                 f"these rows alone are more than {max_share:.0%} of the day's rows (CLV_MAX_QUARANTINE_SHARE): each "
                 "of those days fails its blocking check and nothing downstream uses it. Fix the export and import "
                 "it again with --replace, or raise CLV_MAX_QUARANTINE_SHARE if quarantining them is what you want")
