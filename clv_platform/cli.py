@@ -718,8 +718,11 @@ def accept_quarantine_command(day, reason: str) -> None:
     day = day.date()
     if not settings.warehouse_path.exists():
         raise click.ClickException(f"no warehouse at {settings.warehouse_path} yet: nothing is loaded")
-    orchestrate.wait_for_warehouse(echo=lambda text: click.echo(text, err=True))
-    con = warehouse.connect(settings.warehouse_path, read_only=True, wait_seconds=60)
+    try:        # (a run writing the warehouse: wait for it, saying so, then give up in one line)
+        orchestrate.wait_for_warehouse(echo=lambda text: click.echo(text, err=True))
+        con = warehouse.connect(settings.warehouse_path, read_only=True, wait_seconds=60)
+    except (orchestrate.JobFailed, warehouse.WarehouseBusyError) as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         row = con.execute("SELECT source_file, sha256, rows_read, rows_rejected FROM raw.load_audit "
                           "WHERE partition_date = ?", [day]).fetchone()
