@@ -518,7 +518,9 @@ def _dagster_notes() -> list[str]:
 
 
 @cli.command("status")
-def status_command() -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object (the same facts, for monitoring): `attention` lists what needs a look.")
+def status_command(as_json: bool) -> None:
     """Where the platform stands: landing files, loads and quarantine, validation, models, snapshot; exit 1
     when something needs a look (listed under `attention`)."""
     from clv_platform.lib import registry, status
@@ -526,6 +528,9 @@ def status_command() -> None:
 
     st = status.collect(get_settings())
     st.attention += _dagster_notes()
+    if as_json:
+        click.echo(status.to_json(st))
+        sys.exit(1 if st.attention else 0)
     click.echo(f"data dir      {st.data_dir}   (vocabularies: {st.vocabularies})")
     lf = st.landing
     span = f"{lf['first']}..{lf['last']}" if lf["files"] else "-"

@@ -5,7 +5,9 @@ while a run writes it), the MLflow store is not created when absent; its one wri
 MLflow's stored artifact paths follow it (registry.follow_moved_data_dir)."""
 
 import csv
+import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,19 @@ class Status:
     attention: list[str] = field(default_factory=list)   # what a person should look at
     refused_files: dict = field(default_factory=dict)      # day -> (file, sha256, problem) of raw.load_failures
     accepted_quarantine: list = field(default_factory=list)  # `clv accept-quarantine`: days used despite their share
+
+
+def to_json(st: Status) -> str:
+    """`clv status --json`: the collected facts as one JSON object, with `state` ("attention" or "all clear")
+    for monitors that read the output rather than the exit code. Dates and times are ISO strings."""
+    def plain(value):
+        if isinstance(value, dt.date | dt.datetime):
+            return value.isoformat()
+        if hasattr(value, "item"):        # numpy scalars
+            return value.item()
+        return str(value)
+    body = {"state": "attention" if st.attention else "all clear", **dataclasses.asdict(st)}
+    return json.dumps(body, default=plain, indent=2)
 
 
 def collect(settings: Settings, now: dt.datetime | None = None) -> Status:

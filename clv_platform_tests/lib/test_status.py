@@ -2,6 +2,7 @@
 warehouse, an empty data dir."""
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -55,6 +56,14 @@ def test_status_counts_waiting_files_and_attention(tmp_path, monkeypatch):
     assert "3 daily files 2024-03-10..2024-03-12" in out.output and "1 not loaded yet" in out.output
     assert "3 rows read = 2 loaded + 1 quarantined (33.33%)" in out.output
     assert "attention:\n  - 1 landing file(s) not loaded yet" in out.output
+
+    as_json = CliRunner().invoke(cli, ["status", "--json"])         # the same facts for a monitor
+    assert as_json.exit_code == 1
+    facts = json.loads(as_json.output)
+    assert facts["state"] == "attention" and facts["attention"] == st.attention
+    assert facts["warehouse"]["rows_read"] == 3 and facts["warehouse"]["rows_quarantined"] == 1
+    assert facts["warehouse"]["last_load"] == st.warehouse["last_load"].isoformat()
+    assert facts["landing"]["first"] == "2024-03-10" and facts["snapshot"]["published"] is False
 
     with hold_lock(settings.warehouse_path):                     # a run (another process) holding the warehouse
         busy = status.collect(settings)
