@@ -24,9 +24,24 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) instance
 
+# The instance's dagster.yaml follows clv_platform/dagster.yaml unless its settings were edited there: an edited one
+# is kept, with a note once per change of ours (.dagster.yaml.shipped remembers the version last copied).
+# Before 2026-11, DAGSTER_HOME was always .dagster_home in this folder; it is now next to the data dir, so a data dir
+# elsewhere whose runs and sensor states stayed here is refused rather than given a new, empty instance.
 instance:
+	@if [ ! -e "$(DAGSTER_HOME)" ] && [ "$(abspath $(DAGSTER_HOME))" != "$(CURDIR)/.dagster_home" ] \
+	    && [ -f .dagster_home/dagster.yaml ] && [ ! -e data ]; then \
+	  echo "make: the Dagster instance (runs, sensor and schedule states) is in $(CURDIR)/.dagster_home, but with" \
+	    "CLV_DATA_DIR=$(CLV_DATA_DIR) it now lives next to the data dir, in $(DAGSTER_HOME). Move it there to keep" \
+	    "them: mv $(CURDIR)/.dagster_home $(DAGSTER_HOME); or keep it where it is: export" \
+	    "DAGSTER_HOME=$(CURDIR)/.dagster_home; or start an empty one: mkdir $(DAGSTER_HOME)" >&2; exit 1; fi
 	@mkdir -p $(DAGSTER_HOME) $(CLV_DATA_DIR)
-	@cp -u clv_platform/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@ours=clv_platform/dagster.yaml; f="$(DAGSTER_HOME)/dagster.yaml"; last="$(DAGSTER_HOME)/.dagster.yaml.shipped"; \
+	settings() { grep -v '^ *#' "$$1"; }; \
+	if [ ! -f "$$f" ] || cmp -s <(settings "$$f") <(settings "$$ours") || { [ -f "$$last" ] && cmp -s "$$f" "$$last"; }; then \
+	  cp "$$ours" "$$f"; cp "$$ours" "$$last"; \
+	elif ! { [ -f "$$last" ] && cmp -s "$$ours" "$$last"; }; then cp "$$ours" "$$last"; \
+	  echo "make: kept your edited $$f; $$ours differs from it (compare: diff $$ours $$f)" >&2; fi
 
 # Headless Chromium for the dashboard's browser tests (Debian package; Playwright's own download is not used).
 browser:
