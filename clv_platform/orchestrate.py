@@ -401,14 +401,13 @@ def waiting_model_lines(tracking_uri: str) -> list[str]:
         staging, production = aliases.get(registry.STAGING), aliases.get(registry.PRODUCTION)
         if staging is None or staging == production:
             continue
-        new = registry.version_metric(spec.name, staging, spec.metric, tracking_uri)
-        old = registry.version_metric(spec.name, production, spec.metric, tracking_uri) if production else None
+        new, old, how = registry.gate_figures(spec.name, spec.metric, staging, production, tracking_uri)
         # (a version the gate has judged: why it waits, not an invitation the gate would refuse)
         then = registry.staging_note(key, info) or (f"`clv promote {key}` uses it if at least as good "
                                                     "(`clv models` has the rest)")
         lines.append(f"waiting     {spec.name} v{staging} is staging, not production: {spec.metric} "
                      f"{registry.format_metric(new)} vs production"
-                     f"{f' v{production}' if production else ''} {registry.format_metric(old)}; {then}")
+                     f"{f' v{production}' if production else ''} {registry.format_metric(old)}{how}; {then}")
     return lines + [f"attention   {problem}" for problem in registry.pairing_problems(tracking_uri)]
 
 

@@ -17,6 +17,7 @@ Every function takes an optional ``tracking_uri``; the default is ``get_settings
 SQLite path under the data dir). No dagster import here.
 """
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ REFUSED_TAG = "promotion_refused"    # on a version the gate refused: "<time>: <
 # trained (metric `<metric>` + suffix in its run; the version tag says which production version it was)
 SAME_CUSTOMERS_SUFFIX = "_production_same_customers"
 COMPARED_TAG = "compared_with_production"
+# On a CLV version whose held-out customers were chosen by a hash of the id (training.held_out), the same at every
+# retrain: only then did it learn from none of the next version's held-out customers. Versions trained before the
+# tag have none: from before the hash (a random split per run), or from just after it.
+HELD_OUT_TAG, HELD_OUT_BY_ID_HASH = "held_out_by", "customer_id_hash"
 
 
 @dataclass(frozen=True)
@@ -331,6 +336,20 @@ def format_metric(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def gate_figures(name: str, metric: str, staging: str, production: str | None,
+                 tracking_uri: str | None = None) -> tuple[float | None, float | None, str]:
+    """(staging's figure, production's figure, how production's was measured) as the promotion gate compares
+    them: production's figure on the staging run's held-out customers when that run measured it, else
+    production's own (from its own held-out sample and data)."""
+    s_val = version_metric(name, staging, metric, tracking_uri)
+    p_val = version_metric(name, production, metric, tracking_uri) if production else None
+    if production and client(tracking_uri).get_model_version(name, staging).tags.get(COMPARED_TAG) == production:
+        same = version_metric(name, staging, metric + SAME_CUSTOMERS_SUFFIX, tracking_uri)
+        if same is not None and math.isfinite(same):
+            return s_val, same, f" on the same held-out customers (production's own evaluation: {format_metric(p_val)})"
+    return s_val, p_val, ""
+
+
 def promote(
     name: str,
     metric: str,
@@ -351,16 +370,7 @@ def promote(
         raise RegistryError(f"{name} has no '{STAGING}' version to promote (train and register one first)")
     production = alias_version(name, PRODUCTION, tracking_uri)
     staging_tags = c.get_model_version(name, staging).tags
-    s_val = version_metric(name, staging, metric, tracking_uri)
-    p_val = version_metric(name, production, metric, tracking_uri) if production else None
-    own = ""
-    # Judged on the same customers when the staging run scored the current production model on its held-out
-    # customers: each version's own figure comes from its own held-out sample and data
-    if production and staging_tags.get(COMPARED_TAG) == production:
-        same = version_metric(name, staging, metric + SAME_CUSTOMERS_SUFFIX, tracking_uri)
-        if same is not None and math.isfinite(same):
-            own = f" on the same held-out customers (production's own evaluation: {format_metric(p_val)})"
-            p_val = same
+    s_val, p_val, own = gate_figures(name, metric, staging, production, tracking_uri)
     figures = f"{metric}: staging v{staging} = {format_metric(s_val)}, production " + (
         f"v{production} = {format_metric(p_val)}{own}" if production else "none"
     )
@@ -498,8 +508,12 @@ def rollback_with_dependents(name: str, tracking_uri: str | None = None) -> list
         if production is None or _fitted_on(c, spec, production) != results[0].from_version:
             continue
         hist, _ = _rollback_target(c, spec.name, production, tracking_uri)
-        if hist and _fitted_on(c, spec, hist[-1]) == results[0].to_version:
-            results.append(rollback(spec.name, tracking_uri))
+        # (a version registered before the `<fitted_on>_version` tag existed says nothing: it goes back too)
+        if hist and (on := _fitted_on(c, spec, hist[-1])) in (results[0].to_version, None):
+            result = rollback(spec.name, tracking_uri)
+            results.append(result if on else dataclasses.replace(result, message=(
+                f"{result.message} (v{result.to_version} does not record which {spec.fitted_on} version it was "
+                "fitted on: it was registered before that tag)")))
     return results
 
 

@@ -385,6 +385,11 @@ def test_the_gate_compares_with_production_on_the_same_held_out_customers(tmp_pa
     version(0.60)
     assert registry.promote_spec(CLV, tracking_uri=uri).promoted
     version(0.55, same=0.50, compared="1")       # below production's own 0.60, above it on the same customers
+    from clv_platform import orchestrate
+
+    (line,) = orchestrate.waiting_model_lines(uri)   # the run summary quotes the figures the gate will compare
+    assert "0.5500 vs production v1 0.5000 on the same held-out customers (production's own evaluation: 0.6000)" \
+        in line
     result = registry.promote_spec(CLV, tracking_uri=uri)
     assert result.promoted and result.production_metric == 0.50
     assert "production v1 = 0.5000 on the same held-out customers (production's own evaluation: 0.6000)" \
@@ -413,3 +418,23 @@ def test_the_pairing_advice_does_not_send_to_a_promotion_the_gate_refused(tmp_pa
     (advice,) = registry.pairing_problems(uri)
     assert advice.endswith("staging v2 was fitted on it, but the gate refused it: `clv promote segment --force`, or "
                            "train again (`clv materialize train`)")
+
+
+def test_rolling_back_the_clv_model_takes_along_a_segment_model_from_before_the_pairing_tag(tmp_path, monkeypatch):
+    """An upgrade: production segment v1 was registered before versions recorded the CLV version they were fitted
+    on. Rolling the CLV model back from v2 must still take segment v2 (fitted on clv v2) back to v1."""
+    uri = new_store(tmp_path)
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    segment = registry.MODELS["segment"]
+    _version(uri, tmp_path, CLV, 0.60)
+    _version(uri, tmp_path, segment, 0.30)                           # no clv_model_version tag
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted and registry.promote_spec(segment, tracking_uri=uri).promoted
+    _version(uri, tmp_path, CLV, 0.70)
+    _version(uri, tmp_path, segment, 0.35, fitted_on="2")
+    assert registry.promote_spec(CLV, tracking_uri=uri).promoted and registry.promote_spec(segment, tracking_uri=uri).promoted
+
+    out = CliRunner().invoke(cli, ["rollback", "clv"])
+    assert out.exit_code == 0, out.output
+    assert [registry.alias_version(m, "production", uri) for m in ("clv_model", "segment_model")] == ["1", "1"]
+    assert "rolled back segment_model: production v2 -> v1 (v1 does not record which clv_model version it was " \
+        "fitted on" in out.output and "attention" not in out.output

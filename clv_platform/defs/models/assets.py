@@ -107,8 +107,18 @@ def _production_on_the_same_customers(context, mlflow: MlflowResource, test: pd.
     """(version, normalized Gini) of the production CLV model on this run's held-out customers, for the
     promotion gate to compare like with like; None when there is no production model yet or it cannot score
     these rows (a model from before a feature was added)."""
+    version = registry.alias_version(CLV.name, registry.PRODUCTION, mlflow.tracking_uri)
+    if version is None:
+        return None
+    if registry.client(mlflow.tracking_uri).get_model_version(CLV.name, version).tags.get(
+            registry.HELD_OUT_TAG) != registry.HELD_OUT_BY_ID_HASH:
+        context.log.warning(f"production {CLV.name} v{version} was trained before its held-out customers were "
+                            f"recorded as chosen by id hash (no '{registry.HELD_OUT_TAG}' tag): it may have learnt "
+                            "from this run's held-out customers, so the promotion gate compares with its own "
+                            "held-out figure")
+        return None
     try:
-        production = registry.load(CLV.name, registry.PRODUCTION, tracking_uri=mlflow.tracking_uri)
+        production = registry.load(CLV.name, version=version, tracking_uri=mlflow.tracking_uri)
         predicted = production.predict(test)["predicted_clv"].to_numpy()
     except registry.RegistryError:
         return None
@@ -159,6 +169,7 @@ def _log_clv_model(context, mlflow: MlflowResource, model, ts, table: pd.DataFra
         run_id = run.info.run_id
     version = registry.register(run_id, "clv_model", CLV.name, model_uri=info.model_uri,
                                 tags={"cutoff": ts["cutoff"], "horizon_days": ts["horizon_days"],
+                                      registry.HELD_OUT_TAG: registry.HELD_OUT_BY_ID_HASH,
                                       **({registry.COMPARED_TAG: production[0]} if production else {})},
                                 tracking_uri=mlflow.tracking_uri)
     return version, run_id
