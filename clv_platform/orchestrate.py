@@ -108,6 +108,14 @@ def failing_instigators(inst: dg.DagsterInstance) -> list[tuple[str, str, dateti
     return out
 
 
+def switched_on(inst: dg.DagsterInstance, name: str) -> bool:
+    """Whether the sensor or schedule `name` was switched on in the instance (the UI's toggle)."""
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    return any(state.instigator_name == name
+               for state in inst.all_instigator_state(instigator_statuses={InstigatorStatus.RUNNING}))
+
+
 RUNS_WAIT_SECONDS = 1800.0
 
 
@@ -301,9 +309,14 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     echo("[3/6] training: features, BG/NBD + Gamma-Gamma, LightGBM CLV model, segment model")
     run_job("training_job")
     echo("[4/6] promotion: `production` goes to the new models only on the first run (later: make promote-*)")
+    gate_sensor = "promote_after_training_sensor"
+    gated = switched_on(instance(), gate_sensor)
     for model, spec in registry.MODELS.items():
         if registry.alias_version(spec.name, registry.PRODUCTION):
-            echo(f"  {spec.name}: production already set; the new version waits as `staging` (make promote-{model})")
+            echo(f"  {spec.name}: production already set; the new version waits as `staging` " + (
+                f"({gate_sensor} is on: the daemon runs the promotion gate on it after this job, and the "
+                "snapshot published below has production's scores until a rescore)" if gated
+                else f"(make promote-{model})"))
         else:
             echo("  " + registry.promote_spec(spec).message)
     echo("[5/6] monthly segment history (as-of month ends, with the production models)")

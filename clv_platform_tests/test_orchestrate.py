@@ -166,6 +166,8 @@ def test_clv_status_names_a_switched_on_sensor_whose_latest_tick_failed(tmp_path
                     instigator_type=InstigatorType.SENSOR, selector_id=state.selector_id, run_ids=[])
         instance.create_tick(TickData(status=TickStatus.SUCCESS, timestamp=time.time() - 60, **tick))
         assert orchestrate.failing_instigators(instance) == []
+        assert orchestrate.switched_on(instance, "rescore_after_ingestion_sensor")       # what `clv run` asks
+        assert not orchestrate.switched_on(instance, "promote_after_training_sensor")
         cause = SerializableErrorInfo("OSError: [Errno 5] Input/output error\n", [], "OSError")
         instance.create_tick(TickData(status=TickStatus.FAILURE, timestamp=time.time(), error=SerializableErrorInfo(
             "SensorExecutionError: Error occurred during the execution of evaluation_fn\n", [],
