@@ -28,7 +28,7 @@ import pandas as pd
 
 from clv_platform.lib.metrics import PSI_LARGE, PSI_MODERATE, psi_metrics
 from clv_platform.lib.migration import migration_long, segment_migration
-from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE, GONE, NEW_CUSTOMERS
+from clv_platform.lib.segment_names import FIRST_SEEN, GONE, NEW_CUSTOMERS
 
 MONTH_COLS = ("as_of_date", "month", "as_of_month", "snapshot_month", "period")
 SEGMENT_COLS = ("segment_name", "segment", "segment_id")
@@ -346,7 +346,6 @@ def migration_matrix(
             out = m.groupby([frm, to], as_index=False)[cnt].sum().rename(columns={cnt: "customers"})
         out = out.rename(columns={frm: "from_segment", to: "to_segment"})
         out[["from_segment", "to_segment"]] = out[["from_segment", "to_segment"]].astype(str)
-        out["from_segment"] = out["from_segment"].replace(FIRST_SEEN_BEFORE, FIRST_SEEN)
         return out, label_from, label_to
     month, seg = pick(history, MONTH_COLS), pick(history, SEGMENT_COLS)
     if history is None or month is None or seg is None or "customer_id" not in history.columns:

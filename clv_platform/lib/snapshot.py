@@ -308,7 +308,7 @@ class Snapshot:
         """The table ``name`` of this snapshot (read once, then cached). KeyError if it is not in it."""
         with self._lock:
             if name not in self._tables:
-                self._tables[name] = self._read(name, pd.read_parquet)
+                self._tables[name] = _current_names(name, self._read(name, pd.read_parquet))
             return self._tables[name]
 
     def arrow_table(self, name: str) -> pa.Table:
@@ -319,6 +319,16 @@ class Snapshot:
         for name in self.table_names if names is None else names:
             self.table(name)
         return self
+
+
+def _current_names(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """A snapshot published by an earlier version, in today's words: the migration's "(new)" row is now
+    "(first seen)" (served by the API and the dashboard alike)."""
+    from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE
+
+    if name == "segment_migration" and "from_segment" in table and (table["from_segment"] == FIRST_SEEN_BEFORE).any():
+        table = table.assign(from_segment=table["from_segment"].replace(FIRST_SEEN_BEFORE, FIRST_SEEN))
+    return table
 
 
 def read_snapshot(path: str | Path, preload: Iterable[str] | None = ()) -> Snapshot:

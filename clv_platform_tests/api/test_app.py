@@ -360,10 +360,10 @@ def test_customer_history_and_segment_migration(client, tmp_path):
         "month": ["2024-11", "2024-10", "2024-11", "2024-10"], "customer_id": ["00003", "00003", "00004", "00009"],
         "segment_name": ["champions", "hibernating", "hibernating", "hibernating"],
         "predicted_clv": [30.5, 3.25, 4.0, 9.0], "p_alive": [0.9, 0.2, 0.3, 0.1]})
-    tables["segment_migration"] = pd.DataFrame({
-        "from_month": ["2024-10", "2024-10"], "to_month": ["2024-11", "2024-11"],
-        "from_segment": ["hibernating", "hibernating"], "to_segment": ["champions", "(gone)"],
-        "customers": [1, 1], "share": [0.5, 0.5]})
+    tables["segment_migration"] = pd.DataFrame({     # its "(new)": a snapshot published before the rename
+        "from_month": ["2024-10", "2024-10", "2024-10"], "to_month": ["2024-11", "2024-11", "2024-11"],
+        "from_segment": ["hibernating", "hibernating", "(new)"], "to_segment": ["champions", "(gone)", "hibernating"],
+        "customers": [1, 1, 1], "share": [0.5, 0.5, 1.0]})
     snapshot.publish(tmp_path / "serving", tables, json.loads((path / "manifest.json").read_text()))
 
     body = client.get("/customers/00003/history").json
@@ -377,7 +377,7 @@ def test_customer_history_and_segment_migration(client, tmp_path):
 
     moves = client.get("/segments/migration?to_month=2024-11").json["migration"]
     assert [(m["from_segment"], m["to_segment"], m["customers"]) for m in moves] == [
-        ("hibernating", "champions", 1), ("hibernating", "(gone)", 1)]
+        ("hibernating", "champions", 1), ("hibernating", "(gone)", 1), ("(first seen)", "hibernating", 1)]
     bad = client.get("/segments/migration?to_month=2023-01")
     assert bad.status_code == 400 and bad.json["details"]["to_months"] == ["2024-11"]
 

@@ -108,11 +108,12 @@ def test_migration_falls_back_to_per_customer_history(tables):
 
 def test_migration_note_counts_customers_leaving_new_customers_apart_and_says_where_the_first_seen_went():
     mig = pd.DataFrame({
-        "from_segment": ["loyal", "loyal", "new customers", "new customers", "(new)", "(new)", "hibernating"],
+        "from_segment": ["loyal", "loyal", "new customers", "new customers", "(first seen)", "(first seen)",
+                         "hibernating"],
         "to_segment": ["loyal", "hibernating", "loyal", "one-time buyers", "new customers", "loyal", "(gone)"],
         "customers": [800, 100, 30, 70, 90, 10, 5],
     })
-    mig, _, _ = data.migration_matrix(mig)   # a snapshot from before the rename: "(new)" reads "(first seen)"
+    mig, _, _ = data.migration_matrix(mig)
     assert data.migration_note(mig) == (
         '100 of 1,000 customers present in both months (10.0%) changed segment, not counting the 100 who left '
         '"new customers" (every new customer moves on). 100 customers first seen: 90 to new customers, 10 to '
