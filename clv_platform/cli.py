@@ -468,6 +468,10 @@ def promote_command(model: str, force: bool) -> None:
         for problem in registry.pairing_problems():     # the segment model fitted on the new CLV model comes next
             click.echo(f"next: {problem}")
         _rescore_hint(spec.name, result.staging_version)
+        if model == "segment" and result.production_version:
+            click.echo(f"the monthly segment history keeps the segments of the versions that wrote it: `clv "
+                       f"materialize history` rewrites its last six months with v{result.staging_version} (then "
+                       "`clv materialize score` publishes it)")
     already = result.production_version == result.staging_version
     if not result.promoted and not already:
         sys.exit(1)
