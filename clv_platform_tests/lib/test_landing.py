@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 from clv_platform.lib.landing import changed_files, contiguous_ranges, list_landing_files
 
@@ -68,3 +68,26 @@ def test_misnamed_files_are_named_but_hidden_files_folders_and_demo_answers_are_
     assert [f.path.name for f in list_landing_files(tmp_path)] == ["transactions_2024-03-12.csv"]
     assert misnamed_files(tmp_path / "missing") == []
     assert DEMO_FILES == {generator.GROUND_TRUTH_FILE, generator.GROUND_TRUTH_CUSTOMERS_FILE}
+
+
+def test_the_cursor_stays_small_and_an_earlier_plain_cursor_still_reads(tmp_path):
+    """Dagster writes the cursor into every tick (two a minute): at 137 bytes a file it grew the instance by about
+    160 MB a day at 400 files with nothing to load. A cursor written by an earlier version keeps its meaning."""
+    import json
+    import os
+
+    from clv_platform.lib.landing import sha256_of
+
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(400)]
+    for i, day in enumerate(days):
+        (tmp_path / f"transactions_{day}.csv").write_text(f"order_id,line_number\nO{i},1\n")
+    changed, cursor = changed_files(tmp_path, None)
+    assert len(changed) == 400 and len(cursor) < 400 * 30
+    plain = json.dumps({f.path.name: [f.fingerprint, sha256_of(f.path)] for f in list_landing_files(tmp_path)})
+    assert changed_files(tmp_path, plain)[0] == []
+    first = tmp_path / f"transactions_{days[0]}.csv"
+    os.utime(first, ns=(1, 1))                              # touched, same bytes: not a change
+    assert changed_files(tmp_path, plain)[0] == [] and changed_files(tmp_path, cursor)[0] == []
+    first.write_text("order_id,line_number\nO0,2\n")
+    assert [f.path.name for f in changed_files(tmp_path, plain)[0]] == [first.name]
+    assert [f.path.name for f in changed_files(tmp_path, cursor)[0]] == [first.name]
