@@ -403,6 +403,13 @@ def promote(
                           "first, or train again (--force pairs them anyway)")
     elif production is None:
         ok, why = True, "no production version yet"
+    elif fitted_on and (prod_on := _fitted_on_version(c, name, production, fitted_on)) and prod_on != (
+            paired := alias_version(fitted_on, PRODUCTION, tracking_uri)) and staging_tags.get(
+            f"{fitted_on}_version") == paired:
+        # production's figure was measured on the inputs of a base version that is no longer production: it is
+        # not what production delivers now, so one lucky early figure cannot hold back every retrain
+        ok, why = True, (f"production v{production} was fitted on {fitted_on} v{prod_on}, which is no longer "
+                         f"production; staging v{staging} on v{paired}, which is (figures not compared)")
     elif s_val is None:
         ok, why = False, f"staging v{staging} has no metric '{metric}'"
     elif p_val is None:
@@ -519,7 +526,11 @@ def rollback_with_dependents(name: str, tracking_uri: str | None = None) -> list
 
 def _fitted_on(c, spec: ModelSpec, version: str) -> str | None:
     """The version of spec.fitted_on whose predictions this version was fitted on (its version tag)."""
-    return c.get_model_version(spec.name, version).tags.get(f"{spec.fitted_on}_version") if spec.fitted_on else None
+    return _fitted_on_version(c, spec.name, version, spec.fitted_on) if spec.fitted_on else None
+
+
+def _fitted_on_version(c, name: str, version: str, fitted_on: str) -> str | None:
+    return c.get_model_version(name, version).tags.get(f"{fitted_on}_version")
 
 
 def pairing_problems(tracking_uri: str | None = None) -> list[str]:
@@ -535,12 +546,12 @@ def pairing_problems(tracking_uri: str | None = None) -> list[str]:
             continue
         staging = alias_version(spec.name, STAGING, tracking_uri)
         tags = c.get_model_version(spec.name, staging).tags if staging and staging != production else {}
-        refused = tags.get(REFUSED_TAG, "")
-        # refused on its figure, or rolled back (a refusal for the pairing itself does not count: that is fixed)
-        judged = ROLLED_BACK_TAG in tags or (refused and " was fitted on " not in refused)
+        # rolled back (a refusal on its figure does not count now: production is mismatched, so the gate lets a
+        # version fitted on the production base model through; nor does a refusal for the pairing itself)
+        judged = ROLLED_BACK_TAG in tags
         if tags.get(f"{spec.fitted_on}_version") == base:
-            fix = (f"staging v{staging} was fitted on it, but the gate refused it: `clv promote {key} --force`, or "
-                   "train again (`clv materialize train`)" if judged else
+            fix = (f"staging v{staging} was fitted on it, but was rolled back out of production: `clv promote {key} "
+                   "--force`, or train again (`clv materialize train`)" if judged else
                    f"`clv promote {key}` (staging v{staging} was fitted on it)")
         elif (hist := _rollback_target(c, spec.name, production, tracking_uri)[0]) and \
                 _fitted_on(c, spec, hist[-1]) == base:
