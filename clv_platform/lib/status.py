@@ -108,10 +108,13 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")
     if last_load and published and last_load.astimezone(dt.UTC) > dt.datetime.fromisoformat(published):
         blocked = st.warehouse.get("failing_partitions") or st.warehouse.get("unvalidated_partitions")
+        set_back = st.snapshot.get("newer_kept")      # `clv snapshot use`: a rescore would undo that
         st.attention.append(f"the snapshot (published {published[:19]} UTC) is older than the last load "
                             f"({last_load.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): " + (
                                 "rescore once the partitions above pass their checks (scoring refuses them until "
-                                "then)" if blocked else "rescore (`clv materialize score`; with "
+                                "then)" if blocked else "it was served again by `clv snapshot use`; rescore "
+                                "(`clv materialize score`) once what made you go back is fixed, since that "
+                                "publishes a new snapshot" if set_back else "rescore (`clv materialize score`; with "
                                 "rescore_after_ingestion_sensor and rescore_after_failed_load_sensor on, the daemon "
                                 "does it after each load, and after a load that failed on one file but loaded "
                                 "other days)"))

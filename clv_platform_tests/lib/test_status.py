@@ -111,6 +111,10 @@ def test_status_reports_the_snapshot_and_a_large_score_shift(tmp_path, monkeypat
     con.close()
     assert any(a.startswith("the snapshot (published ") and "is older than the last load" in a
                and "`clv materialize score`" in a for a in status.collect(get_settings()).attention)
+    # an earlier snapshot served again on purpose: a plain "rescore" would undo that
+    assert CliRunner().invoke(cli, ["snapshot", "use", path.name]).exit_code == 0
+    assert any("it was served again by `clv snapshot use`; rescore (`clv materialize score`) once what made you "
+               "go back is fixed" in a for a in status.collect(get_settings()).attention)
 
 
 def _loaded_warehouse(settings, days, validate=True):
