@@ -793,13 +793,13 @@ def materialize_command(stage: str, start, end, new_only: bool) -> None:
         _require_transactions()
     try:
         if stage == "ingest":
-            days = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only,
-                                              echo=lambda text: click.echo(text, err=True))
-            if days is None:
+            ranges = orchestrate.ingest_landing(start and start.date(), end and end.date(), new_only=new_only,
+                                                echo=lambda text: click.echo(text, err=True))
+            if not ranges:
                 click.echo("nothing to load: " + ("every landing file is loaded already, unchanged" if new_only
                                                   else "no landing file in the chosen days"))
                 return
-            click.echo(f"ingested partitions {days[0]}..{days[1]}")
+            click.echo("ingested partitions " + ", ".join(f"{a}..{b}" for a, b in ranges))
         elif stage == "features":
             orchestrate.run_job("training_job", asset_keys=[("features", "customer_features")])
         elif stage == "train":

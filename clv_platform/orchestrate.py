@@ -15,7 +15,13 @@ import dagster as dg
 import duckdb
 
 from clv_platform.lib import ingest, warehouse
-from clv_platform.lib.landing import changed_since_loaded, list_landing_files, name_list, outside_partitions
+from clv_platform.lib.landing import (
+    changed_since_loaded,
+    contiguous_ranges,
+    list_landing_files,
+    name_list,
+    outside_partitions,
+)
 from clv_platform.lib.settings import get_settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -255,11 +261,12 @@ def ingest_range(start: date, end: date, tags: dict | None = None) -> dg.Execute
 
 
 def ingest_landing(start: date | None = None, end: date | None = None, new_only: bool = False, echo=print,
-                   tags: dict | None = None) -> tuple[date, date] | None:
-    """Load the landing files' days start..end (default: every landing file's) as one run. new_only: from the
-    first to the last day whose file is not loaded yet or changed since it was loaded (loaded days in between
-    are loaded again, which changes nothing); None when there is nothing to load. Files dated outside the daily
-    partitions are left out, and `echo` names them."""
+                   tags: dict | None = None) -> list[tuple[date, date]]:
+    """Load the landing files' days start..end (default: every landing file's) as one run, and return the
+    ranges loaded ([] when there is nothing to load). new_only: the days whose file is not loaded yet or changed
+    since it was loaded, one run per stretch of consecutive days, as the landing sensor requests them (a
+    correction to a day months back, delivered with today's file, reloaded every day in between). Files dated
+    outside the daily partitions are left out, and `echo` names them."""
     settings = get_settings()
     files = list_landing_files(settings.landing_dir)
     if not files:
@@ -279,9 +286,13 @@ def ingest_landing(start: date | None = None, end: date | None = None, new_only:
         files = [f for f in files if f.day not in loaded] + changed_since_loaded(files, loaded)
     days = sorted({f.day for f in files if (start is None or f.day >= start) and (end is None or f.day <= end)})
     if not days:
-        return None
-    ingest_range(days[0], days[-1], tags=tags)
-    return days[0], days[-1]
+        return []
+    ranges = contiguous_ranges(days) if new_only else [(days[0], days[-1])]
+    for first, last in ranges:
+        if len(ranges) > 1:
+            echo(f"loading {first}..{last}" if first != last else f"loading {first}")
+        ingest_range(first, last, tags=tags)
+    return ranges
 
 
 def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
@@ -302,7 +313,7 @@ def run_pipeline(customers: int, days: int, seed: int, echo=print) -> None:
     else:
         echo(f"[1/6] using the landing files already in {settings.landing_dir}")
     echo("[2/6] ingesting and validating the landing files' partitions (one ranged run)")
-    loaded = ingest_landing(echo=echo, tags={SCORED_BY_CALLER_TAG: "clv run"})
+    (loaded,) = ingest_landing(echo=echo, tags={SCORED_BY_CALLER_TAG: "clv run"}) or [None]
     if loaded is None:
         raise JobFailed(f"no landing file in {settings.landing_dir} is dated inside the daily partitions")
     echo(f"  partitions {loaded[0]}..{loaded[1]} loaded")

@@ -184,6 +184,22 @@ def _unreadable_warehouse(st: Status, path: Path, exc: Exception, rebuild: str) 
                         f"move it aside and rebuild it: {rebuild}")
 
 
+def unfinished_history_months(history: dict[str, dt.date], latest: dt.date | None) -> list[str]:
+    """Months YYYY-MM of the segment history (month -> its as-of date) that ended by `latest` (the latest order
+    day) but were written as of an earlier day, or are missing, from the history's first month on: a `clv run`
+    writes the month in progress as of its latest day, and without the daemon's monthly schedule nothing
+    rewrites it once the month ends."""
+    if not history or latest is None:
+        return []
+    out, year, month = [], *map(int, min(history)[:7].split("-"))
+    while (end := dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)) <= latest:
+        key = f"{year:04d}-{month:02d}"
+        if key not in history or history[key] < end:
+            out.append(key)
+        year, month = year + month // 12, month % 12 + 1
+    return out
+
+
 def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     path = settings.warehouse_path
     rebuild = ("`clv materialize ingest` reloads every landing file, `clv materialize history` rebuilds the segment "
@@ -230,6 +246,10 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
             if warehouse.table_exists(con, "raw.load_failures") else {}
         # loaded after their latest validation, or never validated (a run stopped between its load and checks)
         unvalidated = [day for day, why, _ in validation.partitions_not_passed(con) if why == validation.NOT_VALIDATED]
+        history = dict(con.execute("SELECT month, max(as_of_date) FROM serving.segment_history GROUP BY 1").fetchall()) \
+            if warehouse.table_exists(con, "serving.segment_history") else {}
+        latest_order = con.execute("SELECT CAST(max(order_ts) AS DATE) FROM staging.transactions").fetchone()[0] \
+            if history else None
     except duckdb.Error as exc:
         return _unreadable_warehouse(st, path, exc, rebuild)
     finally:
@@ -242,6 +262,12 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
                     "last_validation": checked}
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
+    if stale := unfinished_history_months(history, latest_order):
+        st.attention.append(
+            f"segment history: {len(stale)} ended month(s) written before they ended, or missing ({stale[0]}"
+            f"{'..' + stale[-1] if len(stale) > 1 else ''}); the migration compares them as they are: `clv "
+            "materialize history` rewrites the last six months (with the daemon, monthly_segment_history_schedule "
+            "writes each month after it ends)")
     if returns_now_known:
         first, last = min(returns_now_known), max(returns_now_known)
         st.attention.append(f"{sum(returns_now_known.values()):,} quarantined return(s) in {len(returns_now_known)} "

@@ -481,3 +481,27 @@ def test_a_return_whose_sale_was_reloaded_away_is_named_with_what_to_do(tmp_path
     assert ("a return failing returns_match_known_sales_sql on 2024-03-04 lost its sale (the sale's day was loaded "
             "again without it): put the sale back in its day's file, or load the return's day again (`clv "
             "materialize ingest --from 2024-03-04 --to 2024-03-04`), which quarantines the return") in note
+
+
+def test_a_segment_history_month_written_before_it_ended_needs_a_look(tmp_path, monkeypatch):
+    """`clv run` wrote the month in progress as of its latest day; without the daemon's monthly schedule nothing
+    rewrote it once the month ended, and the migration compared a partial month."""
+    from clv_platform.lib import scoring
+
+    settings, landing = _data_dir(tmp_path, monkeypatch)
+    for day in ("2024-02-10", "2024-03-01"):
+        _day(landing, day, [f"O{day},1,C1,{day}T09:00:00,books,1,5,web,US,"])
+    _loaded_warehouse(settings, ["2024-02-10"])
+    con = warehouse.connect(settings.warehouse_path)
+    con.execute(scoring.HISTORY_DDL)
+    con.execute(f"INSERT INTO {scoring.HISTORY_TABLE} (month, as_of_date, customer_id) VALUES "
+                "('2024-01', DATE '2024-01-31', 'C1'), ('2024-02', DATE '2024-02-10', 'C1')")
+    con.close()
+    assert not any("segment history" in a for a in status.collect(settings).attention)   # February goes on
+
+    _loaded_warehouse(settings, ["2024-03-01"])                                            # February has ended
+    (line,) = [a for a in status.collect(settings).attention if a.startswith("segment history")]
+    assert "1 ended month(s) written before they ended, or missing (2024-02)" in line
+    assert "`clv materialize history`" in line
+    assert status.unfinished_history_months({"2024-01": dt.date(2024, 1, 31)}, dt.date(2024, 4, 2)) == [
+        "2024-02", "2024-03"]                                                              # missing months too
