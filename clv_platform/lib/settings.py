@@ -32,6 +32,16 @@ class Settings:
         return int(stale)
 
     @property
+    def snapshots_kept(self) -> int:
+        """How many published snapshots stay on disk for `clv snapshot use` (the current one always stays; each is
+        the size of the scores and the history). CLV_SNAPSHOTS_KEPT, default 5; SettingsError when read."""
+        kept = os.environ.get("CLV_SNAPSHOTS_KEPT", "5")
+        if not re.fullmatch(r"\d{1,4}", kept.strip()) or int(kept) < 1:
+            raise SettingsError(f"CLV_SNAPSHOTS_KEPT={kept!r} is not a whole number of snapshots from 1 (how many "
+                                "published snapshots stay for `clv snapshot use`, e.g. 5)")
+        return int(kept)
+
+    @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
 

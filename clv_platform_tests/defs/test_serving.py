@@ -130,7 +130,7 @@ def _no_running_mlflow_runs(uri: str) -> None:
     assert not c.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
 
 
-def test_segment_history_backfill_then_scores_and_snapshot(env):
+def test_segment_history_backfill_then_scores_and_snapshot(env, monkeypatch):
     resources, root = env["resources"], env["root"]
     con_path = resources["warehouse"].database
 
@@ -233,6 +233,7 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
     # publishing (simulated: other values in that table) must not be what the next one compares with.
     with warehouse.connect(con_path) as con:
         con.execute("UPDATE serving.customer_scores SET predicted_clv = predicted_clv * 3 + 1, p_alive = 0.01")
+    monkeypatch.setenv("CLV_SNAPSHOTS_KEPT", "1")                 # only the one served stays on disk
     result = dg.materialize([customer_scores], resources=resources)
     assert result.success
     (check,) = result.get_asset_check_evaluations()            # same data, same models: nothing moved
@@ -243,6 +244,7 @@ def test_segment_history_backfill_then_scores_and_snapshot(env):
         again = con.execute("SELECT customer_id, segment_since FROM serving.customer_scores ORDER BY customer_id").df()
     assert (again["segment_since"].to_numpy() == scores["segment_since"].to_numpy()).all()
     assert reader.get().snapshot_id != snapshot_id
+    assert snapshot.list_snapshots(root / "serving") == [reader.get().snapshot_id]
     assert os.path.islink(root / "serving" / "current")
 
     # Every materialisation above logged to MLflow (the score runs): none is left RUNNING.

@@ -26,7 +26,7 @@ SEGMENT_HISTORY = dg.AssetKey(["serving", "segment_history"])
 
 class ServingConfig(dg.Config):
     snapshot_root: str = ""  # default: get_settings().snapshot_root (CLV_DATA_DIR/serving)
-    keep_snapshots: int = 5
+    keep_snapshots: int = 0   # default: get_settings().snapshots_kept (CLV_SNAPSHOTS_KEPT, 5)
 
 
 def _production_models(mlflow: MlflowResource):
@@ -131,7 +131,7 @@ def customer_scores(
         "btyd_clv_discount_rate_annual": btyd.CLV_DISCOUNT_RATE_ANNUAL,
         "data_quality": {"days": scoring.DQ_DAYS, "partitions_validated": validated},
     }
-    path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots)
+    path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots or get_settings().snapshots_kept)
 
     with mlflow.start_run(context, run_name="score", tags={"snapshot_id": path.name}):
         import mlflow as mlf
