@@ -25,23 +25,30 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP) instance
 
 # The instance's dagster.yaml follows clv_platform/dagster.yaml unless its settings were edited there: an edited one
-# is kept, with a note once per change of ours (.dagster.yaml.shipped remembers the version last copied).
-# Before 2026-11, DAGSTER_HOME was always .dagster_home in this folder; it is now next to the data dir, so a data dir
-# elsewhere whose runs and sensor states stayed here is refused rather than given a new, empty instance.
+# is kept, with a note once per change of our settings (.dagster.yaml.shipped remembers the version last copied; an
+# instance holding the settings of an earlier version of ours, EARLIER_DAGSTER_SETTINGS' cksums, was not edited).
+# Before 2026-11, DAGSTER_HOME was always .dagster_home in this folder, for every data dir; it is now next to the data
+# dir, and a new instance records its data dir (.data_dir). So while an unrecorded ./.dagster_home (the runs and
+# sensor states of every data dir until then) is here, a data dir elsewhere is refused a new, empty instance.
+EARLIER_DAGSTER_SETTINGS := 2342184313-114 3504491431-236
 instance:
 	@if [ ! -e "$(DAGSTER_HOME)" ] && [ "$(abspath $(DAGSTER_HOME))" != "$(CURDIR)/.dagster_home" ] \
-	    && [ -f .dagster_home/dagster.yaml ] && [ ! -e data ]; then \
-	  echo "make: the Dagster instance (runs, sensor and schedule states) is in $(CURDIR)/.dagster_home, but with" \
-	    "CLV_DATA_DIR=$(CLV_DATA_DIR) it now lives next to the data dir, in $(DAGSTER_HOME). Move it there to keep" \
-	    "them: mv $(CURDIR)/.dagster_home $(DAGSTER_HOME); or keep it where it is: export" \
-	    "DAGSTER_HOME=$(CURDIR)/.dagster_home; or start an empty one: mkdir $(DAGSTER_HOME)" >&2; exit 1; fi
+	    && [ -f .dagster_home/dagster.yaml ] && [ ! -f .dagster_home/.data_dir ]; then \
+	  echo "make: the Dagster instance of earlier versions (runs, sensor and schedule states of every data dir) is" \
+	    "in $(CURDIR)/.dagster_home, but with CLV_DATA_DIR=$(CLV_DATA_DIR) it now lives next to the data dir, in" \
+	    "$(DAGSTER_HOME). Move it there to keep them: mv $(CURDIR)/.dagster_home $(DAGSTER_HOME); or keep it" \
+	    "where it is: export DAGSTER_HOME=$(CURDIR)/.dagster_home; or start an empty one: mkdir $(DAGSTER_HOME)" >&2; \
+	  exit 1; fi
 	@mkdir -p $(DAGSTER_HOME) $(CLV_DATA_DIR)
+	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || [ -n "$$(ls -A "$(DAGSTER_HOME)")" ] || echo "$(CLV_DATA_DIR)" > "$(DAGSTER_HOME)/.data_dir"
 	@ours=clv_platform/dagster.yaml; f="$(DAGSTER_HOME)/dagster.yaml"; last="$(DAGSTER_HOME)/.dagster.yaml.shipped"; \
-	settings() { grep -v '^ *#' "$$1"; }; \
-	if [ ! -f "$$f" ] || cmp -s <(settings "$$f") <(settings "$$ours") || { [ -f "$$last" ] && cmp -s "$$f" "$$last"; }; then \
+	sum() { grep -v '^ *#' "$$1" | cksum | tr ' ' -; }; \
+	if [ ! -f "$$f" ] || [ "$$(sum "$$f")" = "$$(sum "$$ours")" ] || [[ " $(EARLIER_DAGSTER_SETTINGS) " == *" $$(sum "$$f") "* ]] \
+	    || { [ -f "$$last" ] && [ "$$(sum "$$f")" = "$$(sum "$$last")" ]; }; then \
 	  cp "$$ours" "$$f"; cp "$$ours" "$$last"; \
-	elif ! { [ -f "$$last" ] && cmp -s "$$ours" "$$last"; }; then cp "$$ours" "$$last"; \
-	  echo "make: kept your edited $$f; $$ours differs from it (compare: diff $$ours $$f)" >&2; fi
+	elif [ ! -f "$$last" ] || [ "$$(sum "$$ours")" != "$$(sum "$$last")" ]; then cp "$$ours" "$$last"; \
+	  echo "make: kept your edited $$f; the settings in $$ours differ from it (compare: diff $$ours $$f;" \
+	    "take ours: cp $$ours $$f)" >&2; fi
 
 # Headless Chromium for the dashboard's browser tests (Debian package; Playwright's own download is not used).
 browser:

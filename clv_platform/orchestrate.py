@@ -54,6 +54,8 @@ def instance() -> dg.DagsterInstance:
     path = home()
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "dagster.yaml").exists():
+        if not any(path.iterdir()):     # a new instance records its data dir, as the Makefile's does
+            (path / ".data_dir").write_text(f"{get_settings().data_dir}\n")
         (path / "dagster.yaml").write_text(INSTANCE_SETTINGS.read_text())
     return dg.DagsterInstance.from_config(str(path))
 

@@ -9,6 +9,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = (REPO / "clv_platform" / "dagster.yaml").read_text()
+EARLIER = [  # clv_platform/dagster.yaml at e62d3bd, and dagster.yaml at ac31dec
+    "# The Dagster instance settings: copied into $DAGSTER_HOME by `make` (Makefile target `instance`), or written "
+    "there\n# by the first `clv` command that finds none (orchestrate.instance).\ntelemetry:\n  enabled: false\n"
+    "concurrency:\n  runs:\n    max_concurrent_runs: 1   # DuckDB allows one writing process\n",
+    "# Copied into $DAGSTER_HOME by `make` (see Makefile target `instance`).\ntelemetry:\n  enabled: false\n"
+    "run_queue:\n  max_concurrent_runs: 1   # DuckDB allows one writing process\nconcurrency:\n  runs:\n"
+    "    max_concurrent_runs: 1\nrun_coordinator:\n  module: dagster.core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\n",
+]
 
 
 def _checkout(tmp_path: Path) -> Path:
@@ -33,13 +42,14 @@ def test_an_edited_dagster_yaml_is_kept_and_an_unedited_one_follows_ours(tmp_pat
     assert _instance(repo, **env).returncode == 0
     assert (home / "dagster.yaml").read_text() == OURS
 
-    # an install of an earlier version: the same settings, other comments -> ours, without a word
-    (home / ".dagster.yaml.shipped").unlink()
-    (home / "dagster.yaml").write_text("# Copied into $DAGSTER_HOME by `make`\n"
-                                       + "".join(line + "\n" for line in OURS.splitlines() if not line.startswith("#")))
-    result = _instance(repo, **env)
-    assert result.returncode == 0 and result.stderr == ""
-    assert (home / "dagster.yaml").read_text() == OURS
+    # an install of an earlier version, holding an earlier version's settings (written by `cp -u`, never edited,
+    # no record of what was copied): ours, without a word
+    for earlier in EARLIER:
+        (home / ".dagster.yaml.shipped").unlink()
+        (home / "dagster.yaml").write_text(earlier)
+        result = _instance(repo, **env)
+        assert result.returncode == 0 and result.stderr == ""
+        assert (home / "dagster.yaml").read_text() == OURS
 
     # edited settings survive every later make (cp -u used to overwrite them after a pull) ...
     edited = OURS + "run_retries:\n  enabled: true\n"
@@ -47,20 +57,23 @@ def test_an_edited_dagster_yaml_is_kept_and_an_unedited_one_follows_ours(tmp_pat
     (repo / "clv_platform" / "dagster.yaml").touch()
     assert _instance(repo, **env).stderr == ""
     assert (home / "dagster.yaml").read_text() == edited
-    # ... and a change of ours is named once
-    (repo / "clv_platform" / "dagster.yaml").write_text(OURS + "# a new setting\n")
+    # ... a change of our comments says nothing, a change of our settings is named once, with how to take ours
+    (repo / "clv_platform" / "dagster.yaml").write_text(OURS + "# a new comment\n")
+    assert _instance(repo, **env).stderr == ""
+    (repo / "clv_platform" / "dagster.yaml").write_text(OURS + "run_monitoring:\n  enabled: true\n")
     first, second = _instance(repo, **env), _instance(repo, **env)
-    assert first.returncode == 0 and "kept your edited" in first.stderr and "diff " in first.stderr
+    assert first.returncode == 0 and "kept your edited" in first.stderr and "take ours: cp " in first.stderr
     assert second.stderr == ""
     assert (home / "dagster.yaml").read_text() == edited
 
 
 def test_an_instance_left_in_the_checkout_is_not_replaced_by_an_empty_one(tmp_path):
     repo = _checkout(tmp_path)
-    old = repo / ".dagster_home"                       # where DAGSTER_HOME always was before
+    old = repo / ".dagster_home"                  # where DAGSTER_HOME always was before, for every data dir
     old.mkdir()
     (old / "dagster.yaml").write_text(OURS)
-    data = tmp_path / "srv" / "data"                   # the team's data dir, outside the checkout
+    assert _instance(repo).returncode == 0 and (repo / "data").is_dir()   # the checkout's data dir: as before
+    data = tmp_path / "srv" / "data"              # the team's data dir, outside the checkout
     result = _instance(repo, CLV_DATA_DIR=str(data))
     assert result.returncode != 0
     assert f"mv {old} {data.parent / '.dagster_home'}" in result.stderr
@@ -68,5 +81,13 @@ def test_an_instance_left_in_the_checkout_is_not_replaced_by_an_empty_one(tmp_pa
 
     (data.parent / ".dagster_home").mkdir(parents=True)    # "start an empty one", as the message says
     assert _instance(repo, CLV_DATA_DIR=str(data)).returncode == 0
-    # the checkout's own data dir keeps using ./.dagster_home
-    assert _instance(repo).returncode == 0 and (repo / "data").is_dir()
+    assert (data.parent / ".dagster_home" / ".data_dir").read_text().strip() == str(data)
+
+
+def test_an_instance_made_now_belongs_to_its_data_dir_and_refuses_no_other(tmp_path):
+    repo = _checkout(tmp_path)
+    assert _instance(repo, CLV_DATA_DIR=str(repo / "data_cdnow")).returncode == 0   # ./.dagster_home, recorded
+    assert (repo / ".dagster_home" / ".data_dir").read_text().strip() == str(repo / "data_cdnow")
+    other = tmp_path / "srv2" / "data"
+    assert _instance(repo, CLV_DATA_DIR=str(other)).returncode == 0
+    assert (other.parent / ".dagster_home" / "dagster.yaml").exists()
