@@ -674,7 +674,8 @@ def snapshot_use_command(snapshot_id: str) -> None:
 # --- pipeline: run / materialize ----------------------------------------------------------------
 
 STAGES = {
-    "ingest": "load the landing files' days (one ranged run of ingestion_job)",
+    "ingest": "load the landing files' days (one ranged run of ingestion_job; with --new, one per stretch of "
+              "consecutive days)",
     "features": "features/customer_features as of the latest day",
     "train": "training_job: features, BTYD, CLV and segment models (registered as `staging`)",
     "history": "segment_history_job: the last six month-ends of serving/segment_history with the production "
@@ -773,8 +774,8 @@ def accept_quarantine_command(day, reason: str) -> None:
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="ingest: last day to load (default: the last landing file's).")
 @click.option("--new", "new_only", is_flag=True,
-              help="ingest: only from the first to the last day whose landing file is not loaded yet or "
-                   "changed since it was loaded.")
+              help="ingest: only the days whose landing file is not loaded yet or changed since it was loaded "
+                   "(one run per stretch of consecutive days).")
 def materialize_command(stage: str, start, end, new_only: bool) -> None:
     """Materialise one stage of the pipeline through Dagster (runs show in the Dagster UI).
 

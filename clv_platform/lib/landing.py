@@ -84,7 +84,7 @@ def name_list(names: list[str], limit: int = 5) -> str:
 
 # The sensor's cursor, as compact as it can be: Dagster writes it into every tick (two a minute, kept for days), so
 # at 137 bytes a file the instance grew by 160 MB a day at 400 files with nothing to load. Now: file name ->
-# [12 hex of a hash of size:mtime, first 16 hex of the sha256], compressed: about 25 bytes a file.
+# [12 hex of a hash of size:mtime, first 16 hex of the sha256], compressed: about 28 bytes a file.
 CURSOR_PREFIX = "z1:"
 SHA_CHARS = 16          # 64 bits: a changed file taken for its earlier content is a 1 in 1.8e19 chance
 

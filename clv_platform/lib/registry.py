@@ -408,8 +408,10 @@ def promote(
             f"{fitted_on}_version") == paired:
         # production's figure was measured on the inputs of a base version that is no longer production: it is
         # not what production delivers now, so one lucky early figure cannot hold back every retrain
-        ok, why = True, (f"production v{production} was fitted on {fitted_on} v{prod_on}, which is no longer "
-                         f"production; staging v{staging} on v{paired}, which is (figures not compared)")
+        ok, why = True, (f"production v{production} was fitted on {fitted_on} v{prod_on}'s predictions, and "
+                         f"{fitted_on} v{prod_on} is no longer production, while staging v{staging} was fitted on the "
+                         f"production one, v{paired} (their figures are not compared: production's was measured on "
+                         "inputs it no longer gets)")
     elif s_val is None:
         ok, why = False, f"staging v{staging} has no metric '{metric}'"
     elif p_val is None:

@@ -45,13 +45,19 @@ def to_json(st: Status) -> str:
     """`clv status --json`: the collected facts as one JSON object, with `state` ("attention" or "all clear")
     for monitors that read the output rather than the exit code. Dates and times are ISO strings."""
     def plain(value):
+        if isinstance(value, dict):        # keys too (refused_files is keyed by day)
+            return {k.isoformat() if isinstance(k, dt.date) else k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
         if isinstance(value, dt.date | dt.datetime):
             return value.isoformat()
         if hasattr(value, "item"):        # numpy scalars
             return value.item()
-        return str(value)
-    body = {"state": "attention" if st.attention else "all clear", **dataclasses.asdict(st)}
-    return json.dumps(body, default=plain, indent=2)
+        return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+    body = dataclasses.asdict(st)
+    body["refused_files"] = {day: dict(zip(("file", "sha256", "problem"), refused, strict=True))
+                             for day, refused in st.refused_files.items()}
+    return json.dumps(plain({"state": "attention" if st.attention else "all clear", **body}), indent=2)
 
 
 def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
@@ -105,6 +111,10 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> Status:
     _feed_age(settings, st, max([*(f.day for f in files), *(loaded or {})], default=None), now.date())
     _models(settings, st)
     _snapshot(settings, st, now)
+    try:
+        _ = settings.snapshots_kept
+    except SettingsError as exc:          # scoring would fail at its publish, after all its work
+        st.attention.append(str(exc))
     last_load, published = st.warehouse.get("last_load"), st.snapshot.get("published_at")
     if last_load and published and last_load.astimezone(dt.UTC) > dt.datetime.fromisoformat(published):
         blocked = st.warehouse.get("failing_partitions") or st.warehouse.get("unvalidated_partitions")
@@ -263,11 +273,14 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
     if stale := unfinished_history_months(history, latest_order):
+        recent = unfinished_history_months({min(history): dt.date.min}, latest_order)[-6:]   # what the job writes
         st.attention.append(
             f"segment history: {len(stale)} ended month(s) written before they ended, or missing ({stale[0]}"
-            f"{'..' + stale[-1] if len(stale) > 1 else ''}); the migration compares them as they are: `clv "
-            "materialize history` rewrites the last six months (with the daemon, monthly_segment_history_schedule "
-            "writes each month after it ends)")
+            f"{'..' + stale[-1] if len(stale) > 1 else ''}); the migration compares them as they are: " + (
+                "`clv materialize history` rewrites the last six months" if set(stale) <= set(recent) else
+                "backfill those months of serving/segment_history in the Dagster UI (`clv materialize history` "
+                "rewrites only the last six)")
+            + " (with the daemon, monthly_segment_history_schedule writes each month after it ends)")
     if returns_now_known:
         first, last = min(returns_now_known), max(returns_now_known)
         st.attention.append(f"{sum(returns_now_known.values()):,} quarantined return(s) in {len(returns_now_known)} "
@@ -370,10 +383,14 @@ def _snapshot(settings: Settings, st: Status, now: dt.datetime) -> None:
     if moved:
         st.attention.append(f"scores moved since the previous scoring (PSI > {PSI_LARGE}): "
                             + ", ".join(f"{k} {v:.2f}" for k, v in moved.items()))
+    keys = {spec.name: key for key, spec in registry.MODELS.items()}
     for name, version in snap.model_versions.items():
         production = st.models.get(name, {}).get("aliases", {}).get(registry.PRODUCTION)
         if production and str(version) != production:
-            st.attention.append(f"the snapshot was scored with {name} v{version}, production is now v{production}: "
-                                "rescore (`clv materialize score`)")
+            st.attention.append(f"the snapshot was scored with {name} v{version}, production is now v{production}: " + (
+                f"it was served again by `clv snapshot use`: if v{production} was the cause, `clv rollback "
+                f"{keys.get(name, name)}` first; a rescore (`clv materialize score`) publishes anew"
+                if st.snapshot["newer_kept"] else "rescore (`clv materialize score`)"))
+
     if age is not None and age > 36:
         st.attention.append(f"the snapshot is {age:.0f} h old: is scoring running?")

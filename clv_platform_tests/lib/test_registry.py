@@ -419,8 +419,9 @@ def test_the_pairing_advice_does_not_send_to_a_promotion_the_gate_refused(tmp_pa
     # worse than production's figure, but that figure was measured on clv v1's predictions, no longer production's:
     # the gate does not compare them (a lucky early figure held back every retrain, and the mismatch stayed)
     result = registry.promote_spec(segment, tracking_uri=uri)
-    assert result.promoted and "production v1 was fitted on clv_model v1, which is no longer production; staging " \
-        "v2 on v2, which is (figures not compared)" in result.message
+    assert result.promoted and "production v1 was fitted on clv_model v1's predictions, and clv_model v1 is no " \
+        "longer production, while staging v2 was fitted on the production one, v2 (their figures are not " \
+        "compared" in result.message
     assert registry.pairing_problems(uri) == []
     # rolled back out of production alone: mismatched again, and the gate refuses v2 from now on
     registry.rollback(segment.name, tracking_uri=uri)

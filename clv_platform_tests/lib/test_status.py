@@ -198,6 +198,14 @@ def test_status_names_a_rolled_back_staging_version_and_a_snapshot_scored_with_o
     st = status.collect(settings)
     assert ("the snapshot was scored with clv_model v1, production is now v2: rescore (`clv materialize score`)"
             in st.attention)
+    # served again on purpose (`clv snapshot use`), after a newer snapshot: a plain rescore would undo that
+    first = (tmp_path / "serving" / "current").resolve().name
+    newer = publish_fake(tmp_path / "serving", "2")
+    assert CliRunner().invoke(cli, ["snapshot", "use", first]).exit_code == 0
+    assert ("the snapshot was scored with clv_model v1, production is now v2: it was served again by `clv snapshot "
+            "use`: if v2 was the cause, `clv rollback clv` first; a rescore (`clv materialize score`) publishes anew"
+            in status.collect(settings).attention)
+    assert newer.name in status.collect(settings).snapshot["newer_kept"]
 
     registry.rollback(CLV.name, uri)                              # production back on v1, v2 still staging
     st = status.collect(settings)
@@ -335,6 +343,11 @@ def test_status_says_a_file_refused_as_a_whole_needs_fixing_not_loading(tmp_path
     attention = _landing_attention(status.collect(settings, now=NOW))
     assert len(attention) == 1 and attention[0].startswith(
         "1 landing file(s) refused as a whole at their last load (transactions_2024-03-10.csv: wrong delimiter"), attention
+    # the same for a monitor (the JSON crashed on the refused files, keyed by day)
+    facts = json.loads(status.to_json(status.collect(settings, now=NOW)))
+    refused = facts["refused_files"]["2024-03-10"]
+    assert refused["file"] == "transactions_2024-03-10.csv" and "wrong delimiter" in refused["problem"]
+    assert len(refused["sha256"]) == 64 and facts["state"] == "attention"
 
 
 def test_a_lost_or_damaged_warehouse_or_snapshot_needs_a_look(tmp_path, monkeypatch):
@@ -505,3 +518,18 @@ def test_a_segment_history_month_written_before_it_ended_needs_a_look(tmp_path, 
     assert "`clv materialize history`" in line
     assert status.unfinished_history_months({"2024-01": dt.date(2024, 1, 31)}, dt.date(2024, 4, 2)) == [
         "2024-02", "2024-03"]                                                              # missing months too
+
+    # a month older than the six that `clv materialize history` rewrites: the advice is the UI's backfill
+    con = warehouse.connect(settings.warehouse_path)
+    con.execute(f"INSERT INTO {scoring.HISTORY_TABLE} (month, as_of_date, customer_id) VALUES "
+                "('2023-06', DATE '2023-06-30', 'C1')")
+    con.close()
+    (line,) = [a for a in status.collect(settings).attention if a.startswith("segment history")]
+    assert "backfill those months of serving/segment_history in the Dagster UI" in line
+
+
+def test_a_bad_snapshots_kept_setting_needs_a_look_before_a_scoring_fails_on_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLV_SNAPSHOTS_KEPT", "0")
+    assert any(a.startswith("CLV_SNAPSHOTS_KEPT='0' is not a whole number of snapshots from 1")
+               for a in status.collect(get_settings()).attention)

@@ -86,6 +86,7 @@ def customer_scores(
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
+    keep = config.keep_snapshots or get_settings().snapshots_kept     # a bad CLV_SNAPSHOTS_KEPT fails here, not last
     clv, seg = _production_models(mlflow)
     model_info = {
         CLV.name: registry.version_info(CLV.name, tracking_uri=mlflow.tracking_uri),
@@ -131,7 +132,7 @@ def customer_scores(
         "btyd_clv_discount_rate_annual": btyd.CLV_DISCOUNT_RATE_ANNUAL,
         "data_quality": {"days": scoring.DQ_DAYS, "partitions_validated": validated},
     }
-    path = snapshot.publish(root, tables, manifest, keep=config.keep_snapshots or get_settings().snapshots_kept)
+    path = snapshot.publish(root, tables, manifest, keep=keep)
 
     with mlflow.start_run(context, run_name="score", tags={"snapshot_id": path.name}):
         import mlflow as mlf
