@@ -27,6 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE
+
 MANIFEST = "manifest.json"
 CURRENT = "current"
 SNAPSHOTS = "snapshots"
@@ -324,8 +326,6 @@ class Snapshot:
 def _current_names(name: str, table: pd.DataFrame) -> pd.DataFrame:
     """A snapshot published by an earlier version, in today's words: the migration's "(new)" row is now
     "(first seen)" (served by the API and the dashboard alike)."""
-    from clv_platform.lib.segment_names import FIRST_SEEN, FIRST_SEEN_BEFORE
-
     if name == "segment_migration" and "from_segment" in table and (table["from_segment"] == FIRST_SEEN_BEFORE).any():
         table = table.assign(from_segment=table["from_segment"].replace(FIRST_SEEN_BEFORE, FIRST_SEEN))
     return table

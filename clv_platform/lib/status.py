@@ -194,6 +194,15 @@ def _unreadable_warehouse(st: Status, path: Path, exc: Exception, rebuild: str) 
                         f"move it aside and rebuild it: {rebuild}")
 
 
+def _ended_months(first: str, latest: dt.date) -> list[tuple[str, dt.date]]:
+    """(YYYY-MM, its last day) of every month from `first` on that ended by `latest`."""
+    out, year, month = [], *map(int, first[:7].split("-"))
+    while (end := dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)) <= latest:
+        out.append((f"{year:04d}-{month:02d}", end))
+        year, month = year + month // 12, month % 12 + 1
+    return out
+
+
 def unfinished_history_months(history: dict[str, dt.date], latest: dt.date | None) -> list[str]:
     """Months YYYY-MM of the segment history (month -> its as-of date) that ended by `latest` (the latest order
     day) but were written as of an earlier day, or are missing, from the history's first month on: a `clv run`
@@ -201,13 +210,7 @@ def unfinished_history_months(history: dict[str, dt.date], latest: dt.date | Non
     rewrites it once the month ends."""
     if not history or latest is None:
         return []
-    out, year, month = [], *map(int, min(history)[:7].split("-"))
-    while (end := dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)) <= latest:
-        key = f"{year:04d}-{month:02d}"
-        if key not in history or history[key] < end:
-            out.append(key)
-        year, month = year + month // 12, month % 12 + 1
-    return out
+    return [month for month, end in _ended_months(min(history), latest) if history.get(month, dt.date.min) < end]
 
 
 def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
@@ -273,7 +276,7 @@ def _warehouse(settings: Settings, st: Status) -> dict[dt.date, str] | None:
     if read != ok + bad:
         st.attention.append(f"rows read {read:,} != loaded {ok:,} + quarantined {bad:,}")
     if stale := unfinished_history_months(history, latest_order):
-        recent = unfinished_history_months({min(history): dt.date.min}, latest_order)[-6:]   # what the job writes
+        recent = [month for month, _ in _ended_months(min(history), latest_order)][-6:]   # what the job writes
         st.attention.append(
             f"segment history: {len(stale)} ended month(s) written before they ended, or missing ({stale[0]}"
             f"{'..' + stale[-1] if len(stale) > 1 else ''}); the migration compares them as they are: " + (
